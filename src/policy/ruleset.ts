@@ -1,0 +1,112 @@
+// The live rules: every name rule of every file in one map (name key -> rule number), the
+// answer-IP rules in a list. Built whole beside the old set and swapped in by reference, so
+// a query sees either the old rules or the new ones, never half of them.
+import { cidrContains, type Cidr } from './cidr.js';
+import type { ListFile } from './list-file.js';
+import { keyToText } from '../wire/names.js';
+
+export interface RuleRef {
+  file: string;
+  bundle: string;
+  line: number;
+  allow: boolean;
+  /** The rule's domain as text (for name rules) or network (for IP rules). */
+  rule: string;
+}
+
+export class RuleSet {
+  /** name key -> rule number g; the rule is keys[g - fileStart] of files[fileOf[g]]. */
+  private readonly names = new Map<string, number>();
+  private readonly fileOf: Uint16Array;
+  private readonly fileStart: Uint32Array;
+  private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
+  /** Set by match(): where the matched suffix starts inside the key. */
+  matchOffset = 0;
+  readonly nameRuleCount: number;
+
+  constructor(readonly files: readonly ListFile[]) {
+    let total = 0;
+    for (const f of files) total += f.keys.length;
+    this.nameRuleCount = total;
+    this.fileOf = new Uint16Array(total);
+    this.fileStart = new Uint32Array(files.length);
+    let g = 0;
+    files.forEach((f, fileIndex) => {
+      this.fileStart[fileIndex] = g;
+      this.fileOf.fill(fileIndex, g, g + f.keys.length);
+      for (let i = 0; i < f.keys.length; i++, g++) {
+        const key = f.keys[i]!;
+        const existing = this.names.get(key);
+        // First rule for a name wins, except that an allow rule beats a block rule of
+        // the same name (equal specificity: allow wins).
+        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) this.names.set(key, g);
+      }
+      for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
+    });
+  }
+
+  get uniqueNames(): number {
+    return this.names.size;
+  }
+
+  get ipRuleCount(): number {
+    return this.ipRules.length;
+  }
+
+  /**
+   * The most specific rule for `key` (the name itself, then each parent), or -1. A name
+   * rule covers the name and everything below it, at label boundaries only.
+   */
+  match(key: string): number {
+    if (this.names.size === 0) return -1;
+    let off = 0;
+    while (off < key.length) {
+      const g = this.names.get(off === 0 ? key : key.slice(off));
+      if (g !== undefined) {
+        this.matchOffset = off;
+        return g;
+      }
+      off += key.charCodeAt(off) + 1;
+    }
+    return -1;
+  }
+
+  isAllow(g: number): boolean {
+    const file = this.files[this.fileOf[g]!]!;
+    return file.allow[g - this.fileStart[this.fileOf[g]!]!] === 1;
+  }
+
+  describe(g: number): RuleRef {
+    const fileIndex = this.fileOf[g]!;
+    const file = this.files[fileIndex]!;
+    const i = g - this.fileStart[fileIndex]!;
+    return { file: file.path, bundle: file.bundle, line: file.lines[i]!, allow: file.allow[i] === 1, rule: keyToText(file.keys[i]!) };
+  }
+
+  /** The first answer-IP rule whose network holds the address at bytes[offset..offset+length), or -1. */
+  matchAddress(bytes: Buffer, offset: number, length: number): number {
+    for (let i = 0; i < this.ipRules.length; i++) {
+      if (cidrContains(this.ipRules[i]!.cidr, bytes, offset, length)) return i;
+    }
+    return -1;
+  }
+
+  describeAddressRule(i: number): RuleRef {
+    const r = this.ipRules[i]!;
+    const file = this.files[r.file]!;
+    return { file: file.path, bundle: file.bundle, line: r.line, allow: false, rule: `ip:${r.cidr.text}` };
+  }
+
+  /** Every name rule in every file that covers `key` (for `sinkhole check`): slow, not for queries. */
+  rulesCovering(key: string): RuleRef[] {
+    const found: RuleRef[] = [];
+    const suffixes = new Set<string>();
+    for (let off = 0; off < key.length; off += key.charCodeAt(off) + 1) suffixes.add(key.slice(off));
+    this.files.forEach((file, fileIndex) => {
+      file.keys.forEach((k, i) => {
+        if (suffixes.has(k)) found.push(this.describe(this.fileStart[fileIndex]! + i));
+      });
+    });
+    return found;
+  }
+}

@@ -1,0 +1,198 @@
+// The query path, in one direction: guard -> policy -> cache -> forwarder. Each stage either
+// answers or hands on. Answers are made from the query's bytes and the upstream's bytes;
+// nothing is decoded into objects and re-encoded on the way back.
+import { AnswerCache } from './cache.js';
+import type { BlockedQueryLog, Logger } from './log.js';
+import type { NetworkList } from './policy/cidr.js';
+import type { RuleRef, RuleSet } from './policy/ruleset.js';
+import type { Transport } from './transport.js';
+import type { Forwarder, ForwardResult } from './upstream/forwarder.js';
+import { blockedAnswer, emptyAnswer, queryEmptyAnswer, relayAnswer, type SinkholeTemplates } from './wire/answer.js';
+import { QTYPE, RCODE, qtypeName, rcodeName } from './wire/constants.js';
+import { keyToText } from './wire/names.js';
+import { DROP, parseQuery, Query } from './wire/query.js';
+
+/** EDE codes (RFC 8914) we send. */
+const EDE_BLOCKED = 15;
+const EDE_NO_REACHABLE_AUTHORITY = 22;
+const EDE_PROHIBITED = 18;
+
+export interface ResolverCounters {
+  queries: number;
+  blocked: number;
+  cached: number;
+  forwarded: number;
+  refused: number;
+  servfail: number;
+  malformed: number;
+  dropped: number;
+}
+
+export interface ResolverDeps {
+  rules: RuleSet;
+  cache: AnswerCache;
+  forwarder: Forwarder;
+  templates: SinkholeTemplates;
+  log: Logger;
+  blockedLog: BlockedQueryLog;
+  /** Clients that may use this server; null = everyone. */
+  allowNets: NetworkList | null;
+  /** Clients never blocked. */
+  exemptClients: NetworkList | null;
+}
+
+/** Why a name is blocked: a name rule (number into the rule set) or an answer-IP rule. */
+type Verdict = { kind: 'name'; rule: number; ownerOffset: number } | { kind: 'ip'; rule: number };
+
+export class Resolver {
+  /** Swapped whole on reload; read once per query. */
+  rules: RuleSet;
+  readonly counters: ResolverCounters = {
+    queries: 0, blocked: 0, cached: 0, forwarded: 0, refused: 0, servfail: 0, malformed: 0, dropped: 0,
+  };
+  private readonly inflight = new Map<string, Query[]>();
+  private readonly debug: boolean;
+
+  constructor(private readonly deps: ResolverDeps) {
+    this.rules = deps.rules;
+    this.debug = deps.log.isLevelEnabled('debug');
+  }
+
+  get pending(): number {
+    return this.inflight.size;
+  }
+
+  handle(msg: Buffer, address: string, port: number, transport: Transport): void {
+    const parsed = parseQuery(msg);
+    if (parsed === DROP) {
+      this.counters.dropped++;
+      return;
+    }
+    if (!(parsed instanceof Query)) {
+      this.counters.malformed++;
+      transport.send(emptyAnswer(msg, parsed.questionEnd, parsed.rcode, false), address, port);
+      return;
+    }
+    const q = parsed;
+    q.clientAddress = address;
+    q.clientPort = port;
+    q.transport = transport;
+    this.counters.queries++;
+
+    // Guard: who may ask, and what may be asked.
+    if (this.deps.allowNets !== null && !this.deps.allowNets.contains(address)) {
+      this.counters.refused++;
+      this.reply(q, queryEmptyAnswer(q, RCODE.REFUSED, q.edns ? { code: EDE_PROHIBITED, text: 'client not allowed' } : undefined));
+      return;
+    }
+    if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) {
+      this.counters.refused++;
+      this.reply(q, queryEmptyAnswer(q, RCODE.NOTIMP));
+      return;
+    }
+
+    // Policy: rules are checked before the cache, so a newly blocked name is blocked at once.
+    const exempt = this.deps.exemptClients !== null && this.deps.exemptClients.contains(address);
+    const rules = this.rules;
+    if (!exempt) {
+      const g = rules.match(q.qnameKey);
+      if (g >= 0 && !rules.isAllow(g)) {
+        this.block(q, rules, { kind: 'name', rule: g, ownerOffset: rules.matchOffset });
+        return;
+      }
+    }
+
+    // Cache.
+    const hit = this.deps.cache.get(q.cacheKey);
+    if (hit !== undefined) {
+      const verdict = exempt ? null : this.responseVerdict(rules, hit.wire, hit.cnameTargets, hit.addressRecords);
+      if (verdict !== null) {
+        this.block(q, rules, verdict);
+        return;
+      }
+      this.counters.cached++;
+      const age = Math.floor((Date.now() - hit.storedAt) / 1000);
+      this.reply(q, relayAnswer(q, hit.wire, hit.ttlOffsets, age, transport.udp));
+      return;
+    }
+
+    // Forward, one upstream query for identical questions in flight at once.
+    const waiting = this.inflight.get(q.cacheKey);
+    if (waiting !== undefined) {
+      waiting.push(q);
+      return;
+    }
+    this.inflight.set(q.cacheKey, [q]);
+    this.counters.forwarded++;
+    this.deps.forwarder.forward(q, (result) => this.forwarded(q.cacheKey, result, q));
+  }
+
+  private forwarded(key: string, result: ForwardResult, first: Query): void {
+    const waiters = this.inflight.get(key) ?? [first];
+    this.inflight.delete(key);
+    const { response, info } = result;
+    if (response !== null && info !== null && (result.ok || info.rcode === RCODE.SERVFAIL)) {
+      this.deps.cache.store(key, response, info);
+    }
+    if (!result.ok) {
+      this.counters.servfail += waiters.length;
+      this.deps.log.warn({ qname: keyToText(first.qnameKey), qtype: qtypeName(first.qtype), reason: result.failure },
+        'upstream failure');
+    } else if (this.debug) {
+      this.deps.log.debug({ client: first.clientAddress, qname: keyToText(first.qnameKey), qtype: qtypeName(first.qtype),
+        rcode: rcodeName(info!.rcode), upstream: result.upstream, ms: Date.now() - first.receivedAt }, 'forwarded');
+    }
+    const rules = this.rules;
+    for (const q of waiters) {
+      if (response === null || info === null) {
+        this.reply(q, queryEmptyAnswer(q, RCODE.SERVFAIL,
+          q.edns ? { code: EDE_NO_REACHABLE_AUTHORITY, text: result.failure } : undefined));
+        continue;
+      }
+      const exempt = this.deps.exemptClients !== null && this.deps.exemptClients.contains(q.clientAddress);
+      const verdict = exempt ? null : this.responseVerdict(rules, response, info.cnameTargets, info.addressRecords);
+      if (verdict !== null) {
+        this.block(q, rules, verdict);
+        continue;
+      }
+      this.reply(q, relayAnswer(q, response, null, 0, q.transport!.udp));
+    }
+  }
+
+  /** An answer is blocked when its CNAME chain passes through a blocked name or an address falls in an ip: rule. */
+  private responseVerdict(rules: RuleSet, wire: Buffer, cnameTargets: readonly string[],
+    addressRecords: readonly { type: number; offset: number; length: number }[]): Verdict | null {
+    for (const target of cnameTargets) {
+      const g = rules.match(target);
+      if (g >= 0 && !rules.isAllow(g)) return { kind: 'name', rule: g, ownerOffset: 0 };
+    }
+    if (rules.ipRuleCount > 0) {
+      for (const r of addressRecords) {
+        if (r.type === QTYPE.A || r.type === QTYPE.AAAA) {
+          const i = rules.matchAddress(wire, r.offset, r.length);
+          if (i >= 0) return { kind: 'ip', rule: i };
+        }
+      }
+    }
+    return null;
+  }
+
+  private block(q: Query, rules: RuleSet, verdict: Verdict): void {
+    this.counters.blocked++;
+    const ref = (): RuleRef => (verdict.kind === 'name' ? rules.describe(verdict.rule) : rules.describeAddressRule(verdict.rule));
+    const ede = q.edns ? { code: EDE_BLOCKED, text: edeText(ref()) } : undefined;
+    this.reply(q, blockedAnswer(q, this.deps.templates, verdict.kind === 'name' ? verdict.ownerOffset : 0, ede));
+    this.deps.blockedLog.record(q.clientAddress, q.cacheKey, () => {
+      const r = ref();
+      return { client: q.clientAddress, qname: keyToText(q.qnameKey), qtype: qtypeName(q.qtype), rule: `${r.file}:${r.line}`, bundle: r.bundle };
+    });
+  }
+
+  private reply(q: Query, answer: Buffer): void {
+    q.transport!.send(answer, q.clientAddress, q.clientPort);
+  }
+}
+
+function edeText(ref: RuleRef): string {
+  return `blocked by ${ref.rule} (${ref.file}:${ref.line}, bundle ${ref.bundle})`;
+}

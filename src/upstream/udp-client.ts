@@ -1,0 +1,136 @@
+// Queries to upstreams over UDP on a few long-lived sockets. Each query gets a fresh random
+// ID; a response is taken only from the address and port it was sent to, with the same ID
+// and the same question. Timeouts are found by one sweep over the pending table (kept in
+// send order), not by a timer per query.
+import { randomFillSync } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { answersQuestion } from '../wire/response.js';
+import type { Endpoint } from './endpoint.js';
+
+const SOCKETS_PER_FAMILY = 4;
+const SWEEP_MS = 25;
+
+interface Pending {
+  upstream: Endpoint;
+  qnameKey: string;
+  qtype: number;
+  qclass: number;
+  expiresAt: number;
+  done: (response: Buffer | null) => void;
+}
+
+export class UdpUpstreamClient {
+  private readonly sockets: { 4: Socket[]; 6: Socket[] } = { 4: [], 6: [] };
+  /** key: socket number * 65536 + ID. Map order is send order, so expiry is a prefix. */
+  private readonly pending = new Map<number, Pending>();
+  private readonly random = Buffer.allocUnsafe(4096);
+  private randomAt = this.random.length;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(private readonly onError: (err: Error) => void) {}
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  private random16(): number {
+    if (this.randomAt + 2 > this.random.length) {
+      randomFillSync(this.random);
+      this.randomAt = 0;
+    }
+    const value = this.random.readUInt16BE(this.randomAt);
+    this.randomAt += 2;
+    return value;
+  }
+
+  private socket(family: 4 | 6, index: number): Socket {
+    const list = this.sockets[family];
+    let socket = list[index];
+    if (socket === undefined) {
+      socket = createSocket(family === 4 ? 'udp4' : 'udp6');
+      const number = (family === 4 ? 0 : SOCKETS_PER_FAMILY) + index;
+      socket.on('message', (msg, rinfo) => this.receive(number, msg, rinfo.address, rinfo.port));
+      socket.on('error', (err) => this.onError(err));
+      socket.bind(0);
+      socket.unref();
+      list[index] = socket;
+    }
+    return socket;
+  }
+
+  /**
+   * Sends `msg` (its ID is overwritten) to `upstream`; `done` gets the response, or null on
+   * timeout at `expiresAt` (a Date.now() value) or when the send fails.
+   */
+  send(upstream: Endpoint, msg: Buffer, qnameKey: string, qtype: number, qclass: number, expiresAt: number,
+    done: (response: Buffer | null) => void): void {
+    if (this.closed) {
+      done(null);
+      return;
+    }
+    const index = this.random16() % SOCKETS_PER_FAMILY;
+    const number = (upstream.family === 4 ? 0 : SOCKETS_PER_FAMILY) + index;
+    let id = this.random16();
+    let key = number * 65536 + id;
+    for (let tries = 0; this.pending.has(key) && tries < 16; tries++) {
+      id = this.random16();
+      key = number * 65536 + id;
+    }
+    if (this.pending.has(key)) {
+      done(null);
+      return;
+    }
+    msg.writeUInt16BE(id, 0);
+    const entry: Pending = { upstream, qnameKey, qtype, qclass, expiresAt, done };
+    this.pending.set(key, entry);
+    this.socket(upstream.family, index).send(msg, upstream.port, upstream.host, (err) => {
+      if (err && this.pending.get(key) === entry) {
+        this.pending.delete(key);
+        done(null);
+      }
+    });
+    if (this.sweepTimer === null) {
+      this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweepTimer.unref();
+    }
+  }
+
+  private receive(number: number, msg: Buffer, address: string, port: number): void {
+    if (msg.length < 12) return;
+    const key = number * 65536 + msg.readUInt16BE(0);
+    const entry = this.pending.get(key);
+    if (entry === undefined) return;
+    // A reply from elsewhere, or to another question, is spoofed or stale: ignore it and
+    // keep waiting for the real one.
+    if (port !== entry.upstream.port || address !== entry.upstream.host) return;
+    if (!answersQuestion(msg, entry.qnameKey, entry.qtype, entry.qclass)) return;
+    this.pending.delete(key);
+    entry.done(msg);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    // Entries expire in roughly send order; a later one with an earlier deadline (a short
+    // last try) waits at most one sweep more than it should, which is fine.
+    for (const [key, entry] of this.pending) {
+      if (entry.expiresAt > now) break;
+      this.pending.delete(key);
+      entry.done(null);
+    }
+    if (this.pending.size === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const entry of waiting) entry.done(null);
+    for (const socket of [...this.sockets[4], ...this.sockets[6]]) socket?.close();
+  }
+}

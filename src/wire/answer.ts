@@ -1,0 +1,185 @@
+// Building answers from the query's own bytes: the client's header and question are copied
+// (keeping its ID and the exact case of its qname), then records are appended. Templates
+// for the sinkhole records are built once, when the configuration is loaded.
+import { isIPv4, isIPv6 } from 'node:net';
+import {
+  CLASS_IN, EDNS_OPTION_EDE, EDNS_UDP_SIZE, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LENGTH,
+  OPCODE_MASK, QTYPE, RCODE,
+} from './constants.js';
+import type { Query } from './query.js';
+
+export interface SinkholeTemplates {
+  /** Answer record for A: owner is a pointer to the qname (offset 12). */
+  a: Buffer;
+  /** Answer record for AAAA. */
+  aaaa: Buffer;
+  /** Authority SOA record; its owner pointer (bytes 0-1) is patched per answer. */
+  soa: Buffer;
+}
+
+function ipv6Bytes(address: string): Buffer {
+  // Expand `::` and any embedded IPv4 tail, then write 8 groups.
+  let text = address;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[1]!.split('.').map(Number);
+    text = text.slice(0, -v4[1]!.length) + ((b[0]! << 8) | b[1]!).toString(16) + ':' + ((b[2]! << 8) | b[3]!).toString(16);
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : new Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
+  const groups = [...headGroups, ...fill, ...tailGroups];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** Address text -> 4 or 16 bytes. Throws on text that is not an IP address. */
+export function addressBytes(address: string): Buffer {
+  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
+  if (isIPv6(address)) return ipv6Bytes(address);
+  throw new Error(`"${address}" is not an IP address`);
+}
+
+function record(type: number, ttl: number, rdata: Buffer): Buffer {
+  const rr = Buffer.alloc(12 + rdata.length);
+  rr.writeUInt16BE(0xc000 | HEADER_LENGTH, 0);
+  rr.writeUInt16BE(type, 2);
+  rr.writeUInt16BE(CLASS_IN, 4);
+  rr.writeUInt32BE(ttl, 6);
+  rr.writeUInt16BE(rdata.length, 10);
+  rdata.copy(rr, 12);
+  return rr;
+}
+
+export function buildTemplates(ipv4: string, ipv6: string, ttl: number): SinkholeTemplates {
+  // SOA rdata: MNAME sinkhole.invalid., RNAME hostmaster.sinkhole.invalid., serial 1,
+  // refresh/retry/expire nominal, MINIMUM = the blocked TTL so that NODATA answers are
+  // cached by clients no longer than a blocked A answer (RFC 2308 section 5).
+  const mname = Buffer.from('\x08sinkhole\x07invalid\x00', 'latin1');
+  const rname = Buffer.from('\x0ahostmaster\x08sinkhole\x07invalid\x00', 'latin1');
+  const numbers = Buffer.alloc(20);
+  numbers.writeUInt32BE(1, 0);
+  numbers.writeUInt32BE(3600, 4);
+  numbers.writeUInt32BE(600, 8);
+  numbers.writeUInt32BE(86400, 12);
+  numbers.writeUInt32BE(ttl, 16);
+  return {
+    a: record(QTYPE.A, ttl, addressBytes(ipv4)),
+    aaaa: record(QTYPE.AAAA, ttl, addressBytes(ipv6)),
+    soa: record(QTYPE.SOA, ttl, Buffer.concat([mname, rname, numbers])),
+  };
+}
+
+/** Length of the OPT record we append: root name, type, class, TTL, rdlength, options. */
+function optLength(edeText: string | undefined): number {
+  return 11 + (edeText === undefined ? 0 : 6 + Buffer.byteLength(edeText));
+}
+
+/**
+ * Writes our OPT record at `off`: UDP size 1232, DO echoed, and an Extended DNS Error
+ * (RFC 8914) when `ede` is given. Returns the offset after it.
+ */
+function writeOpt(out: Buffer, off: number, dnssecOk: boolean, ede?: { code: number; text: string }): number {
+  out[off] = 0;
+  out.writeUInt16BE(QTYPE.OPT, off + 1);
+  out.writeUInt16BE(EDNS_UDP_SIZE, off + 3);
+  out.writeUInt32BE(dnssecOk ? 0x8000 : 0, off + 5);
+  if (ede === undefined) {
+    out.writeUInt16BE(0, off + 9);
+    return off + 11;
+  }
+  const textLength = out.write(ede.text, off + 17, 'utf8');
+  out.writeUInt16BE(6 + textLength, off + 9);
+  out.writeUInt16BE(EDNS_OPTION_EDE, off + 11);
+  out.writeUInt16BE(2 + textLength, off + 13);
+  out.writeUInt16BE(ede.code, off + 15);
+  return off + 17 + textLength;
+}
+
+/** Response flags for an answer we make ourselves: QR, RA, and the client's opcode, RD and CD. */
+function responseFlags(queryFlags: number, rcode: number): number {
+  return FLAG_QR | FLAG_RA | (queryFlags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (rcode & 0x0f);
+}
+
+/**
+ * The answer for a blocked name: A -> the IPv4 sinkhole, AAAA -> the IPv6 sinkhole, any other
+ * type -> NOERROR with no answer and an SOA in the authority section, owned by the blocked
+ * domain (`ownerOffset` is where that suffix starts inside the qname).
+ */
+export function blockedAnswer(q: Query, t: SinkholeTemplates, ownerOffset: number, ede?: { code: number; text: string }): Buffer {
+  const answer = q.qclass !== CLASS_IN ? undefined : q.qtype === QTYPE.A ? t.a : q.qtype === QTYPE.AAAA ? t.aaaa : undefined;
+  const rr = answer ?? t.soa;
+  const optEde = q.edns ? ede : undefined;
+  const length = q.questionEnd + rr.length + (q.edns ? optLength(optEde?.text) : 0);
+  const out = Buffer.allocUnsafe(length);
+  q.msg.copy(out, 0, 0, q.questionEnd);
+  out.writeUInt16BE(responseFlags(q.flags, RCODE.NOERROR), 2);
+  out.writeUInt16BE(answer ? 1 : 0, 6);
+  out.writeUInt16BE(answer ? 0 : 1, 8);
+  out.writeUInt16BE(q.edns ? 1 : 0, 10);
+  rr.copy(out, q.questionEnd);
+  if (!answer) out.writeUInt16BE(0xc000 | (HEADER_LENGTH + ownerOffset), q.questionEnd);
+  if (q.edns) writeOpt(out, q.questionEnd + rr.length, q.dnssecOk, optEde);
+  return out;
+}
+
+/**
+ * An answer with no records and the given rcode (SERVFAIL, REFUSED, NXDOMAIN, FORMERR...).
+ * Echoes the question when `questionEnd` > 0, and an OPT record when the query had one.
+ */
+export function emptyAnswer(msg: Buffer, questionEnd: number, rcode: number, edns: boolean, dnssecOk = false,
+  ede?: { code: number; text: string }): Buffer {
+  const body = questionEnd > 0 ? questionEnd : HEADER_LENGTH;
+  const extended = rcode > 0x0f;
+  const withOpt = edns || extended;
+  const out = Buffer.allocUnsafe(body + (withOpt ? optLength(ede?.text) : 0));
+  msg.copy(out, 0, 0, body);
+  out.writeUInt16BE(responseFlags(msg.readUInt16BE(2), rcode), 2);
+  out.writeUInt16BE(questionEnd > 0 ? 1 : 0, 4);
+  out.writeUInt32BE(0, 6);
+  out.writeUInt16BE(withOpt ? 1 : 0, 10);
+  if (withOpt) {
+    const end = writeOpt(out, body, dnssecOk, ede);
+    // Extended rcode: upper 8 bits live in the OPT TTL's first byte (RFC 6891 6.1.3).
+    if (extended) out[body + 5] = rcode >> 4;
+    return out.subarray(0, end);
+  }
+  return out;
+}
+
+export function queryEmptyAnswer(q: Query, rcode: number, ede?: { code: number; text: string }): Buffer {
+  return emptyAnswer(q.msg, q.questionEnd, rcode, q.edns, q.dnssecOk, ede);
+}
+
+/**
+ * Upstream (or cached) response -> this client's answer: the client's ID, its RD bit and
+ * its exact question bytes (0x20 mixed case survives), TTLs aged by `ageSeconds` at the
+ * given offsets. Over UDP an answer larger than the client takes becomes an empty answer
+ * with TC set, so the client retries over TCP (never a partial record).
+ */
+export function relayAnswer(q: Query, response: Buffer, ttlOffsets: Uint16Array | null, ageSeconds: number,
+  overUdp: boolean): Buffer {
+  if (overUdp && response.length > q.udpLimit) return truncatedAnswer(q, response);
+  const out = Buffer.allocUnsafe(response.length);
+  response.copy(out);
+  out.writeUInt16BE(q.id, 0);
+  out[2] = (out[2]! & ~(FLAG_RD >> 8)) | (q.msg[2]! & (FLAG_RD >> 8));
+  q.msg.copy(out, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
+  if (ttlOffsets !== null && ageSeconds > 0) {
+    for (let i = 0; i < ttlOffsets.length; i++) {
+      const off = ttlOffsets[i]!;
+      const ttl = out.readUInt32BE(off);
+      out.writeUInt32BE(ttl > ageSeconds ? ttl - ageSeconds : 0, off);
+    }
+  }
+  return out;
+}
+
+function truncatedAnswer(q: Query, response: Buffer): Buffer {
+  const out = emptyAnswer(q.msg, q.questionEnd, response[3]! & 0x0f, q.edns, q.dnssecOk);
+  // Keep the upstream's flags (AA, AD, rcode) but set TC.
+  out.writeUInt16BE((response.readUInt16BE(2) | FLAG_TC) & ~FLAG_RD | (q.flags & FLAG_RD), 2);
+  return out;
+}

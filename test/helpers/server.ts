@@ -1,0 +1,71 @@
+// Starting the real server in-process for a test: a temporary blocklist folder, a free port
+// on 127.0.0.1, logs captured as parsed JSON lines.
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { buildConfig, type Config } from '../../src/config.js';
+import type { LogOutput } from '../../src/log.js';
+import { startServer, type RunningServer } from '../../src/serve.js';
+
+export interface TestServer {
+  port: number;
+  dir: string;
+  config: Config;
+  server: RunningServer;
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export function captureLogs(level = 'debug'): { output: LogOutput; logs: Record<string, unknown>[] } {
+  const logs: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const log = pino({ level, base: undefined }, stream);
+  return { output: { log, flush: () => undefined, reopen: () => undefined }, logs };
+}
+
+export function writeLists(lists: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-test-'));
+  for (const [name, text] of Object.entries(lists)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+export async function startSinkhole(opts: { upstream: string | string[]; lists?: Record<string, string>; args?: string[]; dir?: string }): Promise<TestServer> {
+  const dir = opts.dir ?? writeLists(opts.lists ?? {});
+  const upstreams = Array.isArray(opts.upstream) ? opts.upstream : [opts.upstream];
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const config = buildConfig([
+      '--listen', `127.0.0.1:${port}`, ...upstreams.flatMap((u) => ['--upstream', u]), '--blocklists', dir, ...(opts.args ?? []),
+    ]);
+    const { output, logs } = captureLogs();
+    try {
+      const server = await startServer(config, output);
+      return {
+        port, dir, config, server, logs,
+        close: async () => {
+          await server.stop();
+          if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (err) {
+      if (attempt < 5 && /already in use/.test((err as Error).message)) continue;
+      throw err;
+    }
+  }
+}
