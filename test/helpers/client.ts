@@ -20,8 +20,8 @@ export async function udpExchange(port: number, msg: Buffer, timeoutMs = 3000, h
   });
 }
 
-/** Sends several messages on one TCP connection at once; resolves with the replies in arrival order. */
-export async function tcpExchange(port: number, msgs: Buffer[], timeoutMs = 3000, host = '127.0.0.1'): Promise<Buffer[]> {
+/** Sends several messages on one TCP connection at once; resolves with `expected` replies in arrival order. */
+export async function tcpExchange(port: number, msgs: Buffer[], timeoutMs = 3000, host = '127.0.0.1', expected = msgs.length): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     const replies: Buffer[] = [];
     let buffered = Buffer.alloc(0);
@@ -34,7 +34,7 @@ export async function tcpExchange(port: number, msgs: Buffer[], timeoutMs = 3000
     });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`TCP: ${replies.length} of ${msgs.length} replies within ${timeoutMs} ms`));
+      reject(new Error(`TCP: ${replies.length} of ${expected} replies within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -42,7 +42,7 @@ export async function tcpExchange(port: number, msgs: Buffer[], timeoutMs = 3000
         replies.push(Buffer.from(buffered.subarray(2, 2 + buffered.readUInt16BE(0))));
         buffered = buffered.subarray(2 + buffered.readUInt16BE(0));
       }
-      if (replies.length === msgs.length) {
+      if (replies.length === expected) {
         clearTimeout(timer);
         socket.end();
         resolve(replies);
