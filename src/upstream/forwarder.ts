@@ -51,8 +51,11 @@ export class Forwarder {
     const deadline = Date.now() + this.options.budgetMs;
     // With one upstream, ask it twice: a lost UDP packet should not cost the client an answer.
     const maxTries = Math.max(2, upstreams.length);
+    // Our own copy: its ID is rewritten for every try, and the client's bytes must stay as
+    // they came (answers copy the client's header and question from them).
+    const wire = Buffer.from(q.msg);
     // Ask upstreams for answers as large as we take; each client still gets what it can take.
-    if (q.optOffset >= 0 && q.msg.readUInt16BE(q.optOffset) < EDNS_UDP_SIZE) q.msg.writeUInt16BE(EDNS_UDP_SIZE, q.optOffset);
+    if (q.optOffset >= 0 && wire.readUInt16BE(q.optOffset) < EDNS_UDP_SIZE) wire.writeUInt16BE(EDNS_UDP_SIZE, q.optOffset);
     const start = this.preferred;
     let tries = 0;
     let lastFailure: Buffer | null = null;
@@ -86,7 +89,7 @@ export class Forwarder {
           return;
         }
         if (info.truncated && !viaTcp) {
-          tcpQuery(upstream, q.msg, q.qnameKey, q.qtype, q.qclass, Math.max(1, deadline - Date.now()),
+          tcpQuery(upstream, wire, q.qnameKey, q.qtype, q.qclass, Math.max(1, deadline - Date.now()),
             (tcpResponse) => onAnswer(tcpResponse, true));
           return;
         }
@@ -102,7 +105,7 @@ export class Forwarder {
         this.lastAnswerAt[index] = Date.now();
         done({ response, info, ok: true, upstream: upstream.label, failure: '' });
       };
-      this.udp.send(upstream, q.msg, q.qnameKey, q.qtype, q.qclass, expiresAt, (response) => onAnswer(response, false));
+      this.udp.send(upstream, wire, q.qnameKey, q.qtype, q.qclass, expiresAt, (response) => onAnswer(response, false));
     };
     next();
   }
