@@ -41,6 +41,18 @@ export interface ResolverDeps {
   exemptClients: NetworkList | null;
 }
 
+/** What happened to a query, for statistics and the query log. */
+export type Outcome = 'blocked' | 'forwarded' | 'cached' | 'refused' | 'servfail';
+
+/**
+ * Told about every answered query, after the answer is sent. Called on the hot path: an
+ * implementation must do little (count, sample) and build nothing it does not keep.
+ * `rule` is for blocked queries: call `describeRule()` only when the details are needed.
+ */
+export interface QueryObserver {
+  answered(q: Query, outcome: Outcome, rcode: number, upstream: string, describeRule: (() => RuleRef) | null): void;
+}
+
 /** Why a name is blocked: a name rule (number into the rule set) or an answer-IP rule. */
 type Verdict = { kind: 'name'; rule: number; ownerOffset: number } | { kind: 'ip'; rule: number };
 
@@ -52,6 +64,8 @@ export class Resolver {
   };
   private readonly inflight = new Map<string, Query[]>();
   private readonly debug: boolean;
+  /** Statistics and query log; null when nothing listens. */
+  observer: QueryObserver | null = null;
 
   constructor(private readonly deps: ResolverDeps) {
     this.rules = deps.rules;
@@ -77,17 +91,18 @@ export class Resolver {
     q.clientAddress = address;
     q.clientPort = port;
     q.transport = transport;
+    q.receivedAt = performance.now();
     this.counters.queries++;
 
     // Guard: who may ask, and what may be asked.
     if (this.deps.allowNets !== null && !this.deps.allowNets.contains(address)) {
       this.counters.refused++;
-      this.reply(q, queryEmptyAnswer(q, RCODE.REFUSED, q.edns ? { code: EDE_PROHIBITED, text: 'client not allowed' } : undefined));
+      this.reply(q, queryEmptyAnswer(q, RCODE.REFUSED, q.edns ? { code: EDE_PROHIBITED, text: 'client not allowed' } : undefined), 'refused');
       return;
     }
     if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) {
       this.counters.refused++;
-      this.reply(q, queryEmptyAnswer(q, RCODE.NOTIMP));
+      this.reply(q, queryEmptyAnswer(q, RCODE.NOTIMP), 'refused');
       return;
     }
 
@@ -112,7 +127,7 @@ export class Resolver {
       }
       this.counters.cached++;
       const age = Math.floor((Date.now() - hit.storedAt) / 1000);
-      this.reply(q, relayAnswer(q, hit.wire, hit.ttlOffsets, age, transport.udp));
+      this.reply(q, relayAnswer(q, hit.wire, hit.ttlOffsets, age, transport.udp), 'cached');
       return;
     }
 
@@ -140,13 +155,13 @@ export class Resolver {
         'upstream failure');
     } else if (this.debug) {
       this.deps.log.debug({ client: first.clientAddress, qname: keyToText(first.qnameKey), qtype: qtypeName(first.qtype),
-        rcode: rcodeName(info!.rcode), upstream: result.upstream, ms: Date.now() - first.receivedAt }, 'forwarded');
+        rcode: rcodeName(info!.rcode), upstream: result.upstream, ms: Math.round(performance.now() - first.receivedAt) }, 'forwarded');
     }
     const rules = this.rules;
     for (const q of waiters) {
       if (response === null || info === null) {
         this.reply(q, queryEmptyAnswer(q, RCODE.SERVFAIL,
-          q.edns ? { code: EDE_NO_REACHABLE_AUTHORITY, text: result.failure } : undefined));
+          q.edns ? { code: EDE_NO_REACHABLE_AUTHORITY, text: result.failure } : undefined), 'servfail', result.upstream);
         continue;
       }
       const exempt = this.deps.exemptClients !== null && this.deps.exemptClients.contains(q.clientAddress);
@@ -155,7 +170,7 @@ export class Resolver {
         this.block(q, rules, verdict);
         continue;
       }
-      this.reply(q, relayAnswer(q, response, null, 0, q.transport!.udp));
+      this.reply(q, relayAnswer(q, response, null, 0, q.transport!.udp), result.ok ? 'forwarded' : 'servfail', result.upstream);
     }
   }
 
@@ -181,15 +196,16 @@ export class Resolver {
     this.counters.blocked++;
     const ref = (): RuleRef => (verdict.kind === 'name' ? rules.describe(verdict.rule) : rules.describeAddressRule(verdict.rule));
     const ede = q.edns ? { code: EDE_BLOCKED, text: edeText(ref()) } : undefined;
-    this.reply(q, blockedAnswer(q, this.deps.templates, verdict.kind === 'name' ? verdict.ownerOffset : 0, ede));
+    this.reply(q, blockedAnswer(q, this.deps.templates, verdict.kind === 'name' ? verdict.ownerOffset : 0, ede), 'blocked', '', ref);
     this.deps.blockedLog.record(q.clientAddress, q.cacheKey, () => {
       const r = ref();
       return { client: q.clientAddress, qname: keyToText(q.qnameKey), qtype: qtypeName(q.qtype), rule: `${r.file}:${r.line}`, bundle: r.bundle };
     });
   }
 
-  private reply(q: Query, answer: Buffer): void {
+  private reply(q: Query, answer: Buffer, outcome: Outcome, upstream = '', describeRule: (() => RuleRef) | null = null): void {
     q.transport!.send(answer, q.clientAddress, q.clientPort);
+    if (this.observer !== null) this.observer.answered(q, outcome, answer[3]! & 0x0f, upstream, describeRule);
   }
 }
 

@@ -33,6 +33,7 @@ export class Query {
   // Filled in by the listener.
   clientAddress = '';
   clientPort = 0;
+  /** performance.now() when the query arrived. */
   receivedAt = 0;
   transport: Transport | null = null;
 
