@@ -1,16 +1,28 @@
 #!/usr/bin/env node
 // The `sinkhole` command: parses the command line and runs one subcommand. Errors a person
 // can fix (bad flag, unreadable folder, port in use) print one line and exit non-zero.
-import { buildConfig, ConfigError, serveHelp } from './config.js';
-import { FolderError } from './policy/load.js';
+import { disableBundle, enableBundle, formatBundles, listBundles } from './bundles.js';
+import { buildConfig, ConfigError, serveHelp, type Config } from './config.js';
+import { NetworkList } from './policy/cidr.js';
+import { checkName, formatCheck } from './policy/check.js';
+import { loadBlocklists, FolderError } from './policy/load.js';
+import { parseQtype } from './wire/constants.js';
 import { StartupError } from './server/bind-error.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: sinkhole <command> [options]
 
 Commands:
-  serve      run the DNS server in the foreground ("sinkhole serve --help" lists its options)
-  help       show this text
+  serve                 run the DNS server in the foreground ("sinkhole serve --help" lists its options)
+  check NAME [--type T] [--client IP] [--json]
+                        say whether NAME is blocked and by which rules (exit 0 allowed, 1 blocked, 2 error)
+  list                  show the bundles: enabled (in the blocklist folder) and available (in its available/)
+  enable NAME           move bundle NAME from available/ into the blocklist folder
+  disable NAME          move bundle NAME from the blocklist folder into available/
+  help                  show this text
+
+check, list, enable and disable read --blocklists DIR or --config FILE like serve does
+(default ./blocklists).
 
 A DNS sinkhole for networks: names in the blocklists answer 127.0.0.1 / ::1, everything
 else is forwarded to upstream resolvers and cached.`;
@@ -29,7 +41,67 @@ async function main(argv: string[]): Promise<number> {
     await serve(buildConfig(rest));
     return -1; // keeps running; exits from the signal handler
   }
+  if (command === 'check') return check(rest);
+  if (command === 'list' || command === 'enable' || command === 'disable') {
+    const { positional, flags } = takeFlags(rest, []);
+    const config = buildConfig(flags, { needUpstreams: false });
+    if (command === 'list') {
+      if (positional.length > 0) throw new ConfigError('list takes no name (see "sinkhole help")');
+      console.log(formatBundles(listBundles(config.blocklists)));
+      return 0;
+    }
+    if (positional.length !== 1) throw new ConfigError(`${command} takes one bundle name, e.g. "sinkhole ${command} whatsapp" (see "sinkhole list")`);
+    console.log(command === 'enable' ? enableBundle(config.blocklists, positional[0]!) : disableBundle(config.blocklists, positional[0]!));
+    return 0;
+  }
   throw new ConfigError(`unknown command "${command}" (see "sinkhole help")`);
+}
+
+/** Splits off positional words and the named command-specific flags from the shared ones. */
+function takeFlags(args: string[], own: string[]): { positional: string[]; own: Map<string, string>; flags: string[] } {
+  const positional: string[] = [];
+  const ownValues = new Map<string, string>();
+  const flags: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+    } else if (own.includes(arg)) {
+      if (arg === '--json') ownValues.set(arg, 'true');
+      else {
+        const value = args[++i];
+        if (value === undefined) throw new ConfigError(`option ${arg} needs a value`);
+        ownValues.set(arg, value);
+      }
+    } else {
+      flags.push(arg);
+      if (!arg.includes('=') && args[i + 1] !== undefined && !args[i + 1]!.startsWith('--')) flags.push(args[++i]!);
+    }
+  }
+  return { positional, own: ownValues, flags };
+}
+
+/** `sinkhole check NAME`: exit 0 when the name would be answered normally, 1 when blocked or refused. */
+async function check(args: string[]): Promise<number> {
+  const { positional, own, flags } = takeFlags(args, ['--type', '--client', '--json']);
+  if (positional.length !== 1) throw new ConfigError('check takes one name, e.g. "sinkhole check gateway.messenger.hotmail.com"');
+  const qtype = parseQtype(own.get('--type') ?? 'A');
+  if (qtype === undefined) throw new ConfigError(`--type: "${own.get('--type')}" is not a query type (A, AAAA, MX, HTTPS, TYPE65, ...)`);
+  const config: Config = buildConfig(flags, { needUpstreams: false });
+  const client = own.get('--client') ?? null;
+  if (client !== null && !/^[0-9a-f:.]+$/i.test(client)) throw new ConfigError(`--client: "${client}" is not an IP address`);
+  const report = await loadBlocklists(config.blocklists);
+  for (const f of report.failed) process.stderr.write(`sinkhole: warning: cannot read ${f.path} (${f.reason}); its rules are not considered\n`);
+  const result = checkName({
+    rules: report.ruleSet,
+    allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
+    exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
+    sinkholeIpv4: config.sinkholeIpv4,
+    sinkholeIpv6: config.sinkholeIpv6,
+  }, positional[0]!, qtype, client);
+  if ('error' in result) throw new ConfigError(result.error);
+  console.log(own.has('--json') ? JSON.stringify(result) : formatCheck(result));
+  return result.verdict === 'blocked' || result.verdict === 'refused' ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

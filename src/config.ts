@@ -171,8 +171,11 @@ export function upstreamsFromResolvConf(path: string, listen: Endpoint[]): Endpo
   return found;
 }
 
-/** Flags (and the file they name) -> Config. Throws ConfigError with a one-line message. */
-export function buildConfig(args: string[]): Config {
+/**
+ * Flags (and the file they name) -> Config. Throws ConfigError with a one-line message.
+ * `needUpstreams: false` is for commands that only read the rules (check, list).
+ */
+export function buildConfig(args: string[], { needUpstreams = true } = {}): Config {
   const { raw: flags, positional } = parseFlags(args);
   if (positional.length > 0) throw new ConfigError(`unexpected argument "${positional[0]}" (see "sinkhole serve --help")`);
   const configPath = flags.get('config')?.[0]?.value;
@@ -199,6 +202,9 @@ export function buildConfig(args: string[]): Config {
       return e;
     });
     upstreamSource = 'configuration';
+  } else if (!needUpstreams) {
+    upstreams = [];
+    upstreamSource = 'none';
   } else {
     const resolvConf = one('resolv-conf', '/etc/resolv.conf').value;
     upstreams = upstreamsFromResolvConf(resolvConf, listen);

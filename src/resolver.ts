@@ -3,6 +3,7 @@
 // nothing is decoded into objects and re-encoded on the way back.
 import { AnswerCache } from './cache.js';
 import type { BlockedQueryLog, Logger } from './log.js';
+import { CANARY_KEY } from './policy/canary.js';
 import type { NetworkList } from './policy/cidr.js';
 import type { RuleRef, RuleSet } from './policy/ruleset.js';
 import type { Transport } from './transport.js';
@@ -11,6 +12,7 @@ import { blockedAnswer, emptyAnswer, queryEmptyAnswer, relayAnswer, type Sinkhol
 import { QTYPE, RCODE, qtypeName, rcodeName } from './wire/constants.js';
 import { keyToText } from './wire/names.js';
 import { DROP, parseQuery, Query } from './wire/query.js';
+
 
 /** EDE codes (RFC 8914) we send. */
 const EDE_BLOCKED = 15;
@@ -106,6 +108,13 @@ export class Resolver {
       return;
     }
 
+    // The DoH canary (policy/canary.ts).
+    if (q.qnameKey === CANARY_KEY) {
+      this.counters.blocked++;
+      this.reply(q, queryEmptyAnswer(q, RCODE.NXDOMAIN), 'blocked');
+      return;
+    }
+
     // Policy: rules are checked before the cache, so a newly blocked name is blocked at once.
     const exempt = this.deps.exemptClients !== null && this.deps.exemptClients.contains(address);
     const rules = this.rules;
@@ -183,10 +192,10 @@ export class Resolver {
     }
     if (rules.ipRuleCount > 0) {
       for (const r of addressRecords) {
-        if (r.type === QTYPE.A || r.type === QTYPE.AAAA) {
-          const i = rules.matchAddress(wire, r.offset, r.length);
-          if (i >= 0) return { kind: 'ip', rule: i };
-        }
+        const i = r.type === QTYPE.A || r.type === QTYPE.AAAA
+          ? rules.matchAddress(wire, r.offset, r.length)
+          : matchSvcbHints(rules, wire, r.offset, r.length);
+        if (i >= 0) return { kind: 'ip', rule: i };
       }
     }
     return null;
@@ -207,6 +216,33 @@ export class Resolver {
     q.transport!.send(answer, q.clientAddress, q.clientPort);
     if (this.observer !== null) this.observer.answered(q, outcome, answer[3]! & 0x0f, upstream, describeRule);
   }
+}
+
+/**
+ * HTTPS/SVCB rdata (RFC 9460): priority, target name (never compressed), then SvcParams as
+ * key, length, value. Keys 4 (ipv4hint) and 6 (ipv6hint) carry addresses a client may use
+ * without asking for A/AAAA, so answer-IP rules apply to them too.
+ */
+function matchSvcbHints(rules: RuleSet, wire: Buffer, offset: number, length: number): number {
+  const end = offset + length;
+  let off = offset + 2;
+  while (off < end && wire[off] !== 0) off += wire[off]! + 1;
+  off++;
+  while (off + 4 <= end) {
+    const key = wire.readUInt16BE(off);
+    const len = wire.readUInt16BE(off + 2);
+    const value = off + 4;
+    if (value + len > end) return -1;
+    const size = key === 4 ? 4 : key === 6 ? 16 : 0;
+    if (size > 0) {
+      for (let a = value; a + size <= value + len; a += size) {
+        const i = rules.matchAddress(wire, a, size);
+        if (i >= 0) return i;
+      }
+    }
+    off = value + len;
+  }
+  return -1;
 }
 
 function edeText(ref: RuleRef): string {

@@ -55,13 +55,13 @@ export async function tcpExchange(port: number, msgs: Buffer[], timeoutMs = 3000
   });
 }
 
-export async function ask(port: number, name: string, type: number, o: QueryOptions & { tcp?: boolean; from?: string } = {}): Promise<Decoded> {
+export async function ask(port: number, name: string, type: number, o: QueryOptions & { tcp?: boolean; from?: string; host?: string } = {}): Promise<Decoded> {
   const msg = buildQuery(name, type, o);
   if (o.tcp) {
     const [reply] = await tcpExchange(port, [msg]);
     return decode(reply!);
   }
-  const reply = await udpExchange(port, msg, 6000, '127.0.0.1', o.from);
+  const reply = await udpExchange(port, msg, 6000, o.host ?? '127.0.0.1', o.from);
   if (reply === null) throw new Error(`no answer for ${name}/${type}`);
   return decode(reply);
 }
