@@ -111,6 +111,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const known = err instanceof ConfigError || err instanceof StartupError || err instanceof FolderError;
     process.stderr.write(`sinkhole: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+    // 2: the command line, a config or a folder is wrong; 1: the server could not start (or a bug).
+    process.exit(err instanceof ConfigError || err instanceof FolderError ? 2 : 1);
   },
 );
