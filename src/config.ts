@@ -32,6 +32,7 @@ export interface Config {
   /** Networks whose clients get answers; null means every client (an open resolver). */
   allowNets: Cidr[] | null;
   exemptClients: Cidr[];
+  workers: number;
 }
 
 interface OptionSpec {
@@ -59,6 +60,7 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'tcp-max-connections', arg: 'N', help: 'open client TCP connections at most, per listen address', defaultText: '256' },
   { name: 'allow-net', arg: 'CIDR|any', repeatable: true, help: 'clients that get answers; others get REFUSED. `any` makes an open resolver', defaultText: 'loopback, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10' },
   { name: 'exempt-client', arg: 'CIDR', repeatable: true, help: 'clients that are never blocked (e.g. an admin PC)', defaultText: 'none' },
+  { name: 'workers', arg: 'N', help: 'processes answering on the same sockets (one per core is plenty)', defaultText: '1' },
   { name: 'log-level', arg: 'LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, defaultText: 'info' },
   { name: 'resolv-conf', arg: 'FILE', help: 'where to find nameservers when no --upstream is given', defaultText: '/etc/resolv.conf' },
 ];
@@ -252,6 +254,7 @@ export function buildConfig(args: string[], { needUpstreams = true } = {}): Conf
     logLevel: logLevel.value as LogLevel,
     allowNets,
     exemptClients: cidrs(raw.get('exempt-client') ?? []),
+    workers: integer(one('workers', '1'), 1, 64),
   };
 }
 

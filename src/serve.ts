@@ -14,6 +14,7 @@ import { listenUdp, type UdpListener } from './server/udp.js';
 import type { Transport } from './transport.js';
 import { Forwarder } from './upstream/forwarder.js';
 import { buildTemplates } from './wire/answer.js';
+import { isWorker, reportReady, runPrimary } from './workers.js';
 
 /** Upper bound on one client query's wait for upstreams, whatever the number of upstreams. */
 const FORWARD_BUDGET_MS = 4000;
@@ -145,6 +146,10 @@ export async function startServer(config: Config, output: LogOutput): Promise<Ru
 export async function serve(config: Config): Promise<void> {
   const output = createLogger(config.logLevel);
   const { log } = output;
+  if (config.workers > 1 && !isWorker) {
+    runPrimary(config.workers, log, output.flush, () => undefined);
+    return;
+  }
   const server = await startServer(config, output).catch((err: unknown) => {
     output.flush();
     throw err;
@@ -154,6 +159,7 @@ export async function serve(config: Config): Promise<void> {
     upstreams: config.upstreams.map((u) => u.label), upstreamSource: config.upstreamSource,
     allowNets: config.allowNets === null ? 'any' : config.allowNets.map((c) => c.text),
   }, 'ready');
+  reportReady();
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -218,3 +218,22 @@ t.test('upstreams from resolv.conf leave out this server\'s own addresses', asyn
   t.equal(r.status, 2);
   t.match(r.stderr, /no upstream resolver: .* names none that is not this server itself; pass --upstream ADDR/);
 });
+
+t.test('--workers 2: both workers answer on the shared sockets; SIGTERM stops them all with exit 0', async (t) => {
+  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.90' }] }));
+  t.teardown(() => upstream.close());
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'msn.txt'), 'messenger.hotmail.com\n');
+  const port = await freePort();
+  const s = start(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address, '--blocklists', dir]);
+  t.teardown(() => s.child.kill('SIGKILL'));
+  t.match(await s.waitFor('all workers ready'), { workers: 2 });
+  t.equal(s.lines.filter((l) => l.msg === 'ready').length, 2, 'each worker bound the shared sockets');
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(port, `n${i}.example.org`, T.A)));
+  t.ok(answers.every((a) => a.answers[0]?.text === '192.0.2.90'), 'forwarded answers');
+  t.equal((await ask(port, 'messenger.hotmail.com', T.A, { tcp: true })).answers[0]?.text, '127.0.0.1', 'blocked, over TCP too');
+  s.child.kill('SIGTERM');
+  t.equal(await s.exited, 0);
+  t.ok(s.lines.some((l) => l.msg === 'stopped'));
+});

@@ -1,5 +1,6 @@
 // A TCP listener (RFC 7766): several queries per connection, each answered as soon as it is
 // ready (possibly out of order); idle connections closed; a cap on open connections.
+import cluster from 'node:cluster';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Transport } from '../transport.js';
 import type { Endpoint } from '../upstream/endpoint.js';
@@ -71,7 +72,7 @@ export function listenTcp(endpoint: Endpoint, handle: QueryHandler, options: Tcp
     });
     const onBindError = (err: NodeJS.ErrnoException): void => reject(new StartupError(bindErrorMessage(err, endpoint, 'TCP')));
     server.once('error', onBindError);
-    server.listen({ host: endpoint.host, port: endpoint.port, ipv6Only: endpoint.family === 6, exclusive: true }, () => {
+    server.listen({ host: endpoint.host, port: endpoint.port, ipv6Only: endpoint.family === 6, exclusive: !cluster.isWorker }, () => {
       server.off('error', onBindError);
       server.on('error', () => undefined);
       resolve(listener);

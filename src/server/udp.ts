@@ -1,4 +1,5 @@
 // A UDP listener: every datagram goes to the resolver; answers go back from the same socket.
+import cluster from 'node:cluster';
 import { createSocket, type Socket } from 'node:dgram';
 import type { Transport } from '../transport.js';
 import type { Endpoint } from '../upstream/endpoint.js';
@@ -32,7 +33,8 @@ export class UdpListener implements Transport {
 
 export function listenUdp(endpoint: Endpoint, handle: QueryHandler, onError: (err: Error) => void): Promise<UdpListener> {
   return new Promise((resolve, reject) => {
-    // ipv6Only: so that [::]:53 and 0.0.0.0:53 can both be listened on.
+    // ipv6Only: so that [::]:53 and 0.0.0.0:53 can both be listened on. Not exclusive in a
+    // cluster worker: the primary then shares one socket with every worker (see workers.ts).
     const socket = createSocket({ type: endpoint.family === 4 ? 'udp4' : 'udp6', ipv6Only: endpoint.family === 6, lookup: literalLookup });
     const listener = new UdpListener(socket, endpoint);
     const onBindError = (err: NodeJS.ErrnoException): void => reject(new StartupError(bindErrorMessage(err, endpoint, 'UDP')));
@@ -40,7 +42,7 @@ export function listenUdp(endpoint: Endpoint, handle: QueryHandler, onError: (er
     socket.on('message', (msg, rinfo) => {
       if (!listener.draining) handle(msg, rinfo.address, rinfo.port, listener);
     });
-    socket.bind({ address: endpoint.host, port: endpoint.port, exclusive: true }, () => {
+    socket.bind({ address: endpoint.host, port: endpoint.port, exclusive: !cluster.isWorker }, () => {
       socket.off('error', onBindError);
       // Errors after binding (e.g. a send to a vanished client) must never end the server.
       socket.on('error', onError);

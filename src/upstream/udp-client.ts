@@ -52,7 +52,8 @@ export class UdpUpstreamClient {
       const number = (family === 4 ? 0 : SOCKETS_PER_FAMILY) + index;
       socket.on('message', (msg, rinfo) => this.receive(number, msg, rinfo.address, rinfo.port));
       socket.on('error', (err) => this.onError(err));
-      socket.bind(0);
+      // Exclusive: in a cluster worker a shared socket would hand answers to other workers.
+      socket.bind({ port: 0, exclusive: true });
       socket.unref();
       list[index] = socket;
     }
