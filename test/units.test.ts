@@ -1,0 +1,79 @@
+// The small pure pieces: names <-> keys, endpoints, CIDRs, query types, rule lines.
+import t from 'tap';
+import { cidrContains, clientBytes, parseCidr } from '../src/policy/cidr.js';
+import { parseRuleLine } from '../src/policy/rule-line.js';
+import { parseEndpoint } from '../src/upstream/endpoint.js';
+import { addressBytes } from '../src/wire/answer.js';
+import { parseQtype, qtypeName, rcodeName } from '../src/wire/constants.js';
+import { keyToText, textToKey } from '../src/wire/names.js';
+
+t.test('names: text -> key -> text', async (t) => {
+  t.equal(textToKey('Messenger.Hotmail.COM.'), '\x09messenger\x07hotmail\x03com', 'lower-cased wire form, trailing dot dropped');
+  t.equal(keyToText(textToKey('gateway.messenger.hotmail.com') as string), 'gateway.messenger.hotmail.com');
+  t.equal(textToKey('bücher.example'), textToKey('xn--bcher-kva.example'), 'IDN in punycode');
+  t.equal(textToKey('_dmarc.example.com'), '\x06_dmarc\x07example\x03com', 'underscores are allowed');
+  t.match(textToKey('a..b'), { error: /empty label/ });
+  t.match(textToKey(''), { error: /empty name/ });
+  t.match(textToKey(`${'a'.repeat(64)}.com`), { error: /longer than 63/ });
+  t.match(textToKey(Array.from({ length: 60 }, () => 'abcd').join('.')), { error: /longer than 255/ });
+  t.match(textToKey('exa mple.com'), { error: /" " cannot be part of a host name/ });
+  t.equal(keyToText(''), '.');
+  t.equal(keyToText('\x03a.b\x01\x01'), 'a\\.b.\\001', 'dots and unprintable bytes inside labels are escaped');
+});
+
+t.test('endpoints', async (t) => {
+  t.match(parseEndpoint('127.0.0.1:5353', undefined), { host: '127.0.0.1', port: 5353, family: 4, label: '127.0.0.1:5353' });
+  t.match(parseEndpoint('[::1]:53', undefined), { host: '::1', port: 53, family: 6, label: '[::1]:53' });
+  t.match(parseEndpoint('2001:db8::1', 53), { host: '2001:db8::1', port: 53, family: 6 });
+  t.match(parseEndpoint('192.0.2.1', 53), { port: 53 });
+  t.match(parseEndpoint('192.0.2.1', undefined), { error: /needs a port/ });
+  t.match(parseEndpoint('dns.example:53', 53), { error: /not an IP address/ });
+  t.match(parseEndpoint('192.0.2.1:x', 53), { error: /port "x"/ });
+});
+
+t.test('CIDRs and client addresses', async (t) => {
+  const net = parseCidr('64.12.25.0/22');
+  if ('error' in net) throw new Error(net.error);
+  t.same([...net.bytes], [64, 12, 24, 0], 'host bits cleared');
+  for (const [address, inside] of [['64.12.24.1', true], ['64.12.27.255', true], ['64.12.28.0', false], ['64.12.23.255', false]] as const) {
+    t.equal(cidrContains(net, addressBytes(address), 0, 4), inside, `${address} ${inside ? 'in' : 'not in'} ${net.text}`);
+  }
+  const v6 = parseCidr('fc00::/7');
+  if ('error' in v6) throw new Error(v6.error);
+  t.ok(cidrContains(v6, addressBytes('fd12:3456::1'), 0, 16));
+  t.notOk(cidrContains(v6, addressBytes('fe80::1'), 0, 16));
+  t.notOk(cidrContains(v6, addressBytes('10.0.0.1'), 0, 4), 'families never mix');
+  t.same([...clientBytes('::ffff:192.168.1.16')], [192, 168, 1, 16], 'IPv4-mapped clients are IPv4');
+  t.same([...clientBytes('fe80::1%eth0')].slice(0, 2), [0xfe, 0x80], 'zone ids are dropped');
+  t.match(parseCidr('10.0.0.0/33'), { error: /must be 0 to 32/ });
+  t.match(parseCidr('nonsense/8'), { error: /not an IPv4 or IPv6 address/ });
+  t.match(parseCidr('192.168.1.16'), { prefix: 32 }, 'a bare address is a /32');
+});
+
+t.test('query types and rcodes', async (t) => {
+  t.equal(parseQtype('aaaa'), 28);
+  t.equal(parseQtype('TYPE65'), 65);
+  t.equal(parseQtype('65'), 65);
+  t.equal(parseQtype('BOGUS'), undefined);
+  t.equal(parseQtype('TYPE70000'), undefined);
+  t.equal(qtypeName(65), 'HTTPS');
+  t.equal(qtypeName(99), 'TYPE99');
+  t.equal(rcodeName(3), 'NXDOMAIN');
+  t.equal(rcodeName(11), 'RCODE11');
+});
+
+t.test('rule lines', async (t) => {
+  t.match(parseRuleLine('  messenger.hotmail.com\t# MSN'), { kind: 'name', allow: false, keys: [textToKey('messenger.hotmail.com')] });
+  t.match(parseRuleLine('@@login.live.com'), { kind: 'name', allow: true });
+  t.match(parseRuleLine('@@||login.live.com^'), { kind: 'name', allow: true });
+  t.match(parseRuleLine('||meebo.com^|'), { kind: 'name', keys: [textToKey('meebo.com')] });
+  t.match(parseRuleLine('0.0.0.0 a.example b.example'), { kind: 'name', keys: [textToKey('a.example'), textToKey('b.example')] });
+  t.match(parseRuleLine('::1 ip6-localhost ip6-loopback'), { kind: 'none' }, 'hosts preamble');
+  t.match(parseRuleLine('ip:2001:db8::/32'), { kind: 'ip', cidr: { family: 6, prefix: 32 } });
+  t.match(parseRuleLine('ip:300.1.1.1/8'), { kind: 'invalid' });
+  t.match(parseRuleLine('mess*enger.com'), { kind: 'invalid', reason: /wildcard may only stand first/ });
+  t.match(parseRuleLine('||meebo.com'), { kind: 'invalid', reason: /\|\|example\.com\^/ });
+  t.match(parseRuleLine('0.0.0.0 good.example bad..example'), { kind: 'invalid' }, 'one bad name spoils a hosts line');
+  t.match(parseRuleLine('! adblock comment'), { kind: 'none' });
+  t.match(parseRuleLine('\r'), { kind: 'none' });
+});
