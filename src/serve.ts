@@ -4,6 +4,7 @@
 import { AnswerCache } from './cache.js';
 import type { Config } from './config.js';
 import { BlockedQueryLog, createLogger, type Logger, type LogOutput } from './log.js';
+import { collectStartupGarbage } from './memory.js';
 import { NetworkList } from './policy/cidr.js';
 import type { ListFile } from './policy/list-file.js';
 import { loadBlocklists, type LoadReport } from './policy/load.js';
@@ -55,6 +56,7 @@ export async function startServer(config: Config, output: LogOutput): Promise<Ru
     rules: ruleSet.nameRuleCount + ruleSet.ipRuleCount, names: ruleSet.uniqueNames, ms: report.ms,
   }, `loaded ${ruleSet.nameRuleCount + ruleSet.ipRuleCount} rules from ${ruleSet.files.length} files in ${report.ms} ms`);
   if (ruleSet.files.length === 0) log.warn({ folder: config.blocklists }, 'no *.txt files in the blocklist folder: nothing will be blocked');
+  if (ruleSet.nameRuleCount > 100_000) collectStartupGarbage();
 
   const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));

@@ -1,6 +1,7 @@
 // One blocklist file, read and parsed: its name rules as keys with their line numbers, its
 // answer-IP rules, and the lines it had to skip. Kept per file so that a reload can reuse
 // the files that did not change and keep a file's old rules when it cannot be read.
+import { isUtf8 } from 'node:buffer';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Cidr } from './cidr.js';
@@ -41,8 +42,65 @@ export function isAllowFile(path: string): boolean {
   return /\.allow\.txt$/i.test(path);
 }
 
-/** Parses a file's text. Pure: no I/O, so tests and the reload worker can call it directly. */
-export function parseListText(path: string, text: string, mtimeMs = 0, size = text.length): ListFile {
+// Plain domain lines are most of every list: they are read straight from the file's bytes
+// into keys, without a string per line. Everything else goes through parseRuleLine.
+const keyScratch = Buffer.allocUnsafe(256);
+const NOTHING = 0;
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d;
+}
+
+/**
+ * A plain domain line (optionally indented, optionally followed by a comment) -> its key;
+ * NOTHING for a blank or comment-only line; null when the line needs the full grammar
+ * (hosts lines, adblock rules, wildcards, IDN, anything odd), which then also gives the
+ * error message.
+ */
+function scanPlainDomain(bytes: Buffer, start: number, end: number): string | typeof NOTHING | null {
+  let i = start;
+  while (i < end && isSpace(bytes[i]!)) i++;
+  if (i === end || bytes[i] === 0x23 || bytes[i] === 0x21) return NOTHING;
+  let out = 1;
+  let lengthAt = 0;
+  let onlyDigits = true;
+  for (; i < end; i++) {
+    let c = bytes[i]!;
+    if (c === 0x2e) {
+      const len = out - lengthAt - 1;
+      if (len === 0 || len > 63) return null;
+      keyScratch[lengthAt] = len;
+      lengthAt = out++;
+      continue;
+    }
+    if (isSpace(c) || c === 0x23 || c === 0x21) break;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    const digit = c >= 0x30 && c <= 0x39;
+    if (!digit) onlyDigits = false;
+    if (!((c >= 0x61 && c <= 0x7a) || digit || c === 0x2d || c === 0x5f)) return null;
+    if (out >= 255) return null;
+    keyScratch[out++] = c;
+  }
+  // The rest of the line may only be blank or a comment.
+  for (let j = i; j < end; j++) {
+    const c = bytes[j]!;
+    if (c === 0x23 || c === 0x21) break;
+    if (!isSpace(c)) return null;
+  }
+  const trailingDot = out === lengthAt + 1;
+  const len = out - lengthAt - 1;
+  if (!trailingDot) {
+    if (len > 63) return null;
+    keyScratch[lengthAt] = len;
+    lengthAt = out;
+  }
+  // An address alone, or a lone dot, gets the full grammar's error message.
+  if (onlyDigits || lengthAt === 0) return null;
+  return keyScratch.toString('latin1', 0, lengthAt);
+}
+
+/** Parses a file's bytes (UTF-8). Pure: no I/O, so tests and the reloader can call it directly. */
+export function parseListBytes(path: string, bytes: Buffer, mtimeMs = 0, size = bytes.length): ListFile {
   const allowFile = isAllowFile(path);
   const keys: string[] = [];
   const lines: number[] = [];
@@ -50,32 +108,39 @@ export function parseListText(path: string, text: string, mtimeMs = 0, size = te
   const ipRules: { cidr: Cidr; line: number }[] = [];
   const invalid: InvalidLine[] = [];
   let invalidCount = 0;
-  let start = 0;
+  // Skip a UTF-8 byte order mark.
+  let start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   let lineNo = 0;
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
+  while (start <= bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
     lineNo++;
-    const rule = parseRuleLine(text.slice(start, end));
-    switch (rule.kind) {
-      case 'name':
-        for (const key of rule.keys) {
-          keys.push(key);
-          lines.push(lineNo);
-          allow.push(rule.allow || allowFile ? 1 : 0);
-        }
-        break;
-      case 'ip':
-        ipRules.push({ cidr: rule.cidr, line: lineNo });
-        break;
-      case 'invalid':
-        invalidCount++;
-        if (invalid.length < MAX_INVALID_KEPT) {
-          invalid.push({ line: lineNo, text: text.slice(start, end).trim().slice(0, 200), reason: rule.reason });
-        }
-        break;
-      case 'none':
-        break;
+    const plain = scanPlainDomain(bytes, start, end);
+    if (typeof plain === 'string') {
+      keys.push(plain);
+      lines.push(lineNo);
+      allow.push(allowFile ? 1 : 0);
+    } else if (plain === null) {
+      const text = bytes.toString('utf8', start, end);
+      const rule = parseRuleLine(text);
+      switch (rule.kind) {
+        case 'name':
+          for (const key of rule.keys) {
+            keys.push(key);
+            lines.push(lineNo);
+            allow.push(rule.allow || allowFile ? 1 : 0);
+          }
+          break;
+        case 'ip':
+          ipRules.push({ cidr: rule.cidr, line: lineNo });
+          break;
+        case 'invalid':
+          invalidCount++;
+          if (invalid.length < MAX_INVALID_KEPT) invalid.push({ line: lineNo, text: text.trim().slice(0, 200), reason: rule.reason });
+          break;
+        case 'none':
+          break;
+      }
     }
     start = end + 1;
   }
@@ -85,17 +150,16 @@ export function parseListText(path: string, text: string, mtimeMs = 0, size = te
   };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+/** The same from text (tests, and callers that already hold a string). */
+export function parseListText(path: string, text: string, mtimeMs = 0, size?: number): ListFile {
+  const bytes = Buffer.from(text, 'utf8');
+  return parseListBytes(path, bytes, mtimeMs, size ?? bytes.length);
+}
 
 /** Reads and parses one file. Throws (with the reason in the message) when it cannot be read or is not UTF-8. */
 export async function readListFile(path: string): Promise<ListFile> {
   const info = await stat(path);
   const bytes = await readFile(path);
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new Error('not UTF-8 text');
-  }
-  return parseListText(path, text, info.mtimeMs, bytes.length);
+  if (!isUtf8(bytes)) throw new Error('not UTF-8 text');
+  return parseListBytes(path, bytes, info.mtimeMs, bytes.length);
 }
