@@ -77,3 +77,26 @@ t.test('rule lines', async (t) => {
   t.match(parseRuleLine('! adblock comment'), { kind: 'none' });
   t.match(parseRuleLine('\r'), { kind: 'none' });
 });
+
+t.test('the rule set matcher: most specific rule, label boundaries, single-label rules', async (t) => {
+  const { parseListText } = await import('../src/policy/list-file.js');
+  const { RuleSet } = await import('../src/policy/ruleset.js');
+  const key = (n: string) => textToKey(n) as string;
+  const rules = new RuleSet([parseListText('a.txt', 'hotmail.com\n@@||mail.hotmail.com^\nx.mail.hotmail.com\n')]);
+  const verdict = (n: string) => {
+    const g = rules.match(key(n));
+    return g < 0 ? 'none' : rules.isAllow(g) ? 'allow' : 'block';
+  };
+  t.equal(verdict('hotmail.com'), 'block');
+  t.equal(verdict('www.hotmail.com'), 'block');
+  t.equal(verdict('mail.hotmail.com'), 'allow');
+  t.equal(verdict('y.mail.hotmail.com'), 'allow');
+  t.equal(verdict('x.mail.hotmail.com'), 'block');
+  t.equal(verdict('nothotmail.com'), 'none');
+  t.equal(verdict('com'), 'none');
+  t.equal(verdict('example.org'), 'none');
+  const tld = new RuleSet([parseListText('b.txt', 'zip\n')]);
+  t.ok(tld.match(key('evil.zip')) >= 0, 'a single-label rule covers its whole TLD');
+  t.equal(tld.match(key('zip.example')), -1);
+  t.equal(new RuleSet([]).match(key('a.b')), -1, 'an empty rule set');
+});

@@ -20,6 +20,14 @@ export class RuleSet {
   private readonly fileOf: Uint16Array;
   private readonly fileStart: Uint32Array;
   private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
+  /**
+   * The last two labels of every rule's name (`hotmail.com` for `messenger.hotmail.com`).
+   * Most queries are for names under none of them: one lookup here answers "no rule"
+   * instead of one per label.
+   */
+  private readonly suffixes = new Set<string>();
+  /** Rules of a single label (a whole TLD) bypass the suffix filter. */
+  private singleLabelRules = 0;
   /** Set by match(): where the matched suffix starts inside the key. */
   matchOffset = 0;
   readonly nameRuleCount: number;
@@ -40,6 +48,9 @@ export class RuleSet {
         // First rule for a name wins, except that an allow rule beats a block rule of
         // the same name (equal specificity: allow wins).
         if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) this.names.set(key, g);
+        const two = lastTwoLabels(key);
+        if (two < 0) this.singleLabelRules++;
+        else if (existing === undefined) this.suffixes.add(two === 0 ? key : key.slice(two));
       }
       for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
     });
@@ -59,6 +70,10 @@ export class RuleSet {
    */
   match(key: string): number {
     if (this.names.size === 0) return -1;
+    if (this.singleLabelRules === 0) {
+      const two = lastTwoLabels(key);
+      if (two < 0 || !this.suffixes.has(two === 0 ? key : key.slice(two))) return -1;
+    }
     let off = 0;
     while (off < key.length) {
       const g = this.names.get(off === 0 ? key : key.slice(off));
@@ -109,4 +124,15 @@ export class RuleSet {
     });
     return found;
   }
+}
+
+/** Offset of the last two labels in a key; -1 when it has only one label. */
+function lastTwoLabels(key: string): number {
+  let last = 0;
+  let beforeLast = -1;
+  for (let off = 0; off < key.length; off += key.charCodeAt(off) + 1) {
+    beforeLast = last;
+    last = off;
+  }
+  return last === 0 ? -1 : beforeLast;
 }
