@@ -133,6 +133,12 @@ t.test('a port in use and a privileged port without the right each give one line
   t.equal(denied.status, 1, 'as an unprivileged user, port 53 is refused');
   t.match(denied.stderr, /cannot listen on 127\.0\.0\.1:53 \(UDP\): permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE/);
   t.equal(denied.stderr.trim().split('\n').length, 1, denied.stderr);
+
+  const locked = join(dir, 'locked');
+  mkdirSync(locked, { mode: 0o700 });
+  const unreadable = run(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', '127.0.0.1:1', '--blocklists', locked], { asNobody: true });
+  t.equal(unreadable.status, 2, 'an unreadable blocklist folder');
+  t.equal(unreadable.stderr, `sinkhole: cannot read blocklist folder ${locked}: EACCES; make it readable by the server\n`);
 });
 
 t.test('serve: ready line, dig answers, config file with flags overriding, SIGTERM exits 0', async (t) => {
