@@ -3,11 +3,11 @@
 // every socket is bound, and a failure stops it with one line.
 import { AnswerCache } from './cache.js';
 import type { Config } from './config.js';
-import { BlockedQueryLog, createLogger, type Logger, type LogOutput } from './log.js';
+import { BlockedQueryLog, createLogger, type LogOutput } from './log.js';
 import { collectStartupGarbage } from './memory.js';
 import { NetworkList } from './policy/cidr.js';
-import type { ListFile } from './policy/list-file.js';
-import { loadBlocklists, type LoadReport } from './policy/load.js';
+import { loadBlocklists } from './policy/load.js';
+import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from './reload.js';
 import { Resolver } from './resolver.js';
 import { StartupError } from './server/bind-error.js';
 import { listenTcp, type TcpListener } from './server/tcp.js';
@@ -24,31 +24,15 @@ export interface RunningServer {
   resolver: Resolver;
   udp: UdpListener[];
   tcp: TcpListener[];
+  reloader: Reloader;
   reload(reason: string): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Logs what a load found: one line per newly read file, one per skipped line, one per failure. */
-export function logLoad(log: Logger, report: LoadReport): void {
-  for (const file of report.parsed) {
-    for (const bad of file.invalid) {
-      log.warn({ where: `${file.path}:${bad.line}`, text: bad.text, reason: bad.reason }, `invalid rule skipped: ${file.path}:${bad.line}`);
-    }
-    if (file.invalidCount > file.invalid.length) {
-      log.warn({ file: file.path, more: file.invalidCount - file.invalid.length }, 'more invalid rules skipped in this file, not listed');
-    }
-  }
-  for (const f of report.failed) {
-    log.error({ file: f.path, reason: f.reason }, f.keptPrevious
-      ? `cannot read ${f.path} (${f.reason}); keeping its previous rules`
-      : `cannot read ${f.path} (${f.reason}); its rules are not loaded`);
-  }
-}
-
-export async function startServer(config: Config, output: LogOutput): Promise<RunningServer> {
+export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS): Promise<RunningServer> {
   const { log } = output;
-  let report = await loadBlocklists(config.blocklists);
-  logLoad(log, report);
+  const report = await loadBlocklists(config.blocklists);
+  logLoadProblems(log, report);
   const ruleSet = report.ruleSet;
   log.info({
     folder: config.blocklists,
@@ -108,33 +92,14 @@ export async function startServer(config: Config, output: LogOutput): Promise<Ru
     throw err;
   }
 
-  let reloading: Promise<void> | null = null;
-  const reload = async (reason: string): Promise<void> => {
-    // One reload at a time; a request during a reload is served by the reload that follows it.
-    while (reloading !== null) await reloading;
-    reloading = (async () => {
-      const previous = new Map<string, ListFile>(resolver.rules.files.map((f) => [f.path, f]));
-      try {
-        report = await loadBlocklists(config.blocklists, previous);
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'reload failed; keeping the current rules');
-        return;
-      }
-      logLoad(log, report);
-      const before = resolver.rules;
-      resolver.rules = report.ruleSet;
-      log.info({ reason, files: report.ruleSet.files.length, read: report.parsed.length, reused: report.reused,
-        failed: report.failed.length, rules: report.ruleSet.nameRuleCount + report.ruleSet.ipRuleCount,
-        before: before.nameRuleCount + before.ipRuleCount, ms: report.ms }, 'blocklists reloaded');
-    })();
-    try {
-      await reloading;
-    } finally {
-      reloading = null;
-    }
-  };
+  const reloader = new Reloader(config.blocklists, log, () => resolver.rules, (rules) => {
+    resolver.rules = rules;
+  }, reloadOptions);
+  await reloader.start();
+  const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
   const stop = async (): Promise<void> => {
+    reloader.close();
     for (const l of [...udp, ...tcp]) l.draining = true;
     // Answer what is in flight (bounded by the forward budget), then close.
     const until = Date.now() + FORWARD_BUDGET_MS + 500;
@@ -142,7 +107,7 @@ export async function startServer(config: Config, output: LogOutput): Promise<Ru
     await closeAll();
   };
 
-  return { resolver, udp, tcp, reload, stop };
+  return { resolver, udp, tcp, reloader, reload, stop };
 }
 
 export async function serve(config: Config): Promise<void> {

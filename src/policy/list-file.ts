@@ -6,6 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Cidr } from './cidr.js';
 import { parseRuleLine } from './rule-line.js';
+import { YIELD_EVERY } from './slices.js';
 
 export interface InvalidLine {
   line: number;
@@ -28,6 +29,8 @@ export interface ListFile {
   /** Identity of the file as read, for change detection on reload. */
   mtimeMs: number;
   size: number;
+  /** True when an unterminated last line was held back (the file was still being written). */
+  partial: boolean;
 }
 
 export const MAX_INVALID_KEPT = 20;
@@ -101,6 +104,24 @@ function scanPlainDomain(bytes: Buffer, start: number, end: number): string | ty
 
 /** Parses a file's bytes (UTF-8). Pure: no I/O, so tests and the reloader can call it directly. */
 export function parseListBytes(path: string, bytes: Buffer, mtimeMs = 0, size = bytes.length): ListFile {
+  const steps = parseSteps(path, bytes, mtimeMs, size, false);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
+}
+
+/**
+ * The parser as a generator: it yields every few thousand lines so that a reload can run
+ * it in time slices (see slices.ts), and returns the ListFile. With `holdPartial`, an
+ * unterminated last line is left out and the file marked partial: it is being written.
+ */
+export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: number, holdPartial: boolean): Generator<void, ListFile> {
+  let bytes = whole;
+  let partial = false;
+  if (holdPartial && bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) {
+    bytes = bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1);
+    partial = true;
+  }
   const allowFile = isAllowFile(path);
   const keys: string[] = [];
   const lines: number[] = [];
@@ -115,6 +136,7 @@ export function parseListBytes(path: string, bytes: Buffer, mtimeMs = 0, size = 
     let end = bytes.indexOf(0x0a, start);
     if (end < 0) end = bytes.length;
     lineNo++;
+    if ((lineNo & (YIELD_EVERY - 1)) === 0) yield;
     const plain = scanPlainDomain(bytes, start, end);
     if (typeof plain === 'string') {
       keys.push(plain);
@@ -146,7 +168,7 @@ export function parseListBytes(path: string, bytes: Buffer, mtimeMs = 0, size = 
   }
   return {
     path, bundle: bundleName(path), keys, lines: Uint32Array.from(lines), allow: Uint8Array.from(allow),
-    ipRules, invalid, invalidCount, mtimeMs, size,
+    ipRules, invalid, invalidCount, mtimeMs, size, partial,
   };
 }
 
@@ -156,10 +178,28 @@ export function parseListText(path: string, text: string, mtimeMs = 0, size?: nu
   return parseListBytes(path, bytes, mtimeMs, size ?? bytes.length);
 }
 
+export interface ReadOptions {
+  /** Parse in time slices (reloads) instead of all at once (startup). */
+  sliced?: boolean;
+  /** Hold back an unterminated last line when the file changed less than this many ms ago. */
+  holdPartialWithinMs?: number;
+}
+
 /** Reads and parses one file. Throws (with the reason in the message) when it cannot be read or is not UTF-8. */
-export async function readListFile(path: string): Promise<ListFile> {
+export async function readListFile(path: string, options: ReadOptions = {}): Promise<ListFile> {
   const info = await stat(path);
   const bytes = await readFile(path);
   if (!isUtf8(bytes)) throw new Error('not UTF-8 text');
-  return parseListBytes(path, bytes, info.mtimeMs, bytes.length);
+  const holdPartial = options.holdPartialWithinMs !== undefined && Date.now() - info.mtimeMs < options.holdPartialWithinMs;
+  const steps = parseSteps(path, bytes, info.mtimeMs, bytes.length, holdPartial);
+  let step = steps.next();
+  let due = performance.now() + 4;
+  while (!step.done) {
+    if (options.sliced && performance.now() >= due) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      due = performance.now() + 4;
+    }
+    step = steps.next();
+  }
+  return step.value;
 }

@@ -3,7 +3,7 @@
 // at first load), so one bad file never empties the rule set.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readListFile, type ListFile } from './list-file.js';
+import { readListFile, type ListFile, type ReadOptions } from './list-file.js';
 import { RuleSet } from './ruleset.js';
 
 export interface LoadReport {
@@ -36,7 +36,13 @@ export async function listFiles(dir: string): Promise<string[]> {
   return names.sort();
 }
 
-export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, ListFile> = new Map()): Promise<LoadReport> {
+/**
+ * Reads the folder into a new RuleSet. `previous` (a reload) lends the files that did not
+ * change, and the rules of files that cannot be read now. With `sliced`, parsing and
+ * building give the event loop a turn every few ms.
+ */
+export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, ListFile> = new Map(),
+  options: ReadOptions = {}): Promise<LoadReport> {
   const started = performance.now();
   const paths = await listFiles(dir);
   const files: ListFile[] = [];
@@ -47,12 +53,12 @@ export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, 
     const old = previous.get(path);
     try {
       const info = await stat(path);
-      if (old !== undefined && old.mtimeMs === info.mtimeMs && old.size === info.size) {
+      if (old !== undefined && !old.partial && old.mtimeMs === info.mtimeMs && old.size === info.size) {
         files.push(old);
         reused++;
         continue;
       }
-      const file = await readListFile(path);
+      const file = await readListFile(path, options);
       files.push(file);
       parsed.push(file);
     } catch (err) {
@@ -61,5 +67,6 @@ export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, 
       if (old !== undefined) files.push(old);
     }
   }
-  return { ruleSet: new RuleSet(files), parsed, reused, failed, ms: Math.round(performance.now() - started) };
+  const ruleSet = options.sliced ? await RuleSet.build(files) : new RuleSet(files);
+  return { ruleSet, parsed, reused, failed, ms: Math.round(performance.now() - started) };
 }

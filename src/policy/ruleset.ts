@@ -4,6 +4,7 @@
 import { cidrContains, type Cidr } from './cidr.js';
 import type { ListFile } from './list-file.js';
 import { keyToText } from '../wire/names.js';
+import { runAll, runSliced, YIELD_EVERY } from './slices.js';
 
 export interface RuleRef {
   file: string;
@@ -32,17 +33,32 @@ export class RuleSet {
   matchOffset = 0;
   readonly nameRuleCount: number;
 
-  constructor(readonly files: readonly ListFile[]) {
+  /** Builds the whole set now; see RuleSet.build for building in time slices. */
+  constructor(readonly files: readonly ListFile[], fillNow = true) {
     let total = 0;
     for (const f of files) total += f.keys.length;
     this.nameRuleCount = total;
     this.fileOf = new Uint16Array(total);
     this.fileStart = new Uint32Array(files.length);
+    if (fillNow) runAll(this.fill());
+  }
+
+  /** A rule set filled in time slices: the server keeps answering while it is built. */
+  static async build(files: readonly ListFile[]): Promise<RuleSet> {
+    const set = new RuleSet(files, false);
+    await runSliced(set.fill());
+    return set;
+  }
+
+  private *fill(): Generator<void> {
+    const files = this.files;
     let g = 0;
-    files.forEach((f, fileIndex) => {
+    for (let fileIndex = 0; fileIndex < files.length; fileIndex++) {
+      const f = files[fileIndex]!;
       this.fileStart[fileIndex] = g;
       this.fileOf.fill(fileIndex, g, g + f.keys.length);
       for (let i = 0; i < f.keys.length; i++, g++) {
+        if ((g & (YIELD_EVERY - 1)) === 0) yield;
         const key = f.keys[i]!;
         const existing = this.names.get(key);
         // First rule for a name wins, except that an allow rule beats a block rule of
@@ -53,7 +69,22 @@ export class RuleSet {
         else if (existing === undefined) this.suffixes.add(two === 0 ? key : key.slice(two));
       }
       for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
-    });
+    }
+  }
+
+  /** Names in this set and not in `other`, counted in time slices (for the reload log line). */
+  async countMissingFrom(other: RuleSet): Promise<number> {
+    let missing = 0;
+    const names = this.names;
+    function* count(): Generator<void> {
+      let n = 0;
+      for (const key of names.keys()) {
+        if (!other.names.has(key)) missing++;
+        if ((++n & (YIELD_EVERY - 1)) === 0) yield;
+      }
+    }
+    await runSliced(count());
+    return missing;
   }
 
   get uniqueNames(): number {

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { buildConfig, type Config } from '../../src/config.js';
 import type { LogOutput } from '../../src/log.js';
+import { DEFAULT_RELOAD_OPTIONS, type ReloadOptions } from '../../src/reload.js';
 import { startServer, type RunningServer } from '../../src/serve.js';
 
 export interface TestServer {
@@ -45,7 +46,7 @@ export function writeLists(lists: Record<string, string>): string {
   return dir;
 }
 
-export async function startSinkhole(opts: { upstream: string | string[]; lists?: Record<string, string>; args?: string[]; dir?: string }): Promise<TestServer> {
+export async function startSinkhole(opts: { upstream: string | string[]; lists?: Record<string, string>; args?: string[]; dir?: string; reload?: Partial<ReloadOptions> }): Promise<TestServer> {
   const dir = opts.dir ?? writeLists(opts.lists ?? {});
   const upstreams = Array.isArray(opts.upstream) ? opts.upstream : [opts.upstream];
   for (let attempt = 0; ; attempt++) {
@@ -55,7 +56,7 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
     ]);
     const { output, logs } = captureLogs();
     try {
-      const server = await startServer(config, output);
+      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, ...opts.reload });
       return {
         port, dir, config, server, logs,
         close: async () => {

@@ -1,0 +1,207 @@
+// Live reload against a running server on 127.0.0.1: every kind of change to the folder is
+// picked up within 2 seconds, queries keep being answered while it happens, a bad file
+// keeps its old rules, and the cache survives.
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { ask } from './helpers/client.js';
+import { T } from './helpers/dns.js';
+import { freePort, startSinkhole, type TestServer } from './helpers/server.js';
+import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function setup(t: Test, lists: Record<string, string>) {
+  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 3600, data: '192.0.2.7' }] }));
+  const s = await startSinkhole({ upstream: upstream.address, lists });
+  t.teardown(async () => {
+    await s.close();
+    await upstream.close();
+  });
+  return { s, upstream };
+}
+
+async function blocked(s: TestServer, name: string): Promise<boolean> {
+  return (await ask(s.port, name, T.A)).answers[0]?.text === '127.0.0.1';
+}
+
+/** Waits (at most 2 s, the promise made to admins) until `name` is blocked or not. */
+async function within2s(s: TestServer, name: string, want: boolean): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < 2000) {
+    if ((await blocked(s, name)) === want) return Date.now() - started;
+    await sleep(50);
+  }
+  return -1;
+}
+
+const reloads = (s: TestServer) => s.logs.filter((l) => l.msg === 'blocklists reloaded');
+
+t.test('a line appended is blocked within 2 s; the reload is logged with what changed', async (t) => {
+  const { s } = await setup(t, { 'web-messengers.txt': 'meebo.com\n' });
+  t.notOk(await blocked(s, 'newchat.example'));
+  appendFileSync(join(s.dir, 'web-messengers.txt'), 'newchat.example\n');
+  t.not(await within2s(s, 'newchat.example', true), -1, 'blocked within 2 s');
+  t.ok(await blocked(s, 'meebo.com'), 'the rest of the file still blocks');
+  t.match(reloads(s).at(-1), { reason: 'watch', files: 1, read: 1, added: 1, removed: 0, invalid: 0, ms: Number });
+});
+
+t.test('a big append (200,000 lines) is picked up while every query is still answered', async (t) => {
+  const { s } = await setup(t, { 'big.txt': 'first.example\n' });
+  const lines = Array.from({ length: 200_000 }, (_, i) => `n${i}.bulk.example`).join('\n') + '\n';
+  let sent = 0;
+  let answered = 0;
+  let stop = false;
+  const load = (async () => {
+    while (!stop) {
+      sent++;
+      const r = await ask(s.port, sent % 2 ? 'first.example' : 'www.example.org', T.A).catch(() => null);
+      if (r !== null) answered++;
+      await sleep(2);
+    }
+  })();
+  appendFileSync(join(s.dir, 'big.txt'), lines);
+  t.not(await within2s(s, 'n199999.bulk.example', true), -1, 'the last appended line is blocked within 2 s');
+  stop = true;
+  await load;
+  t.equal(answered, sent, `every query during the reload was answered (${answered} of ${sent})`);
+  t.match(reloads(s).at(-1), { added: 200_000 });
+});
+
+t.test('a line removed or changed in place', async (t) => {
+  const { s } = await setup(t, { 'chat.txt': 'a.example\nb.example\n' });
+  writeFileSync(join(s.dir, 'chat.txt'), 'a.example\nc.example\n');
+  t.not(await within2s(s, 'c.example', true), -1, 'the changed line blocks');
+  t.ok(await within2s(s, 'b.example', false) >= 0, 'the removed line no longer blocks');
+  t.match(reloads(s).at(-1), { added: 1, removed: 1 });
+});
+
+t.test('sed -i and rename-over (how editors save) are picked up', async (t) => {
+  const { s } = await setup(t, { 'chat.txt': 'old.example\n' });
+  const sed = spawnSync('sed', ['-i', 's/old\\.example/sed.example/', join(s.dir, 'chat.txt')]);
+  t.equal(sed.status, 0, 'sed -i ran');
+  t.not(await within2s(s, 'sed.example', true), -1, 'sed -i: the new name blocks');
+  t.ok(await within2s(s, 'old.example', false) >= 0, 'sed -i: the old one is gone');
+  writeFileSync(join(s.dir, '.chat.txt.swp'), 'renamed.example\n');
+  renameSync(join(s.dir, '.chat.txt.swp'), join(s.dir, 'chat.txt'));
+  t.not(await within2s(s, 'renamed.example', true), -1, 'a file renamed over the old one');
+});
+
+t.test('files created, moved in, deleted and moved out', async (t) => {
+  const { s } = await setup(t, { 'a.txt': 'a.example\n' });
+  const outside = mkdtempSync(join(tmpdir(), 'sinkhole-outside-'));
+  t.teardown(() => rmSync(outside, { recursive: true, force: true }));
+  writeFileSync(join(s.dir, 'new.txt'), 'created.example\n');
+  t.not(await within2s(s, 'created.example', true), -1, 'a new file');
+  writeFileSync(join(outside, 'moved.txt'), 'moved-in.example\n');
+  renameSync(join(outside, 'moved.txt'), join(s.dir, 'moved.txt'));
+  t.not(await within2s(s, 'moved-in.example', true), -1, 'a file moved in');
+  writeFileSync(join(s.dir, 'notes.md'), 'not-a-list.example\n');
+  unlinkSync(join(s.dir, 'new.txt'));
+  t.ok(await within2s(s, 'created.example', false) >= 0, 'a file deleted');
+  renameSync(join(s.dir, 'moved.txt'), join(outside, 'moved.txt'));
+  t.ok(await within2s(s, 'moved-in.example', false) >= 0, 'a file moved out');
+  t.notOk(await blocked(s, 'not-a-list.example'), 'files not ending in .txt are not read');
+  t.ok(await blocked(s, 'a.example'));
+});
+
+t.test('a half-written last line is not a rule until it is complete', async (t) => {
+  const { s } = await setup(t, { 'chat.txt': 'a.example\n' });
+  appendFileSync(join(s.dir, 'chat.txt'), 'newchat.exa');
+  await sleep(600);
+  t.notOk(await blocked(s, 'newchat.exa'), 'the fragment is not taken as a rule');
+  appendFileSync(join(s.dir, 'chat.txt'), 'mple.org\n');
+  t.not(await within2s(s, 'newchat.example.org', true), -1, 'the completed line blocks');
+  t.notOk(await blocked(s, 'newchat.exa'));
+  writeFileSync(join(s.dir, 'editor.txt'), 'no-final-newline.example');
+  t.not(await within2s(s, 'no-final-newline.example', true), -1, 'a file saved without a final newline still counts once it is quiet');
+});
+
+t.test('a burst of changes causes one reload; a change during a reload is not lost', async (t) => {
+  const { s } = await setup(t, { 'chat.txt': '' });
+  const before = reloads(s).length;
+  for (let i = 0; i < 30; i++) appendFileSync(join(s.dir, 'chat.txt'), `burst${i}.example\n`);
+  t.not(await within2s(s, 'burst29.example', true), -1);
+  await sleep(500);
+  t.ok(reloads(s).length - before <= 2, `30 appends, ${reloads(s).length - before} reload(s)`);
+
+  appendFileSync(join(s.dir, 'chat.txt'), Array.from({ length: 100_000 }, (_, i) => `slow${i}.example`).join('\n') + '\n');
+  await sleep(300); // the debounce has passed: the big reload is running
+  appendFileSync(join(s.dir, 'chat.txt'), 'during.example\n');
+  t.not(await within2s(s, 'during.example', true), -1, 'the change made during the reload is picked up by the next one');
+});
+
+t.test('an unreadable file keeps its previous rules; the others reload', async (t) => {
+  const { s } = await setup(t, { 'good.txt': 'good.example\n', 'bad.txt': 'kept.example\n' });
+  writeFileSync(join(s.dir, 'bad.txt'), Buffer.from([0x6b, 0x65, 0xff, 0xfe, 0x0a]));
+  appendFileSync(join(s.dir, 'good.txt'), 'more.example\n');
+  t.not(await within2s(s, 'more.example', true), -1);
+  t.ok(await blocked(s, 'kept.example'), 'the bad file\'s previous rules still apply');
+  t.match(s.logs.find((l) => String(l.msg).startsWith(`cannot read ${s.dir}/bad.txt`)), {
+    file: `${s.dir}/bad.txt`, reason: 'not UTF-8 text', msg: /keeping its previous rules/,
+  });
+});
+
+t.test('the cache survives a reload', async (t) => {
+  const { s, upstream } = await setup(t, { 'chat.txt': 'a.example\n' });
+  await ask(s.port, 'cached.example.org', T.A);
+  appendFileSync(join(s.dir, 'chat.txt'), 'b.example\n');
+  t.not(await within2s(s, 'b.example', true), -1);
+  t.equal((await ask(s.port, 'cached.example.org', T.A)).answers[0]?.text, '192.0.2.7');
+  t.equal(upstream.queries.filter((q) => q.name === 'cached.example.org').length, 1, 'still answered from the cache');
+});
+
+t.test('the folder disappears: old rules keep serving, polling takes over, its return is picked up', async (t) => {
+  const upstream: TestUpstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 60, data: '192.0.2.7' }] }));
+  const parent = mkdtempSync(join(tmpdir(), 'sinkhole-parent-'));
+  const dir = join(parent, 'lists');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'a.txt'), 'a.example\n');
+  const s = await startSinkhole({ upstream: upstream.address, dir });
+  t.teardown(async () => {
+    await s.close();
+    await upstream.close();
+    rmSync(parent, { recursive: true, force: true });
+  });
+  renameSync(dir, join(parent, 'away'));
+  await sleep(800);
+  t.ok(s.logs.some((l) => String(l.msg).startsWith('blocklist folder unreadable')), 'says so in the log');
+  t.ok(await blocked(s, 'a.example'), 'and keeps serving the old rules');
+  writeFileSync(join(parent, 'away', 'a.txt'), 'a.example\nback.example\n');
+  renameSync(join(parent, 'away'), dir);
+  t.not(await within2s(s, 'back.example', true), -1, 'the folder\'s return is picked up by polling');
+});
+
+t.test('when the watcher fails, polling picks changes up', async (t) => {
+  const { s } = await setup(t, { 'a.txt': 'a.example\n' });
+  s.server.reloader.simulateWatcherFailure();
+  t.match(s.logs.find((l) => String(l.msg).startsWith('cannot watch')), { reason: 'ENOSPC' });
+  appendFileSync(join(s.dir, 'a.txt'), 'polled.example\n');
+  t.not(await within2s(s, 'polled.example', true), -1);
+  t.match(reloads(s).at(-1), { reason: 'poll' });
+});
+
+t.test('SIGHUP reloads a running server', async (t) => {
+  const upstream = await startUpstream(() => ({ rcode: 3 }));
+  t.teardown(() => upstream.close());
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-hup-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'a.txt'), 'a.example\n');
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'cli.js'), 'serve', '--listen', `127.0.0.1:${port}`,
+    '--upstream', upstream.address, '--blocklists', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const waitFor = async (pattern: RegExp) => {
+    for (let i = 0; i < 100 && !pattern.test(out); i++) await sleep(50);
+    return pattern.test(out);
+  };
+  t.ok(await waitFor(/"msg":"ready"/), 'started');
+  child.kill('SIGHUP');
+  t.ok(await waitFor(/"reason":"SIGHUP".*"msg":"blocklists reloaded"/), 'a SIGHUP reload is logged');
+  t.equal((await ask(port, 'a.example', T.A)).answers[0]?.text, '127.0.0.1', 'and the server keeps answering');
+  child.kill('SIGTERM');
+});
