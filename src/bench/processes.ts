@@ -1,0 +1,111 @@
+// Starting and stopping the servers the benchmark measures, pinned to a core; reading
+// their memory; timing their first answer. Every process started here is stopped by PID.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { openSync, readFileSync } from 'node:fs';
+
+const started = new Set<ChildProcess>();
+
+export function stopAll(): void {
+  for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
+  started.clear();
+}
+process.on('exit', stopAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    stopAll();
+    process.exit(130);
+  });
+}
+
+export function haveTool(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+}
+
+/** Starts `command` pinned to `core` (taskset), stdout to `logFile`. */
+export function startPinned(core: number | string, command: string, args: string[], logFile = '/dev/null'): ChildProcess {
+  const out = openSync(logFile, 'a');
+  const child = spawn('taskset', ['-c', String(core), command, ...args], { stdio: ['ignore', out, out] });
+  started.add(child);
+  return child;
+}
+
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+  started.delete(child);
+}
+
+function query(name: string): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  return Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+/** Sends a query every 20 ms until one is answered; resolves with the ms since `since`. */
+export async function firstAnswer(port: number, name: string, since: number, timeoutMs = 60000): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const msg = query(name);
+      const timer = setInterval(() => {
+        if (performance.now() - since > timeoutMs) {
+          clearInterval(timer);
+          reject(new Error(`no answer on port ${port} within ${timeoutMs} ms`));
+        }
+        socket.send(msg, port, '127.0.0.1');
+      }, 20);
+      socket.on('message', () => {
+        clearInterval(timer);
+        resolve(performance.now() - since);
+      });
+      socket.send(msg, port, '127.0.0.1');
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+/** VmRSS and VmHWM (peak) of a process and its children in MB. */
+export function memoryMb(pid: number): { rss: number; peak: number } {
+  const pids = [pid, ...childPids(pid)];
+  let rss = 0;
+  let peak = 0;
+  for (const p of pids) {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      rss += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      peak += Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    } catch {
+      // gone
+    }
+  }
+  return { rss: Math.round(rss), peak: Math.round(peak) };
+}
+
+function childPids(pid: number): number[] {
+  try {
+    const direct = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return direct.flatMap((c) => [c, ...childPids(c)]);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds (user + system) a process and its children have used. */
+export function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of [pid, ...childPids(pid)]) {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
+}

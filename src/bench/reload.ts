@@ -1,0 +1,94 @@
+// Reload under load: a server holding a 1,000,000-rule folder answers a steady query stream
+// while the folder changes and is reloaded. Reports the reload time (from the server's log
+// line), queries lost, worst and 99th-percentile latency during the reload, and memory.
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
+import { percentile } from './dnsperf.js';
+import { firstAnswer, memoryMb, startPinned, stop } from './processes.js';
+
+export interface ReloadResult {
+  rules: number;
+  reloadMs: number;
+  sent: number;
+  lost: number;
+  p99Ms: number;
+  worstMs: number;
+  rssBeforeMb: number;
+  rssPeakMb: number;
+}
+
+function encode(name: string, id: number): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const header = Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+export async function reloadBench(opts: { cli: string; dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number }): Promise<ReloadResult> {
+  const log = join(opts.dir, 'reload-server.log');
+  const started = performance.now();
+  const server = startPinned(0, process.execPath, [opts.cli, 'serve', '--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream,
+    '--blocklists', opts.listsDir], log);
+  try {
+    await firstAnswer(opts.port, 'messenger.hotmail.com', started);
+    await new Promise((r) => setTimeout(r, 1000));
+    const rssBeforeMb = memoryMb(server.pid!).rss;
+    const socket = createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+    const sentAt = new Map<number, number>();
+    const latencies: number[] = [];
+    let id = 0;
+    let sent = 0;
+    let inReload = false;
+    socket.on('message', (msg) => {
+      const t0 = sentAt.get(msg.readUInt16BE(0));
+      if (t0 === undefined) return;
+      sentAt.delete(msg.readUInt16BE(0));
+      if (inReload) latencies.push(performance.now() - t0);
+    });
+    const names = ['x.messenger.hotmail.com', 'h1.bench.test', 'h2.bench.test', 'www.d5.blocked-bench.test'];
+    const perTick = Math.max(1, Math.round(opts.rate / 1000));
+    let reloadSent = 0;
+    const ticker = setInterval(() => {
+      for (let i = 0; i < perTick; i++) {
+        id = (id + 1) & 0xffff;
+        sentAt.set(id, performance.now());
+        socket.send(encode(names[id % names.length]!, id), opts.port, '127.0.0.1');
+        if (inReload) reloadSent++;
+        sent++;
+      }
+    }, 1);
+    await new Promise((r) => setTimeout(r, 1000));
+    // The change: one line appended to the big file, so the whole million is read again.
+    inReload = true;
+    let rssPeakMb = rssBeforeMb;
+    const sampler = setInterval(() => {
+      rssPeakMb = Math.max(rssPeakMb, memoryMb(server.pid!).rss);
+    }, 50);
+    const before = readFileSync(log, 'utf8').split('"blocklists reloaded"').length;
+    appendFileSync(join(opts.listsDir, 'bench.txt'), 'appended-during-bench.example\n');
+    let reloadMs = -1;
+    for (let i = 0; i < 600 && reloadMs < 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const text = readFileSync(log, 'utf8');
+      if (text.split('"blocklists reloaded"').length > before) {
+        const line = text.split('\n').filter((l) => l.includes('"blocklists reloaded"')).at(-1)!;
+        reloadMs = (JSON.parse(line) as { ms: number }).ms;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    inReload = false;
+    clearInterval(ticker);
+    clearInterval(sampler);
+    await new Promise((r) => setTimeout(r, 2000));
+    socket.close();
+    const lostDuring = reloadSent - latencies.length;
+    latencies.sort((a, b) => a - b);
+    return {
+      rules: opts.rules, reloadMs, sent: reloadSent, lost: lostDuring, p99Ms: percentile(latencies, 99),
+      worstMs: latencies.at(-1) ?? NaN, rssBeforeMb, rssPeakMb,
+    };
+  } finally {
+    await stop(server);
+  }
+}
