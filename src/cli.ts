@@ -9,6 +9,7 @@ import { loadBlocklists, FolderError } from './policy/load.js';
 import { parseQtype } from './wire/constants.js';
 import { StartupError } from './server/bind-error.js';
 import { serve } from './serve.js';
+import { waitReady } from './wait-ready.js';
 
 const USAGE = `Usage: sinkhole <command> [options]
 
@@ -19,6 +20,8 @@ Commands:
   list                  show the bundles: enabled (in the blocklist folder) and available (in its available/)
   enable NAME           move bundle NAME from available/ into the blocklist folder
   disable NAME          move bundle NAME from the blocklist folder into available/
+  wait-ready [--timeout S]
+                        wait until the configured server answers (systemd's ExecStartPost)
   help                  show this text
 
 check, list, enable and disable read --blocklists DIR or --config FILE like serve does
@@ -42,6 +45,14 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keeps running; exits from the signal handler
   }
   if (command === 'check') return check(rest);
+  if (command === 'wait-ready') {
+    const { positional, own, flags } = takeFlags(rest, ['--timeout']);
+    if (positional.length > 0) throw new ConfigError('wait-ready takes no name (see "sinkhole help")');
+    const seconds = Number(own.get('--timeout') ?? '60');
+    if (!(seconds > 0)) throw new ConfigError(`--timeout: "${own.get('--timeout')}" must be a number of seconds`);
+    await waitReady(buildConfig(flags, { needUpstreams: false }), seconds * 1000);
+    return 0;
+  }
   if (command === 'list' || command === 'enable' || command === 'disable') {
     const { positional, flags } = takeFlags(rest, []);
     const config = buildConfig(flags, { needUpstreams: false });

@@ -20,10 +20,11 @@ interface Options {
   only: Workload[];
   reload: boolean;
   quick: boolean;
+  onlyReload: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { rounds: 2, duration: 10, workers: 1, only: ['W1', 'W2', 'W3', 'W4'], reload: true, quick: false };
+  const o: Options = { rounds: 2, duration: 10, workers: 1, only: ['W1', 'W2', 'W3', 'W4'], reload: true, quick: false, onlyReload: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -37,7 +38,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--workers') o.workers = Number(value());
     else if (a === '--only') o.only = value().split(',') as Workload[];
     else if (a === '--skip-reload') o.reload = false;
-    else throw new Error(`unknown option ${a} (options: --quick --rounds N --duration S --workers N --only W1,W3 --skip-reload)`);
+    else if (a === '--only-reload') o.onlyReload = true;
+    else throw new Error(`unknown option ${a} (options: --quick --rounds N --duration S --workers N --only W1,W3 --skip-reload --only-reload)`);
   }
   return o;
 }
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
       `sinkhole logs at its default level (blocked queries on). ${o.duration} s per run, ${o.rounds} rounds, order alternating.`);
     say();
 
+    if (o.onlyReload) o.only = [];
     // The upstream's own ceiling, so that W4 is known not to measure it.
     const ceilingFile = join(dir, 'ceiling.txt');
     writeQueries(ceilingFile, 'W4', blocked, o.duration * 150_000, 'ceiling');
@@ -111,7 +114,7 @@ async function main(): Promise<void> {
 
     const results = new Map<string, PerfResult[]>();
     const servers: ServerName[] = ['sinkhole', 'dnsmasq'];
-    for (let round = 1; round <= o.rounds; round++) {
+    for (let round = 1; round <= (o.only.length > 0 ? o.rounds : 0); round++) {
       const order = round % 2 === 1 ? servers : [...servers].reverse();
       for (const name of order) {
         const server = startServer(name, lists, dir, o.workers);
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
       }
     }
 
+    if (o.only.length > 0) {
     say('### Throughput (queries per second; lost queries; CPU µs per answered query)');
     say();
     const header = ['workload', ...Array.from({ length: o.rounds }, (_, i) => [`sinkhole r${i + 1}`, `dnsmasq r${i + 1}`, `ratio r${i + 1}`]).flat()];
@@ -148,7 +152,9 @@ async function main(): Promise<void> {
       say(`| ${cells.join(' | ')} |`);
     }
     say();
+    }
 
+    if (!o.onlyReload) {
     say('### Latency on W3 at a fixed offered rate (ms)');
     say();
     say('| rate | server | p50 | p99 | max | lost |');
@@ -186,6 +192,7 @@ async function main(): Promise<void> {
       }
     }
     say();
+    }
 
     if (o.reload) {
       const sub = join(dir, 'reload');

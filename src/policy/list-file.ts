@@ -6,7 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Cidr } from './cidr.js';
 import { parseRuleLine } from './rule-line.js';
-import { YIELD_EVERY } from './slices.js';
+import { SLICE_MS, YIELD_EVERY } from './slices.js';
 
 export interface InvalidLine {
   line: number;
@@ -193,11 +193,11 @@ export async function readListFile(path: string, options: ReadOptions = {}): Pro
   const holdPartial = options.holdPartialWithinMs !== undefined && Date.now() - info.mtimeMs < options.holdPartialWithinMs;
   const steps = parseSteps(path, bytes, info.mtimeMs, bytes.length, holdPartial);
   let step = steps.next();
-  let due = performance.now() + 4;
+  let due = performance.now() + SLICE_MS;
   while (!step.done) {
     if (options.sliced && performance.now() >= due) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      due = performance.now() + 4;
+      due = performance.now() + SLICE_MS;
     }
     step = steps.next();
   }
