@@ -220,3 +220,15 @@ t.test('SIGHUP reloads a running server', async (t) => {
   t.equal((await ask(port, 'a.example', T.A)).answers[0]?.text, '127.0.0.1', 'and the server keeps answering');
   child.kill('SIGTERM');
 });
+
+t.test('sinkhole enable / disable on a running server: the watcher reloads by itself', async (t) => {
+  const { s } = await setup(t, { 'msn-messenger.txt': 'messenger.hotmail.com\n' });
+  mkdirSync(join(s.dir, 'available'));
+  writeFileSync(join(s.dir, 'available', 'whatsapp.txt'), '# WhatsApp\nwhatsapp.net\n');
+  t.notOk(await blocked(s, 'web.whatsapp.net'));
+  const cli = join(import.meta.dirname, '..', 'dist', 'cli.js');
+  t.equal(spawnSync(process.execPath, [cli, 'enable', 'whatsapp', '--blocklists', s.dir]).status, 0);
+  t.not(await within2s(s, 'web.whatsapp.net', true), -1, 'enabled: blocked within 2 s');
+  t.equal(spawnSync(process.execPath, [cli, 'disable', 'msn-messenger', '--blocklists', s.dir]).status, 0);
+  t.ok(await within2s(s, 'messenger.hotmail.com', false) >= 0, 'disabled: answered normally again');
+});
