@@ -1,6 +1,9 @@
 // Blocked names over real UDP/TCP sockets: every query type gets an answer, none reaches the
 // upstream, subdomains are covered at label boundaries, case and trailing dots do not matter.
+import dns2 from 'dns2';
 import t from 'tap';
+import { udpExchange } from './helpers/client.js';
+import { buildQuery } from './helpers/dns.js';
 import { ask } from './helpers/client.js';
 import { T } from './helpers/dns.js';
 import { startSinkhole } from './helpers/server.js';
@@ -38,6 +41,17 @@ t.test('blocked names are answered from the rules and never forwarded', async (t
 
   const tcp = await ask(s.port, 'messenger.hotmail.com', T.A, { tcp: true });
   t.equal(tcp.answers[0]?.text, '127.0.0.1', 'blocked over TCP too');
+
+  // A third-party parser (dns2) reads the hand-built answers the same way.
+  for (const [type, field, value] of [[T.A, 'address', '127.0.0.1'], [T.AAAA, 'address', '::1']] as const) {
+    const raw = await udpExchange(s.port, buildQuery('gateway.messenger.hotmail.com', type, { id: 77 }));
+    const parsed = dns2.Packet.parse(raw!) as unknown as { header: { id: number; rcode: number }; answers: Record<string, unknown>[] };
+    t.match(parsed, { header: { id: 77, rcode: 0 }, answers: [{ name: 'gateway.messenger.hotmail.com', type, ttl: 10, [field]: value }] },
+      `dns2 parses the blocked ${type === T.A ? 'A' : 'AAAA'} answer`);
+  }
+  const soaRaw = await udpExchange(s.port, buildQuery('gateway.messenger.hotmail.com', T.MX, { id: 78, edns: true }));
+  const soa = dns2.Packet.parse(soaRaw!) as unknown as { authorities: Record<string, unknown>[] };
+  t.match(soa.authorities, [{ type: T.SOA, name: 'gateway.messenger.hotmail.com', primary: 'sinkhole.invalid', minimum: 10 }], 'and the SOA of a NODATA answer');
 
   t.equal(upstream.queries.length, 0, 'nothing was forwarded');
 });

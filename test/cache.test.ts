@@ -6,20 +6,12 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ask } from './helpers/client.js';
 import { soa, T } from './helpers/dns.js';
-import { startSinkhole } from './helpers/server.js';
-import { startUpstream, type Handler } from './helpers/upstream.js';
+import { serverWithUpstream } from './helpers/server.js';
+import type { Handler } from './helpers/upstream.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function setup(t: Test, handler: Handler, args: string[] = [], lists: Record<string, string> = {}) {
-  const upstream = await startUpstream(handler);
-  const s = await startSinkhole({ upstream: upstream.address, lists, args });
-  t.teardown(async () => {
-    await s.close();
-    await upstream.close();
-  });
-  return { upstream, s };
-}
+const setup = (t: Test, handler: Handler, args: string[] = [], lists: Record<string, string> = {}) => serverWithUpstream(t, { handler, args, lists });
 
 t.test('a cache hit is served with the remaining TTL, without asking upstream', async (t) => {
   const { s, upstream } = await setup(t, (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] }));

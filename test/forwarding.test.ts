@@ -4,20 +4,12 @@ import { createSocket } from 'node:dgram';
 import t, { type Test } from 'tap';
 import { ask, tcpExchange, udpExchange } from './helpers/client.js';
 import { buildQuery, decode, T } from './helpers/dns.js';
-import { startSinkhole } from './helpers/server.js';
+import { serverWithUpstream, startSinkhole } from './helpers/server.js';
 import { buildReply, startUpstream, type Handler } from './helpers/upstream.js';
 
 const answerA = (address = '192.0.2.7', ttl = 300): Handler => (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl, data: address }] });
 
-async function setup(t: Test, handler: Handler, args: string[] = []) {
-  const upstream = await startUpstream(handler);
-  const s = await startSinkhole({ upstream: upstream.address, lists: { 'msn.txt': 'messenger.hotmail.com\n' }, args });
-  t.teardown(async () => {
-    await s.close();
-    await upstream.close();
-  });
-  return { upstream, s };
-}
+const setup = (t: Test, handler: Handler, args: string[] = []) => serverWithUpstream(t, { handler, args, lists: { 'msn.txt': 'messenger.hotmail.com\n' } });
 
 t.test('the upstream answer is relayed byte for byte: EDNS options, DNSSEC records, binary TXT', async (t) => {
   const binaryTxt = Buffer.from([5, 0, 1, 2, 0xfe, 0xff, 3, 0x2e, 0x00, 0x7f]);

@@ -5,23 +5,15 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ask } from './helpers/client.js';
 import { encodeName, ipv4, T } from './helpers/dns.js';
-import { startSinkhole } from './helpers/server.js';
-import { startUpstream, type Handler } from './helpers/upstream.js';
+import { serverWithUpstream } from './helpers/server.js';
+import type { Handler } from './helpers/upstream.js';
 
 const real: Handler = (q) => ({
   answers: q.type === T.AAAA ? [{ name: q.rawName, type: T.AAAA, ttl: 300, data: '2001:db8::7' }]
     : [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }],
 });
 
-async function setup(t: Test, lists: Record<string, string>, args: string[] = [], handler: Handler = real) {
-  const upstream = await startUpstream(handler);
-  const s = await startSinkhole({ upstream: upstream.address, lists, args });
-  t.teardown(async () => {
-    await s.close();
-    await upstream.close();
-  });
-  return { upstream, s };
-}
+const setup = (t: Test, lists: Record<string, string>, args: string[] = [], handler: Handler = real) => serverWithUpstream(t, { handler, args, lists });
 
 t.test('exceptions: the most specific rule wins; on equal specificity allow wins', async (t) => {
   const { s } = await setup(t, {

@@ -8,20 +8,13 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ask } from './helpers/client.js';
 import { T } from './helpers/dns.js';
-import { freePort, startSinkhole, type TestServer } from './helpers/server.js';
+import { freePort, serverWithUpstream, startSinkhole, type TestServer } from './helpers/server.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function setup(t: Test, lists: Record<string, string>) {
-  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 3600, data: '192.0.2.7' }] }));
-  const s = await startSinkhole({ upstream: upstream.address, lists });
-  t.teardown(async () => {
-    await s.close();
-    await upstream.close();
-  });
-  return { s, upstream };
-}
+const setup = (t: Test, lists: Record<string, string>) =>
+  serverWithUpstream(t, { lists, handler: (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 3600, data: '192.0.2.7' }] }) });
 
 async function blocked(s: TestServer, name: string): Promise<boolean> {
   return (await ask(s.port, name, T.A)).answers[0]?.text === '127.0.0.1';

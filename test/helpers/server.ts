@@ -10,6 +10,7 @@ import { buildConfig, type Config } from '../../src/config.js';
 import type { LogOutput } from '../../src/log.js';
 import { DEFAULT_RELOAD_OPTIONS, type ReloadOptions } from '../../src/reload.js';
 import { startServer, type RunningServer } from '../../src/serve.js';
+import { startUpstream, type Handler } from './upstream.js';
 
 export interface TestServer {
   port: number;
@@ -69,4 +70,15 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
       throw err;
     }
   }
+}
+
+/** An in-process upstream answering with `handler`, and a server forwarding to it; both stopped at teardown. */
+export async function serverWithUpstream(t: { teardown(fn: () => unknown): void }, opts: { handler: Handler; lists?: Record<string, string>; args?: string[] }) {
+  const upstream = await startUpstream(opts.handler);
+  const s = await startSinkhole({ upstream: upstream.address, lists: opts.lists ?? {}, args: opts.args ?? [] });
+  t.teardown(async () => {
+    await s.close();
+    await upstream.close();
+  });
+  return { s, upstream };
 }
