@@ -33,6 +33,8 @@ export interface Config {
   allowNets: Cidr[] | null;
   exemptClients: Cidr[];
   workers: number;
+  admin: Endpoint | null;
+  adminToken: string | null;
 }
 
 interface OptionSpec {
@@ -60,6 +62,8 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'tcp-max-connections', arg: 'N', help: 'open client TCP connections at most, per listen address', defaultText: '256' },
   { name: 'allow-net', arg: 'CIDR|any', repeatable: true, help: 'clients that get answers; others get REFUSED. `any` makes an open resolver', defaultText: 'loopback, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10' },
   { name: 'exempt-client', arg: 'CIDR', repeatable: true, help: 'clients that are never blocked (e.g. an admin PC)', defaultText: 'none' },
+  { name: 'admin', arg: 'ADDR:PORT', help: 'serve the admin HTTP API (health, metrics, reload, check) here; beyond loopback only with --admin-token', defaultText: 'off' },
+  { name: 'admin-token', arg: 'TOKEN', help: 'require "Authorization: Bearer TOKEN" on every admin request', defaultText: 'none' },
   { name: 'workers', arg: 'N', help: 'processes answering on the same sockets (one per core is plenty)', defaultText: '1' },
   { name: 'log-level', arg: 'LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, defaultText: 'info' },
   { name: 'resolv-conf', arg: 'FILE', help: 'where to find nameservers when no --upstream is given', defaultText: '/etc/resolv.conf' },
@@ -255,7 +259,19 @@ export function buildConfig(args: string[], { needUpstreams = true } = {}): Conf
     allowNets,
     exemptClients: cidrs(raw.get('exempt-client') ?? []),
     workers: integer(one('workers', '1'), 1, 64),
+    ...adminSettings(raw.get('admin')?.[0], raw.get('admin-token')?.[0]),
   };
+}
+
+function adminSettings(admin: { value: string; where: string } | undefined, token: { value: string; where: string } | undefined) {
+  if (admin === undefined) return { admin: null, adminToken: token?.value ?? null };
+  const endpoint = parseEndpoint(admin.value, undefined);
+  if ('error' in endpoint) throw new ConfigError(`${admin.where}: ${endpoint.error}`);
+  const loopback = endpoint.host.startsWith('127.') || endpoint.host === '::1';
+  if (!loopback && token === undefined) {
+    throw new ConfigError(`${admin.where}: the admin API on ${endpoint.label} would be reachable from the network; add --admin-token TOKEN or listen on 127.0.0.1`);
+  }
+  return { admin: endpoint, adminToken: token?.value ?? null };
 }
 
 export function serveHelp(): string {

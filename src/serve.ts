@@ -1,6 +1,7 @@
 // `sinkhole serve`: load the rules, bind every listen address (UDP and TCP), answer until a
 // signal. Startup is all-or-nothing: the server says "ready" only when rules are loaded and
 // every socket is bound, and a failure stops it with one line.
+import { startAdmin, type ReloadStats } from './admin.js';
 import { AnswerCache } from './cache.js';
 import type { Config } from './config.js';
 import { BlockedQueryLog, createLogger, type LogOutput } from './log.js';
@@ -9,6 +10,7 @@ import { NetworkList } from './policy/cidr.js';
 import { loadBlocklists } from './policy/load.js';
 import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from './reload.js';
 import { Resolver } from './resolver.js';
+import { QueryStats } from './stats.js';
 import { StartupError } from './server/bind-error.js';
 import { listenTcp, type TcpListener } from './server/tcp.js';
 import { listenUdp, type UdpListener } from './server/udp.js';
@@ -44,9 +46,10 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
+  const cache = new AnswerCache({ size: config.cacheSize, minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
   const resolver = new Resolver({
     rules: ruleSet,
-    cache: new AnswerCache({ size: config.cacheSize, minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl }),
+    cache,
     forwarder,
     templates: buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl),
     log,
@@ -98,8 +101,34 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   await reloader.start();
   const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
+  let admin: import('node:http').Server | null = null;
+  if (config.admin !== null) {
+    const stats = new QueryStats();
+    const reloads: ReloadStats = { count: 0, failures: 0, lastMs: 0 };
+    reloader.onReload = (r) => {
+      reloads.count++;
+      if (!r.ok) reloads.failures++;
+      reloads.lastMs = r.ms;
+    };
+    resolver.observer = stats;
+    try {
+      admin = await startAdmin(config.admin, config.adminToken, {
+        config, resolver, cache, forwarder, reloader, stats, reloads,
+        allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
+        exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
+      });
+    } catch (err) {
+      reloader.close();
+      await closeAll();
+      throw err;
+    }
+    log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
+  }
+
   const stop = async (): Promise<void> => {
     reloader.close();
+    admin?.close();
+    admin?.closeAllConnections();
     for (const l of [...udp, ...tcp]) l.draining = true;
     // Answer what is in flight (bounded by the forward budget), then close.
     const until = Date.now() + FORWARD_BUDGET_MS + 500;

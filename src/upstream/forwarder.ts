@@ -21,6 +21,17 @@ export interface ForwardResult {
   failure: string;
 }
 
+/** Upper bounds (ms) of the upstream latency histogram buckets; one more bucket holds the rest. */
+export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000] as const;
+
+export interface UpstreamStats {
+  queries: number;
+  timeouts: number;
+  failures: number;
+  latency: Uint32Array;
+  latencySumMs: number;
+}
+
 export interface ForwarderOptions {
   upstreams: Endpoint[];
   timeoutMs: number;
@@ -35,10 +46,13 @@ export class Forwarder {
   readonly upstreams: Endpoint[];
   /** Per upstream: Date.now() of its last good answer (0 = never). */
   readonly lastAnswerAt: number[];
+  /** Per upstream: tries, timeouts, failed answers, and answer latency in LATENCY_BUCKETS_MS. */
+  readonly stats: UpstreamStats[];
 
   constructor(private readonly options: ForwarderOptions, onError: (err: Error) => void) {
     this.upstreams = options.upstreams;
     this.lastAnswerAt = options.upstreams.map(() => 0);
+    this.stats = options.upstreams.map(() => ({ queries: 0, timeouts: 0, failures: 0, latency: new Uint32Array(LATENCY_BUCKETS_MS.length + 1), latencySumMs: 0 }));
     this.udp = new UdpUpstreamClient(onError);
   }
 
@@ -74,8 +88,11 @@ export class Forwarder {
       tries++;
       lastUpstream = upstream.label;
       const expiresAt = Math.min(deadline, now + timeoutMs);
+      const stats = this.stats[index]!;
+      stats.queries++;
       const onAnswer = (response: Buffer | null, viaTcp: boolean): void => {
         if (response === null) {
+          stats.timeouts++;
           failure = `${upstream.label} did not answer${viaTcp ? ' over TCP' : ''} in time`;
           this.demote(index);
           next();
@@ -93,7 +110,13 @@ export class Forwarder {
             (tcpResponse) => onAnswer(tcpResponse, true));
           return;
         }
+        const ms = Date.now() - now;
+        let bucket = 0;
+        while (bucket < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[bucket]!) bucket++;
+        stats.latency[bucket]!++;
+        stats.latencySumMs += ms;
         if (info.rcode !== RCODE.NOERROR && info.rcode !== RCODE.NXDOMAIN) {
+          stats.failures++;
           failure = `${upstream.label} answered ${info.rcode === RCODE.SERVFAIL ? 'SERVFAIL' : `rcode ${info.rcode}`}`;
           lastFailure = response;
           lastInfo = info;
