@@ -133,6 +133,15 @@ function apiStats(deps: AdminDeps): Record<string, unknown> {
     queries: total, ...byOutcome, blockedShare: total > 0 ? stats.byOutcome[0]! / total : 0,
     cache: { entries: cache.size, hits: cache.hits, misses: cache.misses, hitRate: cache.hits + cache.misses > 0 ? cache.hits / (cache.hits + cache.misses) : 0 },
     rules: resolver.rules.nameRuleCount + resolver.rules.ipRuleCount, reloads: deps.reloads,
+    upstreams: deps.forwarder.upstreams.map((u, i) => ({
+      upstream: u.label, queries: deps.forwarder.stats[i]!.queries, timeouts: deps.forwarder.stats[i]!.timeouts,
+      lastAnswerSecondsAgo: deps.forwarder.lastAnswerAt[i] ? Math.round((Date.now() - deps.forwarder.lastAnswerAt[i]!) / 1000) : null,
+    })),
+    topBlockedClients: stats.topClients.top(10),
+    topBlockedBundles: stats.topBundles.top(10),
+    topBlockedDomains: stats.topDomains.top(10),
+    recentBlocked: [...stats.recent].reverse().slice(0, 20),
+    last24h: stats.timeline(),
   };
 }
 

@@ -9,6 +9,7 @@ import { loadBlocklists, FolderError } from './policy/load.js';
 import { parseQtype } from './wire/constants.js';
 import { StartupError } from './server/bind-error.js';
 import { serve } from './serve.js';
+import { printStats } from './stats-command.js';
 import { waitReady } from './wait-ready.js';
 
 const USAGE = `Usage: sinkhole <command> [options]
@@ -20,6 +21,7 @@ Commands:
   list                  show the bundles: enabled (in the blocklist folder) and available (in its available/)
   enable NAME           move bundle NAME from available/ into the blocklist folder
   disable NAME          move bundle NAME from the blocklist folder into available/
+  stats                 print the running server's statistics (needs --admin, or --config with admin)
   wait-ready [--timeout S]
                         wait until the configured server answers (systemd's ExecStartPost)
   help                  show this text
@@ -45,6 +47,12 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keeps running; exits from the signal handler
   }
   if (command === 'check') return check(rest);
+  if (command === 'stats') {
+    const { positional, flags } = takeFlags(rest, []);
+    if (positional.length > 0) throw new ConfigError('stats takes no name (see "sinkhole help")');
+    await printStats(buildConfig(flags, { needUpstreams: false }));
+    return 0;
+  }
   if (command === 'wait-ready') {
     const { positional, own, flags } = takeFlags(rest, ['--timeout']);
     if (positional.length > 0) throw new ConfigError('wait-ready takes no name (see "sinkhole help")');

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { parseCidr, type Cidr } from './policy/cidr.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { parseQueryLogMode, type QueryLogMode } from './querylog.js';
 import { endpointLabel, parseEndpoint, type Endpoint } from './upstream/endpoint.js';
 
 export class ConfigError extends Error {}
@@ -35,6 +36,9 @@ export interface Config {
   workers: number;
   admin: Endpoint | null;
   adminToken: string | null;
+  /** null = off; 'stdout' or a file path. */
+  queryLog: string | null;
+  queryLogMode: QueryLogMode;
 }
 
 interface OptionSpec {
@@ -64,6 +68,8 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'exempt-client', arg: 'CIDR', repeatable: true, help: 'clients that are never blocked (e.g. an admin PC)', defaultText: 'none' },
   { name: 'admin', arg: 'ADDR:PORT', help: 'serve the admin HTTP API (health, metrics, reload, check) here; beyond loopback only with --admin-token', defaultText: 'off' },
   { name: 'admin-token', arg: 'TOKEN', help: 'require "Authorization: Bearer TOKEN" on every admin request', defaultText: 'none' },
+  { name: 'query-log', arg: 'stdout|FILE|off', help: 'one JSON line per query (client, name, type, verdict, rule, rcode, upstream, ms); reopened on SIGHUP', defaultText: 'off' },
+  { name: 'query-log-mode', arg: 'all|blocked|sample:N', help: 'which queries the query log keeps; blocked queries are always kept', defaultText: 'all' },
   { name: 'workers', arg: 'N', help: 'processes answering on the same sockets (one per core is plenty)', defaultText: '1' },
   { name: 'log-level', arg: 'LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, defaultText: 'info' },
   { name: 'resolv-conf', arg: 'FILE', help: 'where to find nameservers when no --upstream is given', defaultText: '/etc/resolv.conf' },
@@ -260,7 +266,15 @@ export function buildConfig(args: string[], { needUpstreams = true } = {}): Conf
     exemptClients: cidrs(raw.get('exempt-client') ?? []),
     workers: integer(one('workers', '1'), 1, 64),
     ...adminSettings(raw.get('admin')?.[0], raw.get('admin-token')?.[0]),
+    queryLog: one('query-log', 'off').value === 'off' ? null : one('query-log', 'off').value,
+    queryLogMode: queryLogMode(one('query-log-mode', 'all')),
   };
+}
+
+function queryLogMode(v: { value: string; where: string }): QueryLogMode {
+  const mode = parseQueryLogMode(v.value);
+  if (mode === null) throw new ConfigError(`${v.where}: "${v.value}" must be all, blocked or sample:N (e.g. sample:100)`);
+  return mode;
 }
 
 function adminSettings(admin: { value: string; where: string } | undefined, token: { value: string; where: string } | undefined) {

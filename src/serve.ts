@@ -9,7 +9,8 @@ import { collectStartupGarbage } from './memory.js';
 import { NetworkList } from './policy/cidr.js';
 import { loadBlocklists } from './policy/load.js';
 import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from './reload.js';
-import { Resolver } from './resolver.js';
+import { Resolver, type QueryObserver } from './resolver.js';
+import { fanOut, QueryLog } from './querylog.js';
 import { QueryStats } from './stats.js';
 import { StartupError } from './server/bind-error.js';
 import { listenTcp, type TcpListener } from './server/tcp.js';
@@ -28,6 +29,8 @@ export interface RunningServer {
   tcp: TcpListener[];
   reloader: Reloader;
   reload(reason: string): Promise<void>;
+  /** Reopens the query log file (SIGHUP, for logrotate). */
+  reopenLogs(): void;
   stop(): Promise<void>;
 }
 
@@ -101,16 +104,19 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   await reloader.start();
   const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
+  const observers: QueryObserver[] = [];
+  const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode);
+  if (queryLog !== null) observers.push(queryLog);
   let admin: import('node:http').Server | null = null;
   if (config.admin !== null) {
     const stats = new QueryStats();
+    observers.push(stats);
     const reloads: ReloadStats = { count: 0, failures: 0, lastMs: 0 };
     reloader.onReload = (r) => {
       reloads.count++;
       if (!r.ok) reloads.failures++;
       reloads.lastMs = r.ms;
     };
-    resolver.observer = stats;
     try {
       admin = await startAdmin(config.admin, config.adminToken, {
         config, resolver, cache, forwarder, reloader, stats, reloads,
@@ -124,6 +130,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     }
     log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
   }
+  resolver.observer = fanOut(observers);
 
   const stop = async (): Promise<void> => {
     reloader.close();
@@ -134,9 +141,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     const until = Date.now() + FORWARD_BUDGET_MS + 500;
     while (resolver.pending > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await closeAll();
+    queryLog?.flush();
   };
+  const reopenLogs = (): void => queryLog?.reopen();
 
-  return { resolver, udp, tcp, reloader, reload, stop };
+  return { resolver, udp, tcp, reloader, reload, reopenLogs, stop };
 }
 
 export async function serve(config: Config): Promise<void> {
@@ -172,6 +181,7 @@ export async function serve(config: Config): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGHUP', () => {
     output.reopen();
+    server.reopenLogs();
     void server.reload('SIGHUP');
   });
 }
