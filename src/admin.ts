@@ -6,6 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AnswerCache } from './cache.js';
 import type { Config } from './config.js';
 import type { NetworkList } from './policy/cidr.js';
+import { DASHBOARD_HTML } from './dashboard.js';
 import { checkName } from './policy/check.js';
 import type { Reloader } from './reload.js';
 import type { Resolver } from './resolver.js';
@@ -147,6 +148,11 @@ function apiStats(deps: AdminDeps): Record<string, unknown> {
 
 async function route(req: IncomingMessage, res: ServerResponse, deps: AdminDeps, token: string | null): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
+  // The page holds no data (it reads /api/stats), so it is served without a token.
+  if (req.method === 'GET' && url.pathname === '/') {
+    send(res, 200, DASHBOARD_HTML, 'text/html');
+    return;
+  }
   if (!authorized(req, token)) {
     res.setHeader('www-authenticate', 'Bearer');
     send(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer TOKEN)' });
@@ -175,7 +181,7 @@ async function route(req: IncomingMessage, res: ServerResponse, deps: AdminDeps,
   } else if (key === 'GET /api/stats') {
     send(res, 200, apiStats(deps));
   } else {
-    send(res, 404, { error: `no ${key}; try GET /healthz, GET /metrics, POST /reload, GET /api/check?name=, GET /api/stats` });
+    send(res, 404, { error: `no ${key}; try GET / (dashboard), GET /healthz, GET /metrics, POST /reload, GET /api/check?name=, GET /api/stats` });
   }
 }
 
