@@ -141,7 +141,7 @@ function apiStats(deps: AdminDeps): Record<string, unknown> {
     topBlockedClients: stats.topClients.top(10),
     topBlockedBundles: stats.topBundles.top(10),
     topBlockedDomains: stats.topDomains.top(10),
-    recentBlocked: [...stats.recent].reverse().slice(0, 20),
+    recentBlocked: stats.recent.reverse().slice(0, 20),
     last24h: stats.timeline(),
   };
 }

@@ -36,7 +36,8 @@ export class QueryStats implements QueryObserver {
   readonly topClients = new TopK(200);
   readonly topBundles = new TopK(100);
   readonly topDomains = new TopK(200);
-  readonly recent: BlockedAttempt[] = [];
+  /** The latest blocked attempts, kept raw: text is made only when someone reads them. */
+  private readonly recentRaw: { at: number; client: string; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
 
   answered(q: Query, outcome: Outcome, rcode: number, _upstream: string, describeRule: (() => RuleRef) | null): void {
     this.byOutcome[OUTCOMES.indexOf(outcome)]!++;
@@ -54,13 +55,18 @@ export class QueryStats implements QueryObserver {
     // Only blocked queries build anything: who tried which messenger.
     this.blockedPerMinute[slot]!++;
     const rule = describeRule?.();
-    const qname = keyToText(q.qnameKey);
     this.topClients.add(q.clientAddress);
     this.topBundles.add(rule?.bundle ?? 'canary');
-    this.topDomains.add(rule?.rule ?? qname);
-    if (this.recent.length >= RECENT) this.recent.shift();
-    this.recent.push({ time: new Date().toISOString(), client: q.clientAddress, qname, qtype: qtypeName(q.qtype),
-      rule: rule ? `${rule.file}:${rule.line}` : '', bundle: rule?.bundle ?? '' });
+    this.topDomains.add(rule?.rule ?? keyToText(q.qnameKey));
+    if (this.recentRaw.length >= RECENT) this.recentRaw.shift();
+    this.recentRaw.push({ at: Date.now(), client: q.clientAddress, qnameKey: q.qnameKey, qtype: q.qtype, rule });
+  }
+
+  get recent(): BlockedAttempt[] {
+    return this.recentRaw.map((r) => ({
+      time: new Date(r.at).toISOString(), client: r.client, qname: keyToText(r.qnameKey), qtype: qtypeName(r.qtype),
+      rule: r.rule ? `${r.rule.file}:${r.rule.line}` : '', bundle: r.rule?.bundle ?? '',
+    }));
   }
 
   /** Queries and blocked queries per hour for the last 24 hours, oldest first. */

@@ -1,8 +1,9 @@
-// A bounded "most frequent" counter (the space-saving algorithm): at most `capacity` keys
-// are kept; a new key replaces the smallest one and inherits its count, so heavy hitters
-// are never lost and memory never grows with the number of distinct clients or names.
+// A bounded "most frequent" counter. When it is full, the less frequent half is dropped in
+// one go (so a new key costs O(1) amortised, not a scan), and the survivors keep their
+// counts: the heavy hitters, which are what "top" shows, stay. Memory never grows with the
+// number of distinct clients or names.
 export class TopK {
-  private readonly counts = new Map<string, number>();
+  private counts = new Map<string, number>();
 
   constructor(private readonly capacity: number) {}
 
@@ -12,20 +13,13 @@ export class TopK {
       this.counts.set(key, count + 1);
       return;
     }
-    if (this.counts.size < this.capacity) {
-      this.counts.set(key, 1);
-      return;
-    }
-    let minKey = '';
-    let min = Infinity;
-    for (const [k, c] of this.counts) {
-      if (c < min) {
-        min = c;
-        minKey = k;
-      }
-    }
-    this.counts.delete(minKey);
-    this.counts.set(key, min + 1);
+    if (this.counts.size >= this.capacity) this.prune();
+    this.counts.set(key, 1);
+  }
+
+  private prune(): void {
+    const kept = [...this.counts].sort((a, b) => b[1] - a[1]).slice(0, this.capacity >> 1);
+    this.counts = new Map(kept);
   }
 
   get size(): number {

@@ -2,6 +2,7 @@
 import t from 'tap';
 import { cidrContains, clientBytes, parseCidr } from '../src/policy/cidr.js';
 import { parseRuleLine } from '../src/policy/rule-line.js';
+import { TopK } from '../src/topk.js';
 import { parseEndpoint } from '../src/upstream/endpoint.js';
 import { addressBytes } from '../src/wire/answer.js';
 import { parseQtype, qtypeName, rcodeName } from '../src/wire/constants.js';
@@ -99,4 +100,19 @@ t.test('the rule set matcher: most specific rule, label boundaries, single-label
   t.ok(tld.match(key('evil.zip')) >= 0, 'a single-label rule covers its whole TLD');
   t.equal(tld.match(key('zip.example')), -1);
   t.equal(new RuleSet([]).match(key('a.b')), -1, 'an empty rule set');
+});
+
+t.test('top-k: bounded memory, heavy hitters survive a flood of one-off keys', async (t) => {
+  const top = new TopK(10);
+  for (let i = 0; i < 50; i++) top.add('heavy');
+  for (let i = 0; i < 20; i++) top.add('second');
+  let largest = 0;
+  for (let i = 0; i < 10_000; i++) {
+    top.add(`once-${i}`);
+    largest = Math.max(largest, top.size);
+  }
+  t.equal(largest, 10, 'never more keys than its capacity');
+  t.same(top.top(2), [{ key: 'heavy', count: 50 }, { key: 'second', count: 20 }]);
+  top.add('heavy');
+  t.equal(top.top(1)[0]!.count, 51, 'a kept key keeps counting');
 });

@@ -65,10 +65,11 @@ function startUpstream(dir: string) {
     '--cache-size=0', '--dns-forward-max=10000', `--pid-file=${join(dir, 'upstream.pid')}`]);
 }
 
-function startServer(name: ServerName, lists: { sinkholeDir: string; dnsmasqConf: string }, dir: string, workers: number) {
+function startServer(name: ServerName, lists: { sinkholeDir: string; dnsmasqConf: string }, dir: string, workers: number, admin = false) {
   if (name === 'sinkhole') {
     const args = [CLI, 'serve', '--listen', `127.0.0.1:${PORTS.sinkhole}`, '--upstream', `127.0.0.1:${PORTS.upstream}`,
-      '--blocklists', lists.sinkholeDir, '--cache-size', '10000', ...(workers > 1 ? ['--workers', String(workers)] : [])];
+      '--blocklists', lists.sinkholeDir, '--cache-size', '10000', ...(workers > 1 ? ['--workers', String(workers)] : []),
+      ...(admin ? ['--admin', `127.0.0.1:${PORTS.probe + 1}`] : [])];
     // Logging stays at its default (info): blocked queries are logged, as in production.
     return startPinned(workers > 1 ? '0,1' : 0, process.execPath, args, join(dir, 'sinkhole.log'));
   }
@@ -152,6 +153,28 @@ async function main(): Promise<void> {
       say(`| ${cells.join(' | ')} |`);
     }
     say();
+    }
+
+    if (o.only.includes('W3')) {
+      // The admin API's statistics (and the dashboard they feed) cost a little per query.
+      say('### Cost of the admin API and statistics (--admin) on W3');
+      say();
+      say('| round | without --admin | with --admin | with / without |');
+      say('|---|---|---|---|');
+      for (let round = 1; round <= o.rounds; round++) {
+        const qps: number[] = [];
+        for (const admin of round % 2 ? [false, true] : [true, false]) {
+          const server = startServer('sinkhole', lists, dir, o.workers, admin);
+          await firstAnswer(PORTS.sinkhole, 'messenger.hotmail.com', performance.now());
+          await runDnsperf(1, PORTS.sinkhole, join(dir, 'warm.txt'), 1);
+          const file = join(dir, `admin-${admin}-${round}.txt`);
+          writeQueries(file, 'W3', blocked, o.duration * 150_000, `a${admin ? 1 : 0}${round}`);
+          qps[admin ? 1 : 0] = (await runDnsperf(1, PORTS.sinkhole, file, o.duration)).qps;
+          await stop(server);
+        }
+        say(`| ${round} | ${fmt(qps[0]!)} q/s | ${fmt(qps[1]!)} q/s | ${fmt(qps[1]! / qps[0]!, 2)}× |`);
+      }
+      say();
     }
 
     if (!o.onlyReload) {
