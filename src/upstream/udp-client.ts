@@ -1,7 +1,7 @@
 // Queries to upstreams over UDP on a few long-lived sockets. Each query gets a fresh random
 // ID; a response is taken only from the address and port it was sent to, with the same ID
-// and the same question. Timeouts are found by one sweep over the pending table (kept in
-// send order), not by a timer per query.
+// and the same question. Retransmission times and expiries are found by one sweep over the
+// pending table every SWEEP_MS, not by a timer per query.
 import { randomFillSync } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { answersQuestion } from '../wire/response.js';
@@ -17,11 +17,14 @@ interface Pending {
   qclass: number;
   expiresAt: number;
   done: (response: Buffer | null) => void;
+  /** When `retry` is called, once, unless an answer came first (Infinity: never). */
+  retryAt: number;
+  retry: (() => void) | null;
 }
 
 export class UdpUpstreamClient {
   private readonly sockets: { 4: Socket[]; 6: Socket[] } = { 4: [], 6: [] };
-  /** key: socket number * 65536 + ID. Map order is send order, so expiry is a prefix. */
+  /** key: socket number * 65536 + ID. */
   private readonly pending = new Map<number, Pending>();
   private readonly random = Buffer.allocUnsafe(4096);
   private randomAt = this.random.length;
@@ -53,7 +56,15 @@ export class UdpUpstreamClient {
       socket.on('message', (msg, rinfo) => this.receive(number, msg, rinfo.address, rinfo.port));
       socket.on('error', (err) => this.onError(err));
       // Exclusive: in a cluster worker a shared socket would hand answers to other workers.
-      socket.bind({ port: 0, exclusive: true });
+      socket.bind({ port: 0, exclusive: true }, () => {
+        // Answers arrive in bursts when many queries are forwarded at once; the kernel's
+        // default buffer (~200 KB) overflows and drops them while the event loop is busy.
+        try {
+          socket!.setRecvBufferSize(4 * 1024 * 1024);
+        } catch {
+          // Capped by net.core.rmem_max: the default still works, with less headroom.
+        }
+      });
       socket.unref();
       list[index] = socket;
     }
@@ -61,14 +72,16 @@ export class UdpUpstreamClient {
   }
 
   /**
-   * Sends `msg` (its ID is overwritten) to `upstream`; `done` gets the response, or null on
-   * timeout at `expiresAt` (a Date.now() value) or when the send fails.
+   * Sends `msg` (its ID is overwritten) to `upstream`; `done` gets the response, or null at
+   * `expiresAt` (a Date.now() value) or when the send fails. If no answer has come by
+   * `retryAt`, `retry` is called (the caller asks again) while this try keeps waiting: a late
+   * answer is still taken. Returns a handle for `cancel`, or -1 when nothing was sent.
    */
   send(upstream: Endpoint, msg: Buffer, qnameKey: string, qtype: number, qclass: number, expiresAt: number,
-    done: (response: Buffer | null) => void): void {
+    done: (response: Buffer | null) => void, retryAt = Infinity, retry: (() => void) | null = null): number {
     if (this.closed) {
       done(null);
-      return;
+      return -1;
     }
     const index = this.random16() % SOCKETS_PER_FAMILY;
     const number = (upstream.family === 4 ? 0 : SOCKETS_PER_FAMILY) + index;
@@ -80,10 +93,10 @@ export class UdpUpstreamClient {
     }
     if (this.pending.has(key)) {
       done(null);
-      return;
+      return -1;
     }
     msg.writeUInt16BE(id, 0);
-    const entry: Pending = { upstream, qnameKey, qtype, qclass, expiresAt, done };
+    const entry: Pending = { upstream, qnameKey, qtype, qclass, expiresAt, done, retryAt, retry };
     this.pending.set(key, entry);
     this.socket(upstream.family, index).send(msg, upstream.port, upstream.host, (err) => {
       if (err && this.pending.get(key) === entry) {
@@ -95,6 +108,12 @@ export class UdpUpstreamClient {
       this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
       this.sweepTimer.unref();
     }
+    return key;
+  }
+
+  /** Stops waiting for a try whose query was answered by another one. */
+  cancel(handle: number): void {
+    this.pending.delete(handle);
   }
 
   private receive(number: number, msg: Buffer, address: string, port: number): void {
@@ -112,12 +131,16 @@ export class UdpUpstreamClient {
 
   private sweep(): void {
     const now = Date.now();
-    // Entries expire in roughly send order; a later one with an earlier deadline (a short
-    // last try) waits at most one sweep more than it should, which is fine.
+    // A full scan: tries have different retransmission times, so there is no order to exploit,
+    // and the table holds only what is in flight (a few thousand entries at most).
     for (const [key, entry] of this.pending) {
-      if (entry.expiresAt > now) break;
-      this.pending.delete(key);
-      entry.done(null);
+      if (entry.expiresAt <= now) {
+        this.pending.delete(key);
+        entry.done(null);
+      } else if (entry.retryAt <= now) {
+        entry.retryAt = Infinity;
+        entry.retry!();
+      }
     }
     if (this.pending.size === 0 && this.sweepTimer !== null) {
       clearInterval(this.sweepTimer);
