@@ -61,7 +61,7 @@ export const OPTIONS: OptionSpec[] = [
   { name: 'cache-min-ttl', arg: 'SECONDS', help: 'cache answers at least this long', defaultText: '0' },
   { name: 'cache-max-ttl', arg: 'SECONDS', help: 'cache answers at most this long', defaultText: '86400' },
   { name: 'servfail-ttl', arg: 'SECONDS', help: 'how long an upstream SERVFAIL is cached (at most 30)', defaultText: '3' },
-  { name: 'upstream-timeout', arg: 'MS', help: 'wait this long for an upstream before trying the next', defaultText: '1000' },
+  { name: 'upstream-timeout', arg: 'MS', help: 'longest wait for an upstream before asking again (adapts to its round-trip time)', defaultText: '1000' },
   { name: 'tcp-idle-timeout', arg: 'MS', help: 'close client TCP connections idle this long', defaultText: '10000' },
   { name: 'tcp-max-connections', arg: 'N', help: 'open client TCP connections at most, per listen address', defaultText: '256' },
   { name: 'allow-net', arg: 'CIDR|any', repeatable: true, help: 'clients that get answers; others get REFUSED. `any` makes an open resolver', defaultText: 'loopback, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10' },

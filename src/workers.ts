@@ -1,6 +1,8 @@
 // `--workers N`: N processes (node:cluster) answer on the same sockets, so one server can
-// use several cores. Node 20 has no SO_REUSEPORT for UDP, so workers bind non-exclusively
-// and the primary shares one socket per address with all of them. Each worker holds its
+// use several cores. On Node >= 22.12 each worker binds its own UDP socket with SO_REUSEPORT
+// and the kernel spreads the queries; Node 20 has no SO_REUSEPORT for UDP, so there workers
+// bind non-exclusively and the primary shares one socket per address with all of them
+// (TCP listeners are always shared by the primary). Each worker holds its
 // own rules and its own cache. The primary only supervises: it says ready when every
 // worker is, passes SIGHUP on, and stops them all on SIGTERM/SIGINT.
 import cluster, { type Worker } from 'node:cluster';

