@@ -62,7 +62,7 @@ export class UdpUpstreamClient {
         try {
           socket!.setRecvBufferSize(4 * 1024 * 1024);
         } catch {
-          // Capped by net.core.rmem_max: the default still works, with less headroom.
+          // Only a closed socket refuses; the kernel quietly caps the size at net.core.rmem_max.
         }
       });
       socket.unref();
