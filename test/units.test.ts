@@ -116,3 +116,27 @@ t.test('top-k: bounded memory, heavy hitters survive a flood of one-off keys', a
   top.add('heavy');
   t.equal(top.top(1)[0]!.count, 51, 'a kept key keeps counting');
 });
+
+t.test('re-parsing a file against its previous version: grown, shrunk, edited', async (t) => {
+  const { parseListText, parseSteps } = await import('../src/policy/list-file.js');
+  const reparse = (previous: string[], text: string) => {
+    const steps = parseSteps('x.allow.txt', Buffer.from(text), 0, text.length, false, previous);
+    let step = steps.next();
+    while (!step.done) step = steps.next();
+    return step.value;
+  };
+  const names = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `n${i + from}.example`);
+  const before = parseListText('x.allow.txt', names(3000).join('\n') + '\n');
+  // Appended past the preallocated room (previous + 1024): the typed arrays grow.
+  const grown = reparse(before.keys, names(6000).join('\n') + '\n');
+  t.equal(grown.keys.length, 6000);
+  t.equal(grown.lines.length, 6000);
+  t.equal(grown.lines[5999], 6000, 'line numbers follow');
+  t.ok(grown.allow.every((a) => a === 1), 'allow flags from the .allow.txt name');
+  t.equal(grown.keys[4000], parseListText('y.txt', 'n4000.example\n').keys[0]);
+  const shrunk = reparse(grown.keys, ['# now short', ...names(2, 10)].join('\n') + '\n');
+  t.equal(shrunk.keys.length, 2, 'no leftovers from the longer version');
+  t.same([...shrunk.lines], [2, 3]);
+  t.same(shrunk.keys, parseListText('y.txt', names(2, 10).join('\n')).keys, 'edited keys are the new ones');
+  t.equal(grown.keys.length, 6000, 'the previous version is left as it was');
+});

@@ -114,8 +114,13 @@ export function parseListBytes(path: string, bytes: Buffer, mtimeMs = 0, size = 
  * The parser as a generator: it yields every few thousand lines so that a reload can run
  * it in time slices (see slices.ts), and returns the ListFile. With `holdPartial`, an
  * unterminated last line is left out and the file marked partial: it is being written.
+ * `previousKeys` (the same file's keys before a reload): where the i-th key is unchanged,
+ * the old string is kept and the new one dies young, so that reloading an appended-to file
+ * of a million rules does not hand the garbage collector a million new strings to copy
+ * (which stalls queries for tens of milliseconds).
  */
-export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: number, holdPartial: boolean): Generator<void, ListFile> {
+export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: number, holdPartial: boolean,
+  previousKeys: readonly string[] = []): Generator<void, ListFile> {
   let bytes = whole;
   let partial = false;
   if (holdPartial && bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) {
@@ -123,9 +128,30 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
     partial = true;
   }
   const allowFile = isAllowFile(path);
-  const keys: string[] = [];
-  const lines: number[] = [];
-  const allow: number[] = [];
+  // Sized from the previous version: growing million-entry JS arrays push by push stalls
+  // the event loop for tens of milliseconds at a time (copies and the collections they set
+  // off). Lines and flags go in typed arrays that grow by a memcpy.
+  const keys: string[] = previousKeys.slice();
+  let lines = new Uint32Array(previousKeys.length + 1024);
+  let allow = new Uint8Array(lines.length);
+  let count = 0;
+  const addKey = (key: string, lineNo: number, isAllow: boolean): void => {
+    if (count === lines.length) {
+      const grown = new Uint32Array(lines.length * 2);
+      grown.set(lines);
+      lines = grown;
+      const grownAllow = new Uint8Array(grown.length);
+      grownAllow.set(allow);
+      allow = grownAllow;
+    }
+    if (count < keys.length) {
+      // Where the key is unchanged, the old string stays (see above).
+      if (keys[count] !== key) keys[count] = key;
+    } else keys.push(key);
+    lines[count] = lineNo;
+    allow[count] = isAllow ? 1 : 0;
+    count++;
+  };
   const ipRules: { cidr: Cidr; line: number }[] = [];
   const invalid: InvalidLine[] = [];
   let invalidCount = 0;
@@ -139,19 +165,13 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
     if ((lineNo & (YIELD_EVERY - 1)) === 0) yield;
     const plain = scanPlainDomain(bytes, start, end);
     if (typeof plain === 'string') {
-      keys.push(plain);
-      lines.push(lineNo);
-      allow.push(allowFile ? 1 : 0);
+      addKey(plain, lineNo, allowFile);
     } else if (plain === null) {
       const text = bytes.toString('utf8', start, end);
       const rule = parseRuleLine(text);
       switch (rule.kind) {
         case 'name':
-          for (const key of rule.keys) {
-            keys.push(key);
-            lines.push(lineNo);
-            allow.push(rule.allow || allowFile ? 1 : 0);
-          }
+          for (const key of rule.keys) addKey(key, lineNo, rule.allow || allowFile);
           break;
         case 'ip':
           ipRules.push({ cidr: rule.cidr, line: lineNo });
@@ -166,8 +186,9 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
     }
     start = end + 1;
   }
+  keys.length = count;
   return {
-    path, bundle: bundleName(path), keys, lines: Uint32Array.from(lines), allow: Uint8Array.from(allow),
+    path, bundle: bundleName(path), keys, lines: lines.slice(0, count), allow: allow.slice(0, count),
     ipRules, invalid, invalidCount, mtimeMs, size, partial,
   };
 }
@@ -179,6 +200,8 @@ export function parseListText(path: string, text: string, mtimeMs = 0, size?: nu
 }
 
 export interface ReadOptions {
+  /** This file as it was read last time (a reload): its unchanged keys are reused. */
+  previous?: ListFile;
   /** Parse in time slices (reloads) instead of all at once (startup). */
   sliced?: boolean;
   /** Hold back an unterminated last line when the file changed less than this many ms ago. */
@@ -191,7 +214,7 @@ export async function readListFile(path: string, options: ReadOptions = {}): Pro
   const bytes = await readFile(path);
   if (!isUtf8(bytes)) throw new Error('not UTF-8 text');
   const holdPartial = options.holdPartialWithinMs !== undefined && Date.now() - info.mtimeMs < options.holdPartialWithinMs;
-  const steps = parseSteps(path, bytes, info.mtimeMs, bytes.length, holdPartial);
+  const steps = parseSteps(path, bytes, info.mtimeMs, bytes.length, holdPartial, options.previous?.keys);
   let step = steps.next();
   let due = performance.now() + SLICE_MS;
   while (!step.done) {

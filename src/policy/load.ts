@@ -58,7 +58,7 @@ export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, 
         reused++;
         continue;
       }
-      const file = await readListFile(path, options);
+      const file = await readListFile(path, { ...options, previous: old });
       files.push(file);
       parsed.push(file);
     } catch (err) {

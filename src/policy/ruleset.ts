@@ -15,18 +15,33 @@ export interface RuleRef {
   rule: string;
 }
 
+/**
+ * The name map and the suffix filter are split into SHARDS parts. A JS Map or Set rehashes
+ * every entry in one step when it grows (27 ms at 512k entries on our machine), which would
+ * hold up every query during a reload of a big list; 64 small ones each grow in well under
+ * a millisecond.
+ */
+const SHARDS = 64;
+
+/** Which shard holds key[from..]: a hash of all of it (lists share first labels and TLDs). */
+function shardOf(key: string, from: number): number {
+  return suffixHash(key, from) & (SHARDS - 1);
+}
+
 export class RuleSet {
-  /** name key -> rule number g; the rule is keys[g - fileStart] of files[fileOf[g]]. */
-  private readonly names = new Map<string, number>();
+  /** name key -> rule number g (the rule is keys[g - fileStart] of files[fileOf[g]]), in shards. */
+  private readonly names = Array.from({ length: SHARDS }, () => new Map<string, number>());
+  private nameCount = 0;
   private readonly fileOf: Uint16Array;
   private readonly fileStart: Uint32Array;
   private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
   /**
-   * The last two labels of every rule's name (`hotmail.com` for `messenger.hotmail.com`).
-   * Most queries are for names under none of them: one lookup here answers "no rule"
-   * instead of one per label.
+   * A hash of the last two labels of every rule's name (`hotmail.com` for
+   * `messenger.hotmail.com`). Most queries are for names under none of them: one lookup here
+   * answers "no rule" instead of one per label. Hashes, not strings: a million rules add no
+   * million objects for the garbage collector to copy (a collision only costs the full walk).
    */
-  private readonly suffixes = new Set<string>();
+  private readonly suffixes = Array.from({ length: SHARDS }, () => new Set<number>());
   /** Rules of a single label (a whole TLD) bypass the suffix filter. */
   private singleLabelRules = 0;
   /** Set by match(): where the matched suffix starts inside the key. */
@@ -60,13 +75,18 @@ export class RuleSet {
       for (let i = 0; i < f.keys.length; i++, g++) {
         if ((g & (YIELD_EVERY - 1)) === 0) yield;
         const key = f.keys[i]!;
-        const existing = this.names.get(key);
+        const shard = this.names[shardOf(key, 0)]!;
+        const existing = shard.get(key);
         // First rule for a name wins, except that an allow rule beats a block rule of
         // the same name (equal specificity: allow wins).
-        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) this.names.set(key, g);
+        if (existing === undefined) this.nameCount++;
+        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) shard.set(key, g);
         const two = lastTwoLabels(key);
         if (two < 0) this.singleLabelRules++;
-        else if (existing === undefined) this.suffixes.add(two === 0 ? key : key.slice(two));
+        else if (existing === undefined) {
+          const h = suffixHash(key, two);
+          this.suffixes[h & (SHARDS - 1)]!.add(h);
+        }
       }
       for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
     }
@@ -78,9 +98,11 @@ export class RuleSet {
     const names = this.names;
     function* count(): Generator<void> {
       let n = 0;
-      for (const key of names.keys()) {
-        if (!other.names.has(key)) missing++;
-        if ((++n & (YIELD_EVERY - 1)) === 0) yield;
+      for (const shard of names) {
+        for (const key of shard.keys()) {
+          if (!other.names[shardOf(key, 0)]!.has(key)) missing++;
+          if ((++n & (YIELD_EVERY - 1)) === 0) yield;
+        }
       }
     }
     await runSliced(count());
@@ -88,7 +110,7 @@ export class RuleSet {
   }
 
   get uniqueNames(): number {
-    return this.names.size;
+    return this.nameCount;
   }
 
   get ipRuleCount(): number {
@@ -100,14 +122,16 @@ export class RuleSet {
    * rule covers the name and everything below it, at label boundaries only.
    */
   match(key: string): number {
-    if (this.names.size === 0) return -1;
+    if (this.nameCount === 0) return -1;
     if (this.singleLabelRules === 0) {
       const two = lastTwoLabels(key);
-      if (two < 0 || !this.suffixes.has(two === 0 ? key : key.slice(two))) return -1;
+      if (two < 0) return -1;
+      const h = suffixHash(key, two);
+      if (!this.suffixes[h & (SHARDS - 1)]!.has(h)) return -1;
     }
     let off = 0;
     while (off < key.length) {
-      const g = this.names.get(off === 0 ? key : key.slice(off));
+      const g = this.names[shardOf(key, off)]!.get(off === 0 ? key : key.slice(off));
       if (g !== undefined) {
         this.matchOffset = off;
         return g;
@@ -158,6 +182,13 @@ export class RuleSet {
 }
 
 /** Offset of the last two labels in a key; -1 when it has only one label. */
+/** FNV-1a over key[from..], kept to 30 bits so that it is always a small integer in V8. Used for shards and the suffix filter. */
+function suffixHash(key: string, from: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
 function lastTwoLabels(key: string): number {
   let last = 0;
   let beforeLast = -1;

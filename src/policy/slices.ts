@@ -26,4 +26,4 @@ export async function runSliced(steps: Iterator<unknown>, sliceMs = SLICE_MS): P
 export const SLICE_MS = 1;
 
 /** How often (in items) a generator offers to yield: rare enough to cost nothing. */
-export const YIELD_EVERY = 1024;
+export const YIELD_EVERY = 256;
