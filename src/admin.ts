@@ -11,7 +11,7 @@ import { checkName } from './policy/check.js';
 import type { Reloader } from './reload.js';
 import type { Resolver } from './resolver.js';
 import { StartupError } from './server/bind-error.js';
-import { OUTCOMES, type QueryStats } from './stats.js';
+import { OUTCOMES, type BlockedAttempt, type QueryStats } from './stats.js';
 import type { Endpoint } from './upstream/endpoint.js';
 import { LATENCY_BUCKETS_MS, type Forwarder } from './upstream/forwarder.js';
 import { parseQtype, qtypeName, rcodeName } from './wire/constants.js';
@@ -76,8 +76,91 @@ async function health(deps: AdminDeps): Promise<{ status: number; body: Record<s
   return { status: 200, body: { status: 'ok', ...base() } };
 }
 
-function metrics(deps: AdminDeps): string {
-  const { stats, resolver, cache, forwarder, reloads } = deps;
+/**
+ * Everything /metrics and /api/stats show, as plain data: one process's figures, or (with
+ * --workers) the sum of every worker's, gathered by the primary (admin-cluster.ts).
+ */
+export interface AdminSnapshot {
+  startedAt: number;
+  byOutcome: number[];
+  byType: number[];
+  byRcode: number[];
+  malformed: number;
+  notAQuery: number;
+  cache: { hits: number; misses: number; entries: number };
+  upstreams: { label: string; queries: number; timeouts: number; failures: number; latency: number[]; latencySumMs: number; lastAnswerAt: number }[];
+  rules: { file: string; bundle: string; count: number }[];
+  ruleCount: number;
+  reloads: ReloadStats;
+  topClients: [string, number][];
+  topBundles: [string, number][];
+  topDomains: [string, number][];
+  /** Oldest first. */
+  recent: BlockedAttempt[];
+  timeline: { hour: string; queries: number; blocked: number }[];
+}
+
+export function takeSnapshot(deps: AdminDeps): AdminSnapshot {
+  const { stats, resolver, cache, forwarder } = deps;
+  return {
+    startedAt: stats.startedAt,
+    byOutcome: [...stats.byOutcome], byType: [...stats.byType], byRcode: [...stats.byRcode],
+    malformed: resolver.counters.malformed, notAQuery: resolver.counters.dropped,
+    cache: { hits: cache.hits, misses: cache.misses, entries: cache.size },
+    upstreams: forwarder.upstreams.map((u, i) => {
+      const s = forwarder.stats[i]!;
+      return { label: u.label, queries: s.queries, timeouts: s.timeouts, failures: s.failures, latency: [...s.latency], latencySumMs: s.latencySumMs, lastAnswerAt: forwarder.lastAnswerAt[i]! };
+    }),
+    rules: resolver.rules.files.map((f) => ({ file: f.path, bundle: f.bundle, count: f.keys.length + f.ipRules.length })),
+    ruleCount: resolver.rules.nameRuleCount + resolver.rules.ipRuleCount,
+    reloads: { ...deps.reloads },
+    topClients: stats.topClients.entries(), topBundles: stats.topBundles.entries(), topDomains: stats.topDomains.entries(),
+    recent: stats.recent,
+    timeline: stats.timeline(),
+  };
+}
+
+/** The workers' snapshots as one: counts added up, the latest attempts interleaved by time. */
+export function mergeSnapshots(list: readonly AdminSnapshot[]): AdminSnapshot {
+  const [first, ...rest] = list;
+  if (first === undefined) throw new Error('no snapshot to merge');
+  const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
+  const addTop = (lists: [string, number][][]): [string, number][] => {
+    const sum = new Map<string, number>();
+    for (const l of lists) for (const [k, n] of l) sum.set(k, (sum.get(k) ?? 0) + n);
+    return [...sum];
+  };
+  const merged: AdminSnapshot = structuredClone(first);
+  for (const s of rest) {
+    merged.startedAt = Math.min(merged.startedAt, s.startedAt);
+    merged.byOutcome = add(merged.byOutcome, s.byOutcome);
+    merged.byType = add(merged.byType, s.byType);
+    merged.byRcode = add(merged.byRcode, s.byRcode);
+    merged.malformed += s.malformed;
+    merged.notAQuery += s.notAQuery;
+    merged.cache = { hits: merged.cache.hits + s.cache.hits, misses: merged.cache.misses + s.cache.misses, entries: merged.cache.entries + s.cache.entries };
+    merged.upstreams = merged.upstreams.map((u, i) => {
+      const o = s.upstreams[i]!;
+      return { label: u.label, queries: u.queries + o.queries, timeouts: u.timeouts + o.timeouts, failures: u.failures + o.failures,
+        latency: add(u.latency, o.latency), latencySumMs: u.latencySumMs + o.latencySumMs, lastAnswerAt: Math.max(u.lastAnswerAt, o.lastAnswerAt) };
+    });
+    // Every worker reads the same folder: the rules are the first's; reloads happen in each.
+    merged.reloads = { count: Math.min(merged.reloads.count, s.reloads.count), failures: Math.max(merged.reloads.failures, s.reloads.failures),
+      lastMs: Math.max(merged.reloads.lastMs, s.reloads.lastMs) };
+    merged.timeline = merged.timeline.map((h, i) => ({ hour: h.hour, queries: h.queries + (s.timeline[i]?.queries ?? 0), blocked: h.blocked + (s.timeline[i]?.blocked ?? 0) }));
+  }
+  merged.topClients = addTop(list.map((s) => s.topClients));
+  merged.topBundles = addTop(list.map((s) => s.topBundles));
+  merged.topDomains = addTop(list.map((s) => s.topDomains));
+  merged.recent = list.flatMap((s) => s.recent).sort((a, b) => a.time.localeCompare(b.time)).slice(-50);
+  return merged;
+}
+
+function top(entries: [string, number][], n: number): { key: string; count: number }[] {
+  return [...entries].sort((a, b) => b[1] - a[1]).slice(0, n).map(([key, count]) => ({ key, count }));
+}
+
+function renderMetrics(s: AdminSnapshot): string {
   const lines: string[] = [];
   const metric = (name: string, type: string, help: string, samples: [string, number][]): void => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -86,67 +169,87 @@ function metrics(deps: AdminDeps): string {
   const label = (pairs: Record<string, string>): string =>
     `{${Object.entries(pairs).map(([k, v]) => `${k}="${v.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`).join(',')}}`;
   metric('sinkhole_queries_total', 'counter', 'Answered queries by verdict.',
-    OUTCOMES.map((o, i) => [label({ verdict: o === 'servfail' ? 'error' : o }), stats.byOutcome[i]!]));
+    OUTCOMES.map((o, i) => [label({ verdict: o === 'servfail' ? 'error' : o }), s.byOutcome[i]!]));
   const types: [string, number][] = [];
-  stats.byType.forEach((n, t) => n > 0 && types.push([label({ qtype: t === 256 ? 'other' : qtypeName(t) }), n]));
+  s.byType.forEach((n, t) => n > 0 && types.push([label({ qtype: t === 256 ? 'other' : qtypeName(t) }), n]));
   metric('sinkhole_queries_by_type_total', 'counter', 'Answered queries by query type.', types);
   const rcodes: [string, number][] = [];
-  stats.byRcode.forEach((n, r) => n > 0 && rcodes.push([label({ rcode: rcodeName(r) }), n]));
+  s.byRcode.forEach((n, r) => n > 0 && rcodes.push([label({ rcode: rcodeName(r) }), n]));
   metric('sinkhole_responses_by_rcode_total', 'counter', 'Answers by response code.', rcodes);
   metric('sinkhole_packets_dropped_total', 'counter', 'Packets not answered or answered FORMERR/NOTIMP before parsing.',
-    [[label({ reason: 'malformed' }), resolver.counters.malformed], [label({ reason: 'not_a_query' }), resolver.counters.dropped]]);
-  metric('sinkhole_cache_hits_total', 'counter', 'Cache lookups that found an answer.', [['', cache.hits]]);
-  metric('sinkhole_cache_misses_total', 'counter', 'Cache lookups that found none.', [['', cache.misses]]);
-  metric('sinkhole_cache_entries', 'gauge', 'Answers in the cache.', [['', cache.size]]);
+    [[label({ reason: 'malformed' }), s.malformed], [label({ reason: 'not_a_query' }), s.notAQuery]]);
+  metric('sinkhole_cache_hits_total', 'counter', 'Cache lookups that found an answer.', [['', s.cache.hits]]);
+  metric('sinkhole_cache_misses_total', 'counter', 'Cache lookups that found none.', [['', s.cache.misses]]);
+  metric('sinkhole_cache_entries', 'gauge', 'Answers in the cache.', [['', s.cache.entries]]);
   metric('sinkhole_upstream_queries_total', 'counter', 'Queries sent to each upstream (every try).',
-    forwarder.upstreams.map((u, i) => [label({ upstream: u.label }), forwarder.stats[i]!.queries]));
+    s.upstreams.map((u) => [label({ upstream: u.label }), u.queries]));
   metric('sinkhole_upstream_timeouts_total', 'counter', 'Tries an upstream did not answer in time.',
-    forwarder.upstreams.map((u, i) => [label({ upstream: u.label }), forwarder.stats[i]!.timeouts]));
+    s.upstreams.map((u) => [label({ upstream: u.label }), u.timeouts]));
   metric('sinkhole_upstream_failures_total', 'counter', 'Answers with SERVFAIL, REFUSED or another failure rcode.',
-    forwarder.upstreams.map((u, i) => [label({ upstream: u.label }), forwarder.stats[i]!.failures]));
+    s.upstreams.map((u) => [label({ upstream: u.label }), u.failures]));
   lines.push('# HELP sinkhole_upstream_latency_seconds Time from sending to an upstream to its answer.', '# TYPE sinkhole_upstream_latency_seconds histogram');
-  forwarder.upstreams.forEach((u, i) => {
-    const s = forwarder.stats[i]!;
+  for (const u of s.upstreams) {
     let cumulative = 0;
     LATENCY_BUCKETS_MS.forEach((le, b) => {
-      cumulative += s.latency[b]!;
+      cumulative += u.latency[b]!;
       lines.push(`sinkhole_upstream_latency_seconds_bucket${label({ upstream: u.label, le: String(le / 1000) })} ${cumulative}`);
     });
-    cumulative += s.latency[LATENCY_BUCKETS_MS.length]!;
+    cumulative += u.latency[LATENCY_BUCKETS_MS.length]!;
     lines.push(`sinkhole_upstream_latency_seconds_bucket${label({ upstream: u.label, le: '+Inf' })} ${cumulative}`);
-    lines.push(`sinkhole_upstream_latency_seconds_sum${label({ upstream: u.label })} ${s.latencySumMs / 1000}`);
+    lines.push(`sinkhole_upstream_latency_seconds_sum${label({ upstream: u.label })} ${u.latencySumMs / 1000}`);
     lines.push(`sinkhole_upstream_latency_seconds_count${label({ upstream: u.label })} ${cumulative}`);
-  });
-  metric('sinkhole_rules', 'gauge', 'Rules loaded per blocklist file.',
-    resolver.rules.files.map((f) => [label({ file: f.path, bundle: f.bundle }), f.keys.length + f.ipRules.length]));
-  metric('sinkhole_reloads_total', 'counter', 'Blocklist reloads.', [['', reloads.count]]);
-  metric('sinkhole_reload_failures_total', 'counter', 'Reloads that could not read the folder or a file.', [['', reloads.failures]]);
-  metric('sinkhole_reload_duration_seconds', 'gauge', 'Duration of the last reload.', [['', reloads.lastMs / 1000]]);
+  }
+  metric('sinkhole_rules', 'gauge', 'Rules loaded per blocklist file.', s.rules.map((f) => [label({ file: f.file, bundle: f.bundle }), f.count]));
+  metric('sinkhole_reloads_total', 'counter', 'Blocklist reloads.', [['', s.reloads.count]]);
+  metric('sinkhole_reload_failures_total', 'counter', 'Reloads that could not read the folder or a file.', [['', s.reloads.failures]]);
+  metric('sinkhole_reload_duration_seconds', 'gauge', 'Duration of the last reload.', [['', s.reloads.lastMs / 1000]]);
   return lines.join('\n') + '\n';
 }
 
-function apiStats(deps: AdminDeps): Record<string, unknown> {
-  const { stats, cache, resolver } = deps;
-  const byOutcome = Object.fromEntries(OUTCOMES.map((o, i) => [o, stats.byOutcome[i]]));
-  const total = stats.byOutcome.reduce((a, b) => a + b, 0);
+function renderStats(s: AdminSnapshot): Record<string, unknown> {
+  const byOutcome = Object.fromEntries(OUTCOMES.map((o, i) => [o, s.byOutcome[i]]));
+  const total = s.byOutcome.reduce((a, b) => a + b, 0);
+  const { hits, misses, entries } = s.cache;
   return {
-    uptimeSeconds: Math.round((Date.now() - stats.startedAt) / 1000),
-    queries: total, ...byOutcome, blockedShare: total > 0 ? stats.byOutcome[0]! / total : 0,
-    cache: { entries: cache.size, hits: cache.hits, misses: cache.misses, hitRate: cache.hits + cache.misses > 0 ? cache.hits / (cache.hits + cache.misses) : 0 },
-    rules: resolver.rules.nameRuleCount + resolver.rules.ipRuleCount, reloads: deps.reloads,
-    upstreams: deps.forwarder.upstreams.map((u, i) => ({
-      upstream: u.label, queries: deps.forwarder.stats[i]!.queries, timeouts: deps.forwarder.stats[i]!.timeouts,
-      lastAnswerSecondsAgo: deps.forwarder.lastAnswerAt[i] ? Math.round((Date.now() - deps.forwarder.lastAnswerAt[i]!) / 1000) : null,
+    uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
+    queries: total, ...byOutcome, blockedShare: total > 0 ? s.byOutcome[0]! / total : 0,
+    cache: { entries, hits, misses, hitRate: hits + misses > 0 ? hits / (hits + misses) : 0 },
+    rules: s.ruleCount, reloads: s.reloads,
+    upstreams: s.upstreams.map((u) => ({
+      upstream: u.label, queries: u.queries, timeouts: u.timeouts,
+      lastAnswerSecondsAgo: u.lastAnswerAt ? Math.round((Date.now() - u.lastAnswerAt) / 1000) : null,
     })),
-    topBlockedClients: stats.topClients.top(10),
-    topBlockedBundles: stats.topBundles.top(10),
-    topBlockedDomains: stats.topDomains.top(10),
-    recentBlocked: stats.recent.reverse().slice(0, 20),
-    last24h: stats.timeline(),
+    topBlockedClients: top(s.topClients, 10),
+    topBlockedBundles: top(s.topBundles, 10),
+    topBlockedDomains: top(s.topDomains, 10),
+    recentBlocked: [...s.recent].reverse().slice(0, 20),
+    last24h: s.timeline,
   };
 }
 
-async function route(req: IncomingMessage, res: ServerResponse, deps: AdminDeps, token: string | null): Promise<void> {
+/** What the admin API asks of the server: answered in-process, or by the workers over IPC. */
+export interface AdminBackend {
+  snapshot(): Promise<AdminSnapshot>;
+  health(): Promise<{ status: number; body: Record<string, unknown> }>;
+  reload(): Promise<Record<string, unknown>>;
+  check(name: string, qtype: number, client: string | null): Promise<Record<string, unknown>>;
+}
+
+export function localBackend(deps: AdminDeps): AdminBackend {
+  return {
+    snapshot: () => Promise.resolve(takeSnapshot(deps)),
+    health: () => health(deps),
+    reload: async () => {
+      const before = deps.reloads.count;
+      await deps.reloader.trigger('admin');
+      return { reloaded: deps.reloads.count > before, rules: deps.resolver.rules.nameRuleCount + deps.resolver.rules.ipRuleCount, ms: deps.reloads.lastMs };
+    },
+    check: (name, qtype, client) => Promise.resolve(checkName({ rules: deps.resolver.rules, allowNets: deps.allowNets, exemptClients: deps.exemptClients,
+      sinkholeIpv4: deps.config.sinkholeIpv4, sinkholeIpv6: deps.config.sinkholeIpv6 }, name, qtype, client) as unknown as Record<string, unknown>),
+  };
+}
+
+async function route(req: IncomingMessage, res: ServerResponse, backend: AdminBackend, token: string | null): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   // The page holds no data (it reads /api/stats), so it is served without a token.
   if (req.method === 'GET' && url.pathname === '/') {
@@ -160,14 +263,12 @@ async function route(req: IncomingMessage, res: ServerResponse, deps: AdminDeps,
   }
   const key = `${req.method} ${url.pathname}`;
   if (key === 'GET /healthz') {
-    const h = await health(deps);
+    const h = await backend.health();
     send(res, h.status, h.body);
   } else if (key === 'GET /metrics') {
-    send(res, 200, metrics(deps), 'text/plain; version=0.0.4');
+    send(res, 200, renderMetrics(await backend.snapshot()), 'text/plain; version=0.0.4');
   } else if (key === 'POST /reload') {
-    const before = deps.reloads.count;
-    await deps.reloader.trigger('admin');
-    send(res, 200, { reloaded: deps.reloads.count > before, rules: deps.resolver.rules.nameRuleCount + deps.resolver.rules.ipRuleCount, ms: deps.reloads.lastMs });
+    send(res, 200, await backend.reload());
   } else if (key === 'GET /api/check') {
     const name = url.searchParams.get('name');
     const qtype = parseQtype(url.searchParams.get('type') ?? 'A');
@@ -175,20 +276,19 @@ async function route(req: IncomingMessage, res: ServerResponse, deps: AdminDeps,
       send(res, 400, { error: 'give ?name=NAME, and optionally &type=A|AAAA|...&client=IP' });
       return;
     }
-    const result = checkName({ rules: deps.resolver.rules, allowNets: deps.allowNets, exemptClients: deps.exemptClients,
-      sinkholeIpv4: deps.config.sinkholeIpv4, sinkholeIpv6: deps.config.sinkholeIpv6 }, name, qtype, url.searchParams.get('client'));
+    const result = await backend.check(name, qtype, url.searchParams.get('client'));
     send(res, 'error' in result ? 400 : 200, result);
   } else if (key === 'GET /api/stats') {
-    send(res, 200, apiStats(deps));
+    send(res, 200, renderStats(await backend.snapshot()));
   } else {
     send(res, 404, { error: `no ${key}; try GET / (dashboard), GET /healthz, GET /metrics, POST /reload, GET /api/check?name=, GET /api/stats` });
   }
 }
 
-export function startAdmin(endpoint: Endpoint, token: string | null, deps: AdminDeps): Promise<Server> {
+export function startAdmin(endpoint: Endpoint, token: string | null, backend: AdminBackend): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer((req, res) => {
-      route(req, res, deps, token).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
+      route(req, res, backend, token).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
     });
     server.once('error', (err: NodeJS.ErrnoException) => reject(new StartupError(`cannot listen on ${endpoint.label} (admin HTTP): ${err.code ?? err.message}; choose another --admin`)));
     server.listen(endpoint.port, endpoint.host, () => resolve(server));

@@ -246,11 +246,6 @@ export function buildConfig(args: string[], { needUpstreams = true } = {}): Conf
   if (cacheMinTtl > cacheMaxTtl) throw new ConfigError(`cache-min-ttl (${cacheMinTtl}) is above cache-max-ttl (${cacheMaxTtl}); lower one of them`);
 
   const workers = integer(one('workers', '1'), 1, 64);
-  // Each worker keeps its own counters: an admin API in the workers would show whichever
-  // worker took the request, and Prometheus counters would jump between them.
-  if (workers > 1 && raw.has('admin')) {
-    throw new ConfigError(`${raw.get('admin')![0]!.where}: the admin API cannot be combined with --workers ${workers} yet (each worker counts on its own, so its figures would be one worker's share); use one worker or leave out --admin`);
-  }
 
   return {
     listen,

@@ -1,7 +1,8 @@
 // `sinkhole serve`: load the rules, bind every listen address (UDP and TCP), answer until a
 // signal. Startup is all-or-nothing: the server says "ready" only when rules are loaded and
 // every socket is bound, and a failure stops it with one line.
-import { startAdmin, type ReloadStats } from './admin.js';
+import { clusterBackend, answerAdminRequests } from './admin-cluster.js';
+import { localBackend, startAdmin, type ReloadStats } from './admin.js';
 import { AnswerCache } from './cache.js';
 import type { Config } from './config.js';
 import { BlockedQueryLog, createLogger, type LogOutput } from './log.js';
@@ -117,18 +118,23 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       if (!r.ok) reloads.failures++;
       reloads.lastMs = r.ms;
     };
-    try {
-      admin = await startAdmin(config.admin, config.adminToken, {
-        config, resolver, cache, forwarder, reloader, stats, reloads,
-        allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
-        exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
-      });
-    } catch (err) {
-      reloader.close();
-      await closeAll();
-      throw err;
+    const backend = localBackend({
+      config, resolver, cache, forwarder, reloader, stats, reloads,
+      allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
+      exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
+    });
+    // With --workers the primary serves the API and asks each worker (admin-cluster.ts).
+    if (isWorker) answerAdminRequests(backend);
+    else {
+      try {
+        admin = await startAdmin(config.admin, config.adminToken, backend);
+      } catch (err) {
+        reloader.close();
+        await closeAll();
+        throw err;
+      }
+      log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
     }
-    log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
   }
   resolver.observer = fanOut(observers);
 
@@ -152,6 +158,13 @@ export async function serve(config: Config): Promise<void> {
   const output = createLogger(config.logLevel);
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
+    if (config.admin !== null) {
+      await startAdmin(config.admin, config.adminToken, clusterBackend()).catch((err: unknown) => {
+        output.flush();
+        throw err;
+      });
+      log.info({ admin: config.admin.label, token: config.adminToken !== null, workers: config.workers }, 'admin API listening');
+    }
     runPrimary(config.workers, log, output.flush, () => undefined);
     return;
   }

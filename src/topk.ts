@@ -26,6 +26,11 @@ export class TopK {
     return this.counts.size;
   }
 
+  /** Every kept key with its count (to add up the workers' counters). */
+  entries(): [string, number][] {
+    return [...this.counts];
+  }
+
   top(n: number): { key: string; count: number }[] {
     return [...this.counts].sort((a, b) => b[1] - a[1]).slice(0, n).map(([key, count]) => ({ key, count }));
   }

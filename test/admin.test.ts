@@ -94,9 +94,3 @@ t.test('the admin API stays on loopback unless a token is set', async (t) => {
   t.match(buildConfig(['--upstream', '192.0.2.1', '--admin', '0.0.0.0:8053', '--admin-token', 'x']), { admin: { host: '0.0.0.0' }, adminToken: 'x' });
   t.match(buildConfig(['--upstream', '192.0.2.1']), { admin: null }, 'off by default');
 });
-
-t.test('the admin API is refused with several workers (their counters are separate), in one line', async (t) => {
-  t.throws(() => buildConfig(['--upstream', '192.0.2.1', '--admin', '127.0.0.1:8053', '--workers', '2']),
-    /^--admin: the admin API cannot be combined with --workers 2 yet .*; use one worker or leave out --admin$/);
-  t.match(buildConfig(['--upstream', '192.0.2.1', '--admin', '127.0.0.1:8053', '--workers', '1']), { workers: 1 });
-});

@@ -235,14 +235,14 @@ t.test('upstreams from resolv.conf leave out this server\'s own addresses', asyn
 });
 
 /** `serve --workers 2` on `node`, blocking messenger.hotmail.com, forwarding to an upstream answering 192.0.2.90. */
-async function startTwoWorkers(t: Test, node?: string): Promise<{ s: Running; port: number }> {
+async function startTwoWorkers(t: Test, node?: string, extraArgs: string[] = []): Promise<{ s: Running; port: number }> {
   const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.90' }] }));
   t.teardown(() => upstream.close());
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'msn.txt'), 'messenger.hotmail.com\n');
   const port = await freePort();
-  const s = start(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address, '--blocklists', dir], node);
+  const s = start(['--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address, '--blocklists', dir, ...extraArgs], node);
   t.teardown(() => s.child.kill('SIGKILL'));
   t.match(await s.waitFor('all workers ready'), { workers: 2 });
   return { s, port };
@@ -260,6 +260,30 @@ t.test('--workers 2: both workers answer on the shared sockets; SIGTERM stops th
   s.child.kill('SIGTERM');
   t.equal(await s.exited, 0);
   t.ok(s.lines.some((l) => l.msg === 'stopped'));
+});
+
+t.test('--workers 2 with --admin: the primary serves the API with every worker\'s figures added up', async (t) => {
+  const adminPort = await freePort();
+  const { s, port } = await startTwoWorkers(t, undefined, ['--admin', `127.0.0.1:${adminPort}`]);
+  t.match(await s.waitFor('admin API listening'), { workers: 2 });
+  const http = (path: string, init: RequestInit = {}) => fetch(`http://127.0.0.1:${adminPort}${path}`, init);
+  // Many source ports at once: both workers take some of these.
+  await Promise.all([
+    ...Array.from({ length: 30 }, (_, i) => ask(port, `n${i}.example.org`, T.A)),
+    ...Array.from({ length: 20 }, (_, i) => ask(port, `c${i}.messenger.hotmail.com`, T.AAAA)),
+  ]);
+  const metrics = await (await http('/metrics')).text();
+  t.match(metrics, /^sinkhole_queries_total\{verdict="blocked"\} 20$/m, 'blocked queries of both workers');
+  t.match(metrics, /^sinkhole_queries_total\{verdict="forwarded"\} 30$/m, 'forwarded queries of both workers');
+  t.match(metrics, /^sinkhole_upstream_queries_total\{upstream="127\.0\.0\.1:\d+"\} 30$/m);
+  const stats = await (await http('/api/stats')).json() as { queries: number; topBlockedDomains: { key: string; count: number }[]; recentBlocked: unknown[] };
+  t.match(stats, { queries: 50, blocked: 20, forwarded: 30, topBlockedDomains: [{ key: 'messenger.hotmail.com', count: 20 }] });
+  t.equal(stats.recentBlocked.length, 20, 'the latest attempts from both');
+  t.match(await (await http('/healthz')).json(), { status: 'ok', workers: 2 });
+  t.match(await (await http('/reload', { method: 'POST' })).json(), { reloaded: true, workers: 2, rules: 1 });
+  t.match(await (await http('/api/check?name=x.messenger.hotmail.com')).json(), { verdict: 'blocked' });
+  s.child.kill('SIGTERM');
+  t.equal(await s.exited, 0);
 });
 
 // Node >= 22.12 can give each worker its own socket (SO_REUSEPORT). .ci/run installs such a

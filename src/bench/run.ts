@@ -168,9 +168,8 @@ async function main(): Promise<void> {
     say();
     }
 
-    if (o.only.includes('W3') && o.workers === 1) {
+    if (o.only.includes('W3')) {
       // The admin API's statistics (and the dashboard they feed) cost a little per query.
-      // (Not with --workers: the admin API needs a single process.)
       say('### Cost of the admin API and statistics (--admin) on W3');
       say();
       say('| round | without --admin | with --admin | with / without |');
