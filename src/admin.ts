@@ -12,6 +12,7 @@ import type { Reloader } from './reload.js';
 import type { Resolver } from './resolver.js';
 import { StartupError } from './server/bind-error.js';
 import { OUTCOMES, type BlockedAttempt, type QueryStats } from './stats.js';
+import { topOf } from './topk.js';
 import type { Endpoint } from './upstream/endpoint.js';
 import { LATENCY_BUCKETS_MS, type Forwarder } from './upstream/forwarder.js';
 import { parseQtype, qtypeName, rcodeName } from './wire/constants.js';
@@ -156,10 +157,6 @@ export function mergeSnapshots(list: readonly AdminSnapshot[]): AdminSnapshot {
   return merged;
 }
 
-function top(entries: [string, number][], n: number): { key: string; count: number }[] {
-  return [...entries].sort((a, b) => b[1] - a[1]).slice(0, n).map(([key, count]) => ({ key, count }));
-}
-
 function renderMetrics(s: AdminSnapshot): string {
   const lines: string[] = [];
   const metric = (name: string, type: string, help: string, samples: [string, number][]): void => {
@@ -219,9 +216,9 @@ function renderStats(s: AdminSnapshot): Record<string, unknown> {
       upstream: u.label, queries: u.queries, timeouts: u.timeouts,
       lastAnswerSecondsAgo: u.lastAnswerAt ? Math.round((Date.now() - u.lastAnswerAt) / 1000) : null,
     })),
-    topBlockedClients: top(s.topClients, 10),
-    topBlockedBundles: top(s.topBundles, 10),
-    topBlockedDomains: top(s.topDomains, 10),
+    topBlockedClients: topOf(s.topClients, 10),
+    topBlockedBundles: topOf(s.topBundles, 10),
+    topBlockedDomains: topOf(s.topDomains, 10),
     recentBlocked: [...s.recent].reverse().slice(0, 20),
     last24h: s.timeline,
   };

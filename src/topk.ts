@@ -32,6 +32,11 @@ export class TopK {
   }
 
   top(n: number): { key: string; count: number }[] {
-    return [...this.counts].sort((a, b) => b[1] - a[1]).slice(0, n).map(([key, count]) => ({ key, count }));
+    return topOf(this.entries(), n);
   }
+}
+
+/** The `n` largest counts of `entries`, largest first (also for counts added up across workers). */
+export function topOf(entries: readonly [string, number][], n: number): { key: string; count: number }[] {
+  return [...entries].sort((a, b) => b[1] - a[1]).slice(0, n).map(([key, count]) => ({ key, count }));
 }

@@ -92,10 +92,6 @@ export class Forwarder {
     this.udp = new UdpUpstreamClient(onError);
   }
 
-  get inFlight(): number {
-    return this.udp.inFlight;
-  }
-
   forward(q: Query, done: (result: ForwardResult) => void): void {
     const { upstreams, timeoutMs } = this.options;
     const deadline = Date.now() + this.options.budgetMs;

@@ -33,10 +33,6 @@ export class UdpUpstreamClient {
 
   constructor(private readonly onError: (err: Error) => void) {}
 
-  get inFlight(): number {
-    return this.pending.size;
-  }
-
   private random16(): number {
     if (this.randomAt + 2 > this.random.length) {
       randomFillSync(this.random);
