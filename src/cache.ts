@@ -1,20 +1,12 @@
 // The answer cache: upstream answers kept as bytes, keyed by (qname, qtype, qclass, EDNS/DO),
-// with the offsets of their TTLs so a hit is served by patching numbers, not by decoding.
+// each packed with the offsets of its TTLs (wire/packed-answer.ts), so that a hit is served by
+// patching numbers, not by decoding, and the cache is one small Buffer per answer for the GC.
 // Entries live for the answer's smallest TTL (clamped to [min, max]); negative answers for
 // the SOA's negative TTL (RFC 2308); SERVFAIL for a few seconds at most.
 import { LRUCache } from 'lru-cache';
 import { RCODE } from './wire/constants.js';
+import { packAnswer, type PackedAnswer } from './wire/packed-answer.js';
 import { clampTtls, isNegative, type ResponseInfo } from './wire/response.js';
-
-export interface CachedAnswer {
-  wire: Buffer;
-  ttlOffsets: Uint16Array;
-  /** Date.now() when stored: a hit subtracts the whole seconds since then from every TTL. */
-  storedAt: number;
-  /** CNAME targets, re-checked against the rules on every hit (rules change on reload). */
-  cnameTargets: readonly string[];
-  addressRecords: ResponseInfo['addressRecords'];
-}
 
 export interface CacheOptions {
   size: number;
@@ -25,19 +17,19 @@ export interface CacheOptions {
 }
 
 export class AnswerCache {
-  private readonly lru: LRUCache<string, CachedAnswer> | null;
+  private readonly lru: LRUCache<string, PackedAnswer> | null;
   hits = 0;
   misses = 0;
 
   constructor(private readonly options: CacheOptions) {
-    this.lru = options.size > 0 ? new LRUCache<string, CachedAnswer>({ max: options.size }) : null;
+    this.lru = options.size > 0 ? new LRUCache<string, PackedAnswer>({ max: options.size }) : null;
   }
 
   get size(): number {
     return this.lru?.size ?? 0;
   }
 
-  get(key: string): CachedAnswer | undefined {
+  get(key: string): PackedAnswer | undefined {
     const entry = this.lru?.get(key);
     if (entry === undefined) this.misses++;
     else this.hits++;
@@ -45,29 +37,29 @@ export class AnswerCache {
   }
 
   /**
-   * Clamps the answer's TTLs in place (so the first client sees what later ones will) and
-   * stores it when it may be cached. Returns nothing; `wire` is the caller's to relay.
+   * Packs an upstream answer, and stores it when it may be cached: its TTLs are then clamped
+   * in place first, so that the first client sees what later ones will. Returns the packed
+   * answer, stored or not: the caller checks and relays that.
    */
-  store(key: string, wire: Buffer, info: ResponseInfo): void {
+  store(key: string, wire: Buffer, info: ResponseInfo): PackedAnswer {
+    const lifetime = this.lifetime(info);
+    if (lifetime >= 0) clampTtls(wire, info.ttlOffsets, this.options.minTtl, this.options.maxTtl);
+    const packed = packAnswer(wire, info, Date.now());
+    if (this.lru !== null && lifetime > 0) this.lru.set(key, packed, { ttl: lifetime * 1000 });
+    return packed;
+  }
+
+  /** Seconds an answer may be kept; -1 when it must not be cached at all. */
+  private lifetime(info: ResponseInfo): number {
     const { minTtl, maxTtl, servfailTtl } = this.options;
-    let lifetime: number;
-    if (info.rcode === RCODE.SERVFAIL) {
-      lifetime = servfailTtl;
-    } else if (isNegative(info)) {
+    if (info.rcode === RCODE.SERVFAIL) return servfailTtl;
+    if (isNegative(info)) {
       // Without an SOA there is no negative TTL to honour: do not cache (RFC 2308 section 5).
-      if (info.negativeTtl < 0) return;
-      lifetime = Math.min(Math.max(info.negativeTtl, minTtl), maxTtl);
-    } else if (info.rcode === RCODE.NOERROR) {
-      lifetime = Math.min(Math.max(info.minTtl, minTtl), maxTtl);
-    } else {
-      return;
+      if (info.negativeTtl < 0) return -1;
+      return Math.min(Math.max(info.negativeTtl, minTtl), maxTtl);
     }
-    clampTtls(wire, info.ttlOffsets, minTtl, maxTtl);
-    if (this.lru === null || lifetime <= 0) return;
-    this.lru.set(key, {
-      wire, ttlOffsets: info.ttlOffsets, storedAt: Date.now(), cnameTargets: info.cnameTargets,
-      addressRecords: info.addressRecords,
-    }, { ttl: lifetime * 1000 });
+    if (info.rcode === RCODE.NOERROR) return Math.min(Math.max(info.minTtl, minTtl), maxTtl);
+    return -1;
   }
 
   clear(): void {

@@ -8,9 +8,12 @@ import type { NetworkList } from './policy/cidr.js';
 import type { RuleRef, RuleSet } from './policy/ruleset.js';
 import type { Transport } from './transport.js';
 import type { Forwarder, ForwardResult } from './upstream/forwarder.js';
-import { blockedAnswer, emptyAnswer, queryEmptyAnswer, relayAnswer, type SinkholeTemplates } from './wire/answer.js';
+import { blockedAnswer, emptyAnswer, queryEmptyAnswer, type SinkholeTemplates } from './wire/answer.js';
 import { QTYPE, RCODE, qtypeName, rcodeName } from './wire/constants.js';
 import { keyToText } from './wire/names.js';
+import {
+  addressCount, addressLength, addressOffset, addressType, cnameCount, cnameTarget, relayPacked, type PackedAnswer,
+} from './wire/packed-answer.js';
 import { DROP, parseQuery, Query } from './wire/query.js';
 
 
@@ -129,14 +132,13 @@ export class Resolver {
     // Cache.
     const hit = this.deps.cache.get(q.cacheKey);
     if (hit !== undefined) {
-      const verdict = exempt ? null : this.responseVerdict(rules, hit.wire, hit.cnameTargets, hit.addressRecords);
+      const verdict = exempt ? null : this.responseVerdict(rules, hit);
       if (verdict !== null) {
         this.block(q, rules, verdict);
         return;
       }
       this.counters.cached++;
-      const age = Math.floor((Date.now() - hit.storedAt) / 1000);
-      this.reply(q, relayAnswer(q, hit.wire, hit.ttlOffsets, age, transport.udp), 'cached');
+      this.reply(q, relayPacked(q, hit, Date.now(), transport.udp), 'cached');
       return;
     }
 
@@ -155,9 +157,9 @@ export class Resolver {
     const waiters = this.inflight.get(key) ?? [first];
     this.inflight.delete(key);
     const { response, info } = result;
-    if (response !== null && info !== null && (result.ok || info.rcode === RCODE.SERVFAIL)) {
-      this.deps.cache.store(key, response, info);
-    }
+    // Stored when it may be cached (the cache decides: NOERROR, NXDOMAIN/NODATA with an SOA,
+    // SERVFAIL briefly); packed either way, and relayed from that.
+    const packed = response !== null && info !== null ? this.deps.cache.store(key, response, info) : null;
     if (!result.ok) {
       this.counters.servfail += waiters.length;
       this.deps.log.warn({ qname: keyToText(first.qnameKey), qtype: qtypeName(first.qtype), reason: result.failure },
@@ -168,34 +170,38 @@ export class Resolver {
     }
     const rules = this.rules;
     for (const q of waiters) {
-      if (response === null || info === null) {
+      if (packed === null) {
         this.reply(q, queryEmptyAnswer(q, RCODE.SERVFAIL,
           q.edns ? { code: EDE_NO_REACHABLE_AUTHORITY, text: result.failure } : undefined), 'servfail', result.upstream);
         continue;
       }
       const exempt = this.deps.exemptClients !== null && this.deps.exemptClients.contains(q.clientAddress);
-      const verdict = exempt ? null : this.responseVerdict(rules, response, info.cnameTargets, info.addressRecords);
+      const verdict = exempt ? null : this.responseVerdict(rules, packed);
       if (verdict !== null) {
         this.block(q, rules, verdict);
         continue;
       }
-      this.reply(q, relayAnswer(q, response, null, 0, q.transport!.udp), result.ok ? 'forwarded' : 'servfail', result.upstream);
+      this.reply(q, relayPacked(q, packed, Date.now(), q.transport!.udp), result.ok ? 'forwarded' : 'servfail', result.upstream);
     }
   }
 
   /** An answer is blocked when its CNAME chain passes through a blocked name or an address falls in an ip: rule. */
-  private responseVerdict(rules: RuleSet, wire: Buffer, cnameTargets: readonly string[],
-    addressRecords: readonly { type: number; offset: number; length: number }[]): Verdict | null {
-    for (const target of cnameTargets) {
+  private responseVerdict(rules: RuleSet, answer: PackedAnswer): Verdict | null {
+    for (let i = 0, n = cnameCount(answer); i < n; i++) {
+      const target = cnameTarget(answer, i);
+      if (target === null) continue;
       const g = rules.match(target);
       if (g >= 0 && !rules.isAllow(g)) return { kind: 'name', rule: g, ownerOffset: 0 };
     }
     if (rules.ipRuleCount > 0) {
-      for (const r of addressRecords) {
-        const i = r.type === QTYPE.A || r.type === QTYPE.AAAA
-          ? rules.matchAddress(wire, r.offset, r.length)
-          : matchSvcbHints(rules, wire, r.offset, r.length);
-        if (i >= 0) return { kind: 'ip', rule: i };
+      for (let i = 0, n = addressCount(answer); i < n; i++) {
+        const type = addressType(answer, i);
+        const offset = addressOffset(answer, i);
+        const length = addressLength(answer, i);
+        const r = type === QTYPE.A || type === QTYPE.AAAA
+          ? rules.matchAddress(answer, offset, length)
+          : matchSvcbHints(rules, answer, offset, length);
+        if (r >= 0) return { kind: 'ip', rule: r };
       }
     }
     return null;

@@ -154,32 +154,25 @@ export function queryEmptyAnswer(q: Query, rcode: number, ede?: { code: number; 
 }
 
 /**
- * Upstream (or cached) response -> this client's answer: the client's ID, its RD bit and
- * its exact question bytes (0x20 mixed case survives), TTLs aged by `ageSeconds` at the
- * given offsets. Over UDP an answer larger than the client takes becomes an empty answer
- * with TC set, so the client retries over TCP (never a partial record).
+ * An upstream answer (the bytes of `src` from `start`) made this client's: its ID, its RD bit
+ * and its exact question bytes (0x20 mixed case survives). The question is the same name, so
+ * every record keeps its offset.
  */
-export function relayAnswer(q: Query, response: Buffer, ttlOffsets: Uint16Array | null, ageSeconds: number,
-  overUdp: boolean): Buffer {
-  if (overUdp && response.length > q.udpLimit) return truncatedAnswer(q, response);
-  const out = Buffer.allocUnsafe(response.length);
-  response.copy(out);
+export function copyAnswer(q: Query, src: Buffer, start: number): Buffer {
+  const out = Buffer.allocUnsafe(src.length - start);
+  src.copy(out, 0, start);
   out.writeUInt16BE(q.id, 0);
   out[2] = (out[2]! & ~(FLAG_RD >> 8)) | (q.msg[2]! & (FLAG_RD >> 8));
   q.msg.copy(out, HEADER_LENGTH, HEADER_LENGTH, q.questionEnd);
-  if (ttlOffsets !== null && ageSeconds > 0) {
-    for (let i = 0; i < ttlOffsets.length; i++) {
-      const off = ttlOffsets[i]!;
-      const ttl = out.readUInt32BE(off);
-      out.writeUInt32BE(ttl > ageSeconds ? ttl - ageSeconds : 0, off);
-    }
-  }
   return out;
 }
 
-function truncatedAnswer(q: Query, response: Buffer): Buffer {
-  const out = emptyAnswer(q.msg, q.questionEnd, response[3]! & 0x0f, q.edns, q.dnssecOk);
-  // Keep the upstream's flags (AA, AD, rcode) but set TC.
-  out.writeUInt16BE((response.readUInt16BE(2) | FLAG_TC) & ~FLAG_RD | (q.flags & FLAG_RD), 2);
+/**
+ * For an answer too large for the client over UDP: no records, the upstream's flags (AA, AD,
+ * rcode) with TC set, so the client asks again over TCP. Never a partial record.
+ */
+export function truncatedAnswer(q: Query, src: Buffer, start: number): Buffer {
+  const out = emptyAnswer(q.msg, q.questionEnd, src[start + 3]! & 0x0f, q.edns, q.dnssecOk);
+  out.writeUInt16BE((src.readUInt16BE(start + 2) | FLAG_TC) & ~FLAG_RD | (q.flags & FLAG_RD), 2);
   return out;
 }

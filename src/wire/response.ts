@@ -30,14 +30,17 @@ export interface ResponseInfo {
   minTtl: number;
   /** RFC 2308: min(SOA TTL, SOA MINIMUM) of the authority SOA; -1 when there is none. */
   negativeTtl: number;
-  /** Lower-cased keys of CNAME/DNAME targets in the answer section. */
-  cnameTargets: string[];
-  /** Offsets of A/AAAA rdata and HTTPS/SVCB rdata in the answer section. */
-  addressRecords: { type: number; offset: number; length: number }[];
+  /** Offsets of the CNAME/DNAME rdata (the target names) in the answer section. */
+  cnameOffsets: number[];
+  /** A/AAAA and HTTPS/SVCB rdata in the answer section, flat: type, offset, length, type... */
+  addresses: number[];
 }
 
-/** Reads a (possibly compressed) name at `off` into a lower-cased key; null when malformed. */
-export function readNameKey(msg: Buffer, off: number): string | null {
+/**
+ * Reads a (possibly compressed) name at `off` into a lower-cased key; null when malformed.
+ * `base` is where the message starts inside `msg`: compression pointers count from there.
+ */
+export function readNameKey(msg: Buffer, off: number, base = 0): string | null {
   let key = '';
   for (let jumps = 0; jumps < 64;) {
     if (off >= msg.length) return null;
@@ -45,7 +48,7 @@ export function readNameKey(msg: Buffer, off: number): string | null {
     if (len === 0) return key;
     if ((len & 0xc0) === 0xc0) {
       if (off + 1 >= msg.length) return null;
-      off = ((len & 0x3f) << 8) | msg[off + 1]!;
+      off = base + (((len & 0x3f) << 8) | msg[off + 1]!);
       jumps++;
       continue;
     }
@@ -74,8 +77,8 @@ export function inspectResponse(resp: Buffer, questionEnd: number): ResponseInfo
   let minTtl = -1;
   let negativeTtl = -1;
   let rcode = flags & 0x0f;
-  const cnameTargets: string[] = [];
-  const addressRecords: { type: number; offset: number; length: number }[] = [];
+  const cnameOffsets: number[] = [];
+  const addresses: number[] = [];
   let off = questionEnd;
   for (let i = 0; i < total; i++) {
     const nameEnd = skipName(resp, off);
@@ -97,10 +100,9 @@ export function inspectResponse(resp: Buffer, questionEnd: number): ResponseInfo
       }
       if (section === 0 && resp.readUInt16BE(nameEnd + 2) === CLASS_IN) {
         if (type === QTYPE.CNAME || type === 39 /* DNAME */) {
-          const target = readNameKey(resp, rdata);
-          if (target !== null) cnameTargets.push(target);
+          cnameOffsets.push(rdata);
         } else if (type === QTYPE.A || type === QTYPE.AAAA || type === QTYPE.HTTPS || type === QTYPE.SVCB) {
-          addressRecords.push({ type, offset: rdata, length: rdlength });
+          addresses.push(type, rdata, rdlength);
         }
       }
     }
@@ -113,8 +115,8 @@ export function inspectResponse(resp: Buffer, questionEnd: number): ResponseInfo
     ttlOffsets: ttlCount === total ? ttlOffsets : ttlOffsets.slice(0, ttlCount),
     minTtl,
     negativeTtl,
-    cnameTargets,
-    addressRecords,
+    cnameOffsets,
+    addresses,
   };
 }
 
