@@ -1,5 +1,8 @@
-// The small pure pieces: names <-> keys, endpoints, CIDRs, query types, rule lines.
+// The small pure pieces: names <-> keys, endpoints, CIDRs, query types, rule lines, packed
+// answers, the node flags.
+import { readFileSync } from 'node:fs';
 import t from 'tap';
+import { NODE_FLAGS } from '../src/node-flags.js';
 import { cidrContains, clientBytes, parseCidr } from '../src/policy/cidr.js';
 import { parseRuleLine } from '../src/policy/rule-line.js';
 import { TopK } from '../src/topk.js';
@@ -7,6 +10,11 @@ import { parseEndpoint } from '../src/upstream/endpoint.js';
 import { addressBytes } from '../src/wire/answer.js';
 import { parseQtype, qtypeName, rcodeName } from '../src/wire/constants.js';
 import { keyToText, textToKey } from '../src/wire/names.js';
+import {
+  addressCount, addressLength, addressOffset, addressType, cnameCount, cnameTarget, packAnswer, relayPacked,
+} from '../src/wire/packed-answer.js';
+import { parseQuery, Query } from '../src/wire/query.js';
+import { inspectResponse } from '../src/wire/response.js';
 
 t.test('names: text -> key -> text', async (t) => {
   t.equal(textToKey('Messenger.Hotmail.COM.'), '\x09messenger\x07hotmail\x03com', 'lower-cased wire form, trailing dot dropped');
@@ -139,4 +147,47 @@ t.test('re-parsing a file against its previous version: grown, shrunk, edited', 
   t.same([...shrunk.lines], [2, 3]);
   t.same(shrunk.keys, parseListText('y.txt', names(2, 10).join('\n')).keys, 'edited keys are the new ones');
   t.equal(grown.keys.length, 6000, 'the previous version is left as it was');
+});
+
+t.test('packed answers: CNAME targets through compression pointers, addresses, TTLs aged on relay', async (t) => {
+  // www.example.com A: CNAME cdn.example.com (compressed against the question), then its A.
+  const question = Buffer.concat([Buffer.from('\x03www\x07example\x03com\x00', 'latin1'), Buffer.from([0, 1, 0, 1])]);
+  const header = Buffer.from([0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]);
+  // CNAME rdata "cdn" + pointer to "example.com" at offset 16 of the message.
+  const cname = Buffer.concat([Buffer.from([0xc0, 12, 0, 5, 0, 1, 0, 0, 0x0e, 0x10, 0, 6]), Buffer.from('\x03cdn', 'latin1'), Buffer.from([0xc0, 16])]);
+  const a = Buffer.from([0xc0, 43, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+  const wire = Buffer.concat([header, question, cname, a]);
+  const info = inspectResponse(wire, header.length + question.length);
+  if (info === null) throw new Error('inspectResponse refused a good answer');
+  const storedAt = Date.now() - 10_500;
+  const packed = packAnswer(wire, info, storedAt);
+  t.equal(cnameCount(packed), 1);
+  t.equal(cnameTarget(packed, 0), '\x03cdn\x07example\x03com', 'the pointer counts from the answer inside the pack, not from the pack');
+  t.equal(addressCount(packed), 1);
+  t.equal(addressType(packed, 0), 1);
+  t.equal(addressLength(packed, 0), 4);
+  t.same([...packed.subarray(addressOffset(packed, 0), addressOffset(packed, 0) + 4)], [192, 0, 2, 7]);
+
+  const query = Buffer.concat([Buffer.from([0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.from('\x03WwW\x07example\x03com\x00', 'latin1'), Buffer.from([0, 1, 0, 1])]);
+  const q = parseQuery(query);
+  if (!(q instanceof Query)) throw new Error('parseQuery refused a good query');
+  const out = relayPacked(q, packed, storedAt + 10_500, true);
+  t.equal(out.readUInt16BE(0), 0xabcd, "the client's ID");
+  t.equal(out.toString('latin1', 13, 16), 'WwW', "the client's exact qname case");
+  t.equal(out.readUInt32BE(wire.indexOf(Buffer.from([0, 0, 0x0e, 0x10]))), 3600 - 10, 'CNAME TTL lowered by the 10 whole seconds since storing');
+  t.equal(out.readUInt32BE(wire.length - 10), 60 - 10, 'A TTL lowered too');
+  t.equal(out.length, wire.length);
+  const small = parseQuery(query);
+  if (!(small instanceof Query)) throw new Error('parseQuery refused a good query');
+  small.udpLimit = 40;
+  const truncated = relayPacked(small, packed, storedAt, true);
+  t.equal(truncated.readUInt16BE(2) & 0x0200, 0x0200, 'too big for the client: TC set');
+  t.equal(truncated.readUInt16BE(6), 0, 'and no partial records');
+});
+
+t.test('the node flags serve runs with are the same everywhere it is started', async (t) => {
+  const flags = NODE_FLAGS.join(' ');
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
+  t.match(pkg.scripts.start, `node ${flags} dist/cli.js serve`, 'npm start');
+  t.match(readFileSync(new URL('../systemd/install.sh', import.meta.url), 'utf8'), `${flags} "$app/dist/cli.js"`, 'the installed wrapper');
 });
