@@ -65,7 +65,7 @@ rm -rf "$app/node_modules" && cp -a "$src/node_modules" "$app/node_modules"
 (cd "$app" && npm prune --omit=dev --no-audit --no-fund >/dev/null 2>&1) || say "note: could not prune development packages (harmless)"
 cat > "$bin/sinkhole" <<WRAPPER
 #!/bin/sh
-exec "$node_bin" --min-semi-space-size=16 --max-semi-space-size=16 "$app/dist/cli.js" "\$@"
+exec "$node_bin" --min-semi-space-size=4 --max-semi-space-size=4 "$app/dist/cli.js" "\$@"
 WRAPPER
 chmod 755 "$bin/sinkhole"
 
