@@ -108,6 +108,22 @@ t.test('the rule set matcher: most specific rule, label boundaries, single-label
   t.ok(tld.match(key('evil.zip')) >= 0, 'a single-label rule covers its whole TLD');
   t.equal(tld.match(key('zip.example')), -1);
   t.equal(new RuleSet([]).match(key('a.b')), -1, 'an empty rule set');
+
+  // Only suffixes as deep as some rule under the same last two labels are looked up: rules
+  // at several depths, beside a single-label rule, and deeper than the filter's 31 bits.
+  const deep = Array.from({ length: 40 }, (_, i) => `l${i}`).join('.') + '.example.com';
+  const mixed = new RuleSet([parseListText('c.txt', `example.com\na.b.c.example.com\n@@||b.c.example.com^\n${deep}\nzip\n`)]);
+  const at = (n: string): string => {
+    const g = mixed.match(key(n));
+    return g < 0 ? 'none' : `${mixed.describe(g).rule}@${mixed.matchOffset}`;
+  };
+  t.equal(at('x.a.b.c.example.com'), 'a.b.c.example.com@2', 'the deepest rule, found first');
+  t.equal(at('y.b.c.example.com'), 'b.c.example.com@2', 'a rule two depths up');
+  t.equal(at('c.example.com'), 'example.com@2');
+  t.equal(at('example.com'), 'example.com@0');
+  t.equal(at(`x.${deep}`), `${deep}@2`, 'a rule of 42 labels');
+  t.equal(at('evil.zip'), 'zip@5', 'the single-label rule, after the rest');
+  t.equal(at('example.net'), 'none');
 });
 
 t.test('top-k: bounded memory, heavy hitters survive a flood of one-off keys', async (t) => {

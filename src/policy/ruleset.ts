@@ -23,27 +23,51 @@ export interface RuleRef {
  */
 const SHARDS = 64;
 
-/** Which shard holds key[from..]: a hash of all of it (lists share first labels and TLDs). */
-function shardOf(key: string, from: number): number {
-  return suffixHash(key, from) & (SHARDS - 1);
+/**
+ * Which shard holds key[off..], given `tail`, the hash of the key's last two labels: every
+ * suffix a query looks up shares that tail, so only the suffix's first label is hashed here,
+ * not the whole suffix again. The first label is what spreads one domain's many subdomains
+ * (a list with 100,000 names under one domain) over every shard.
+ */
+function shardOf(key: string, off: number, tail: number): number {
+  let h = tail;
+  for (let i = off, end = off + 1 + key.charCodeAt(off); i < end; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) & (SHARDS - 1);
+}
+
+/** Where each label of the key being looked at starts; a name has at most 127 labels. */
+const labelStarts = new Int32Array(128);
+
+/** Fills labelStarts for `key`; returns its number of labels. */
+function scanLabels(key: string): number {
+  let n = 0;
+  for (let off = 0; off < key.length && n < labelStarts.length; off += key.charCodeAt(off) + 1) labelStarts[n++] = off;
+  return n;
+}
+
+/** The suffix filter's bit for rules of `labels` labels; 31 and more share the top bit. */
+function depthBit(labels: number): number {
+  return 1 << Math.min(labels, 31);
 }
 
 export class RuleSet {
   /** name key -> rule number g (the rule is keys[g - fileStart] of files[fileOf[g]]), in shards. */
   private readonly names = Array.from({ length: SHARDS }, () => new Map<string, number>());
+  /** Rules of a single label (a whole TLD such as `zip`): few, and looked up last. */
+  private readonly topLevel = new Map<string, number>();
   private nameCount = 0;
   private readonly fileOf: Uint16Array;
   private readonly fileStart: Uint32Array;
   private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
   /**
-   * A hash of the last two labels of every rule's name (`hotmail.com` for
-   * `messenger.hotmail.com`). Most queries are for names under none of them: one lookup here
-   * answers "no rule" instead of one per label. Hashes, not strings: a million rules add no
-   * million objects for the garbage collector to copy (a collision only costs the full walk).
+   * Hash of the last two labels of every rule's name (`hotmail.com` for
+   * `messenger.hotmail.com`) -> a bit per label count of the rules under it. Most queries are
+   * for names under none of them: one lookup here answers "no rule" instead of one per label;
+   * for the rest only suffixes as long as some rule are looked up. Hashes, not strings: a
+   * million rules add no million objects for the garbage collector (a collision only costs
+   * lookups that find nothing).
    */
-  private readonly suffixes = Array.from({ length: SHARDS }, () => new Set<number>());
-  /** Rules of a single label (a whole TLD) bypass the suffix filter. */
-  private singleLabelRules = 0;
+  private readonly suffixes = Array.from({ length: SHARDS }, () => new Map<number, number>());
   /** Set by match(): where the matched suffix starts inside the key. */
   matchOffset = 0;
   readonly nameRuleCount: number;
@@ -75,17 +99,19 @@ export class RuleSet {
       for (let i = 0; i < f.keys.length; i++, g++) {
         if ((g & (YIELD_EVERY - 1)) === 0) yield;
         const key = f.keys[i]!;
-        const shard = this.names[shardOf(key, 0)]!;
-        const existing = shard.get(key);
+        const labels = scanLabels(key);
+        const tail = labels < 2 ? 0 : suffixHash(key, labelStarts[labels - 2]!);
+        const map = labels < 2 ? this.topLevel : this.names[shardOf(key, 0, tail)]!;
+        const existing = map.get(key);
         // First rule for a name wins, except that an allow rule beats a block rule of
         // the same name (equal specificity: allow wins).
-        if (existing === undefined) this.nameCount++;
-        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) shard.set(key, g);
-        const two = lastTwoLabels(key);
-        if (two < 0) this.singleLabelRules++;
-        else if (existing === undefined) {
-          const h = suffixHash(key, two);
-          this.suffixes[h & (SHARDS - 1)]!.add(h);
+        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) map.set(key, g);
+        if (existing === undefined) {
+          this.nameCount++;
+          if (labels >= 2) {
+            const filter = this.suffixes[tail & (SHARDS - 1)]!;
+            filter.set(tail, (filter.get(tail) ?? 0) | depthBit(labels));
+          }
         }
       }
       for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
@@ -95,12 +121,12 @@ export class RuleSet {
   /** Names in this set and not in `other`, counted in time slices (for the reload log line). */
   async countMissingFrom(other: RuleSet): Promise<number> {
     let missing = 0;
-    const names = this.names;
+    const maps = [...this.names, this.topLevel];
     function* count(): Generator<void> {
       let n = 0;
-      for (const shard of names) {
-        for (const key of shard.keys()) {
-          if (!other.names[shardOf(key, 0)]!.has(key)) missing++;
+      for (const map of maps) {
+        for (const key of map.keys()) {
+          if (!other.has(key)) missing++;
           if ((++n & (YIELD_EVERY - 1)) === 0) yield;
         }
       }
@@ -123,22 +149,39 @@ export class RuleSet {
    */
   match(key: string): number {
     if (this.nameCount === 0) return -1;
-    if (this.singleLabelRules === 0) {
-      const two = lastTwoLabels(key);
-      if (two < 0) return -1;
-      const h = suffixHash(key, two);
-      if (!this.suffixes[h & (SHARDS - 1)]!.has(h)) return -1;
+    const labels = scanLabels(key);
+    if (labels >= 2) {
+      const tail = suffixHash(key, labelStarts[labels - 2]!);
+      const depths = this.suffixes[tail & (SHARDS - 1)]!.get(tail);
+      if (depths !== undefined) {
+        // Longest suffix first: the name itself, then each parent down to the last two labels.
+        for (let i = 0; i <= labels - 2; i++) {
+          if ((depths & depthBit(labels - i)) === 0) continue;
+          const off = labelStarts[i]!;
+          const g = this.names[shardOf(key, off, tail)]!.get(off === 0 ? key : key.slice(off));
+          if (g !== undefined) {
+            this.matchOffset = off;
+            return g;
+          }
+        }
+      }
     }
-    let off = 0;
-    while (off < key.length) {
-      const g = this.names[shardOf(key, off)]!.get(off === 0 ? key : key.slice(off));
+    if (this.topLevel.size > 0 && labels >= 1) {
+      const off = labelStarts[labels - 1]!;
+      const g = this.topLevel.get(off === 0 ? key : key.slice(off));
       if (g !== undefined) {
         this.matchOffset = off;
         return g;
       }
-      off += key.charCodeAt(off) + 1;
     }
     return -1;
+  }
+
+  /** Whether `key` itself is a rule's name. */
+  private has(key: string): boolean {
+    const labels = scanLabels(key);
+    if (labels < 2) return this.topLevel.has(key);
+    return this.names[shardOf(key, 0, suffixHash(key, labelStarts[labels - 2]!))]!.has(key);
   }
 
   isAllow(g: number): boolean {
@@ -181,7 +224,6 @@ export class RuleSet {
   }
 }
 
-/** Offset of the last two labels in a key; -1 when it has only one label. */
 /** FNV-1a over key[from..], kept to 30 bits so that it is always a small integer in V8. Used for shards and the suffix filter. */
 function suffixHash(key: string, from: number): number {
   let h = 0x811c9dc5;
@@ -189,12 +231,3 @@ function suffixHash(key: string, from: number): number {
   return h & 0x3fffffff;
 }
 
-function lastTwoLabels(key: string): number {
-  let last = 0;
-  let beforeLast = -1;
-  for (let off = 0; off < key.length; off += key.charCodeAt(off) + 1) {
-    beforeLast = last;
-    last = off;
-  }
-  return last === 0 ? -1 : beforeLast;
-}
