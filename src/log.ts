@@ -46,32 +46,30 @@ export interface BlockedQuery {
  * interval a client's further blocked queries are only counted, in one summary line.
  */
 export class BlockedQueryLog {
-  private readonly seen = new Map<string, { query: BlockedQuery; repeats: number }>();
-  private readonly perClient = new Map<string, { lines: number; suppressed: number }>();
+  /** Per client: its distinct blocked queries this interval, and how many went unlogged. */
+  private readonly clients = new Map<string, { seen: Map<string, { query: BlockedQuery; repeats: number }>; suppressed: number }>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly log: Logger, private readonly intervalMs = 1000, private readonly linesPerClient = 50) {}
 
   /** `describe` is called only when a line is written: building it is the expensive part. */
   record(client: string, key: string, describe: () => BlockedQuery): void {
-    const dedupe = client + '\u0000' + key;
-    const seen = this.seen.get(dedupe);
+    let c = this.clients.get(client);
+    if (c === undefined) {
+      c = { seen: new Map(), suppressed: 0 };
+      this.clients.set(client, c);
+    }
+    const seen = c.seen.get(key);
     if (seen !== undefined) {
       seen.repeats++;
       return;
     }
-    let counts = this.perClient.get(client);
-    if (counts === undefined) {
-      counts = { lines: 0, suppressed: 0 };
-      this.perClient.set(client, counts);
-    }
-    if (counts.lines >= this.linesPerClient) {
-      counts.suppressed++;
+    if (c.seen.size >= this.linesPerClient) {
+      c.suppressed++;
       return;
     }
-    counts.lines++;
     const query = describe();
-    this.seen.set(dedupe, { query, repeats: 0 });
+    c.seen.set(key, { query, repeats: 0 });
     this.log.info(query, 'blocked');
     if (this.timer === null) {
       this.timer = setTimeout(() => this.flush(), this.intervalMs);
@@ -83,16 +81,17 @@ export class BlockedQueryLog {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const seconds = this.intervalMs / 1000;
-    for (const { query, repeats } of this.seen.values()) {
-      if (repeats > 0) this.log.info({ ...query, repeats, seconds }, 'blocked (repeated)');
+    for (const c of this.clients.values()) {
+      for (const { query, repeats } of c.seen.values()) {
+        if (repeats > 0) this.log.info({ ...query, repeats, seconds }, 'blocked (repeated)');
+      }
     }
-    for (const [client, counts] of this.perClient) {
-      if (counts.suppressed > 0) {
-        this.log.info({ client, suppressed: counts.suppressed, seconds },
+    for (const [client, c] of this.clients) {
+      if (c.suppressed > 0) {
+        this.log.info({ client, suppressed: c.suppressed, seconds },
           'blocked (more queries from this client, not logged one by one)');
       }
     }
-    this.seen.clear();
-    this.perClient.clear();
+    this.clients.clear();
   }
 }
