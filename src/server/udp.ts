@@ -2,16 +2,8 @@
 import cluster from 'node:cluster';
 import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import type { Transport } from '../transport.js';
-import type { Endpoint } from '../upstream/endpoint.js';
+import { literalLookup, type Endpoint } from '../upstream/endpoint.js';
 import { bindErrorMessage, StartupError } from './bind-error.js';
-
-/**
- * Answers go back to the address a query came from: always an IP literal. dgram would
- * otherwise pass it through dns.lookup (two regexes and a nextTick per answer).
- */
-function literalLookup(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  callback(null, address, address.includes(':') ? 6 : 4);
-}
 
 /**
  * Node >= 22.12 (and 23.1+) can set SO_REUSEPORT on a UDP socket: then each cluster worker

@@ -40,3 +40,12 @@ export function parseEndpoint(text: string, defaultPort: number | undefined): En
   }
   return { host, port, family: family as 4 | 6, label: endpointLabel(host, port) };
 }
+
+/**
+ * dgram's `lookup` for sockets that only ever send to IP literals (answers go back to the
+ * address a query came from; upstreams are IP addresses): dgram would otherwise pass each
+ * one through dns.lookup, two regexes and a nextTick per datagram.
+ */
+export function literalLookup(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.includes(':') ? 6 : 4);
+}

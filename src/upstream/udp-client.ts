@@ -5,7 +5,7 @@
 import { randomFillSync } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { answersQuestion } from '../wire/response.js';
-import type { Endpoint } from './endpoint.js';
+import { literalLookup, type Endpoint } from './endpoint.js';
 
 const SOCKETS_PER_FAMILY = 4;
 const SWEEP_MS = 25;
@@ -47,7 +47,7 @@ export class UdpUpstreamClient {
     const list = this.sockets[family];
     let socket = list[index];
     if (socket === undefined) {
-      socket = createSocket(family === 4 ? 'udp4' : 'udp6');
+      socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
       const number = (family === 4 ? 0 : SOCKETS_PER_FAMILY) + index;
       socket.on('message', (msg, rinfo) => this.receive(number, msg, rinfo.address, rinfo.port));
       socket.on('error', (err) => this.onError(err));
