@@ -196,7 +196,7 @@ async function main(): Promise<void> {
     }
 
     if (!o.onlyReload) {
-    say(`### Latency on W3 at a fixed offered rate (ms): the last ${o.quick ? 3 : 5} s of a ${LATENCY_WARM_S + (o.quick ? 3 : 5)} s run`);
+    say(`### Latency on W3 at a fixed offered rate (ms): the last ${o.quick ? 3 : 5} s of each run of ${LATENCY_WARM_S + (o.quick ? 3 : 5)} s`);
     say();
     say('| rate | server | p50 | p99 | max | lost |');
     say('|---|---|---|---|---|---|');
