@@ -2,6 +2,8 @@
 // answers, the node flags.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
+import pino from 'pino';
+import { BlockedQueryLog } from '../src/log.js';
 import { NODE_FLAGS } from '../src/node-flags.js';
 import { cidrContains, clientBytes, parseCidr } from '../src/policy/cidr.js';
 import { parseRuleLine } from '../src/policy/rule-line.js';
@@ -206,4 +208,26 @@ t.test('the node flags serve runs with are the same everywhere it is started', a
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
   t.match(pkg.scripts.start, `node ${flags} dist/cli.js serve`, 'npm start');
   t.match(readFileSync(new URL('../systemd/install.sh', import.meta.url), 'utf8'), `${flags} "$app/dist/cli.js"`, 'the installed wrapper');
+});
+
+t.test('the blocked-query log: a line per distinct name and client, then only counts', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ base: undefined }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const blocked = new BlockedQueryLog(log, 60_000, 3);
+  const query = (client: string, qname: string) => () => ({ client, qname, qtype: 'A', rule: 'x.txt:1', bundle: 'x' });
+  for (const name of ['a', 'b', 'c', 'd', 'e', 'a', 'a']) blocked.record('10.0.0.1', name, query('10.0.0.1', name));
+  blocked.record('10.0.0.2', 'a', query('10.0.0.2', 'a'));
+  t.same(lines.map((l) => `${l.msg} ${l.client} ${l.qname}`), ['blocked 10.0.0.1 a', 'blocked 10.0.0.1 b', 'blocked 10.0.0.1 c', 'blocked 10.0.0.2 a'],
+    'three lines for the first client (its limit), its own line for the second');
+  lines.length = 0;
+  blocked.flush();
+  t.match(lines, [
+    { msg: 'blocked (repeated)', client: '10.0.0.1', qname: 'a', repeats: 2, seconds: 60 },
+    { msg: 'blocked (more queries from this client, not logged one by one)', client: '10.0.0.1', suppressed: 2 },
+  ]);
+  t.equal(lines.length, 2, 'nothing for what was logged once');
+  lines.length = 0;
+  blocked.record('10.0.0.1', 'd', query('10.0.0.1', 'd'));
+  t.match(lines, [{ msg: 'blocked', qname: 'd' }], 'a new interval starts afresh');
+  blocked.flush();
 });
