@@ -45,6 +45,11 @@ function scanLabels(key: string): number {
   return n;
 }
 
+/** Hash of the key's last two labels (labelStarts filled for it); 0 for a single label. */
+function tailOf(key: string, labels: number): number {
+  return labels < 2 ? 0 : suffixHash(key, labelStarts[labels - 2]!);
+}
+
 /** The suffix filter's bit for rules of `labels` labels; 31 and more share the top bit. */
 function depthBit(labels: number): number {
   return 1 << Math.min(labels, 31);
@@ -100,8 +105,8 @@ export class RuleSet {
         if ((g & (YIELD_EVERY - 1)) === 0) yield;
         const key = f.keys[i]!;
         const labels = scanLabels(key);
-        const tail = labels < 2 ? 0 : suffixHash(key, labelStarts[labels - 2]!);
-        const map = labels < 2 ? this.topLevel : this.names[shardOf(key, 0, tail)]!;
+        const tail = tailOf(key, labels);
+        const map = this.mapFor(key, labels, tail);
         const existing = map.get(key);
         // First rule for a name wins, except that an allow rule beats a block rule of
         // the same name (equal specificity: allow wins).
@@ -151,7 +156,7 @@ export class RuleSet {
     if (this.nameCount === 0) return -1;
     const labels = scanLabels(key);
     if (labels >= 2) {
-      const tail = suffixHash(key, labelStarts[labels - 2]!);
+      const tail = tailOf(key, labels);
       const depths = this.suffixes[tail & (SHARDS - 1)]!.get(tail);
       if (depths !== undefined) {
         // Longest suffix first: the name itself, then each parent down to the last two labels.
@@ -180,8 +185,12 @@ export class RuleSet {
   /** Whether `key` itself is a rule's name. */
   private has(key: string): boolean {
     const labels = scanLabels(key);
-    if (labels < 2) return this.topLevel.has(key);
-    return this.names[shardOf(key, 0, suffixHash(key, labelStarts[labels - 2]!))]!.has(key);
+    return this.mapFor(key, labels, tailOf(key, labels)).has(key);
+  }
+
+  /** The map that holds `key` as a rule's name (labels and tail as scanLabels and tailOf give). */
+  private mapFor(key: string, labels: number, tail: number): Map<string, number> {
+    return labels < 2 ? this.topLevel : this.names[shardOf(key, 0, tail)]!;
   }
 
   isAllow(g: number): boolean {
