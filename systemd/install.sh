@@ -41,7 +41,7 @@ etc="$prefix/etc/sinkhole"
 unit_dir="$prefix/etc/systemd/system"
 
 # Build when the compiled files are missing or older than the sources.
-if [ ! -f "$src/dist/cli.js" ] || [ -n "$(find "$src/src" -newer "$src/dist/cli.js" -name '*.ts' -print -quit)" ]; then
+if [ ! -f "$src/dist/main/cli.js" ] || [ -n "$(find "$src/src" -newer "$src/dist/main/cli.js" -name '*.ts' -print -quit)" ]; then
   say "building"
   (cd "$src" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build --silent)
 fi
@@ -65,7 +65,7 @@ rm -rf "$app/node_modules" && cp -a "$src/node_modules" "$app/node_modules"
 (cd "$app" && npm prune --omit=dev --no-audit --no-fund >/dev/null 2>&1) || say "note: could not prune development packages (harmless)"
 cat > "$bin/sinkhole" <<WRAPPER
 #!/bin/sh
-exec "$node_bin" --min-semi-space-size=4 --max-semi-space-size=4 "$app/dist/cli.js" "\$@"
+exec "$node_bin" --min-semi-space-size=4 --max-semi-space-size=4 "$app/dist/main/cli.js" "\$@"
 WRAPPER
 chmod 755 "$bin/sinkhole"
 

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { buildConfig } from '../src/config.js';
+import { buildConfig } from '../src/config/config.js';
 import { ask } from './helpers/client.js';
 import { T } from './helpers/dns.js';
 import { freePort, startSinkhole } from './helpers/server.js';

@@ -68,7 +68,7 @@ t.test('DHCP hands out the sinkhole; a DHCP client resolves through it', async (
   t.equal(upstream.status, 0, `upstream ${upstream.stderr}`);
 
   // The sinkhole on the server's address, port 53, with the shipped lists.
-  const sinkhole = spawn('ip', ['netns', 'exec', server, process.execPath, join(ROOT, 'dist', 'cli.js'), 'serve',
+  const sinkhole = spawn('ip', ['netns', 'exec', server, process.execPath, join(ROOT, 'dist', 'main', 'cli.js'), 'serve',
     '--listen', `${net}.1:53`, '--upstream', '127.0.0.1:5300', '--blocklists', join(ROOT, 'blocklists')], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(sinkhole);
   let log = '';

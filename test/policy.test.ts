@@ -49,7 +49,7 @@ t.test('who may ask: clients outside allow-net get REFUSED', async (t) => {
 t.test('the default allow-net answers loopback and private networks only', async (t) => {
   const { s } = await setup(t, {});
   t.same(s.config.allowNets?.map((c) => c.text), ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10']);
-  const { NetworkList } = await import('../src/policy/cidr.js');
+  const { NetworkList } = await import('../src/stages/policy/cidr.js');
   const nets = new NetworkList(s.config.allowNets!);
   for (const ok of ['127.0.0.1', '10.1.2.3', '172.31.0.1', '192.168.1.16', '100.64.0.1', '169.254.1.1', '::1', 'fd12::1', 'fe80::1', '::ffff:192.168.1.2']) t.ok(nets.contains(ok), `${ok} may ask`);
   for (const no of ['8.8.8.8', '172.32.0.1', '192.0.2.1', '2001:db8::1', '::ffff:8.8.8.8']) t.notOk(nets.contains(no), `${no} may not`);

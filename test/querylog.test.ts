@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { QueryStats } from '../src/stats.js';
+import { QueryStats } from '../src/observe/stats.js';
 import { parseQuery, Query } from '../src/wire/query.js';
 import { ask } from './helpers/client.js';
 import { buildQuery, T } from './helpers/dns.js';
@@ -90,7 +90,7 @@ t.test('/api/stats and sinkhole stats show who tried which bundle', async (t) =>
   });
   t.equal((stats.last24h as unknown[]).length, 24);
   const out = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'cli.js'), 'stats', '--admin', `127.0.0.1:${adminPort}`]);
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'main', 'cli.js'), 'stats', '--admin', `127.0.0.1:${adminPort}`]);
     let text = '';
     child.stdout.on('data', (c: Buffer) => (text += c.toString()));
     child.on('close', () => resolve(text));

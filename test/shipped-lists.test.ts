@@ -3,8 +3,8 @@
 // Microsoft's and Yahoo's and AOL's own sites).
 import { join } from 'node:path';
 import t from 'tap';
-import { checkName } from '../src/policy/check.js';
-import { loadBlocklists, listFiles } from '../src/policy/load.js';
+import { checkName } from '../src/stages/policy/check.js';
+import { loadBlocklists, listFiles } from '../src/stages/policy/load.js';
 import { QTYPE } from '../src/wire/constants.js';
 
 const DIR = join(import.meta.dirname, '..', 'blocklists');

@@ -49,7 +49,7 @@ t.test('install.sh into a temporary root; a second run keeps what the admin chan
   const first = install();
   t.equal(first.status, 0, first.stderr);
   const etc = join(prefix, 'etc', 'sinkhole');
-  for (const path of ['opt/sinkhole/dist/cli.js', 'opt/sinkhole/node_modules/lru-cache', 'opt/sinkhole/node_modules/pino', 'usr/local/bin/sinkhole',
+  for (const path of ['opt/sinkhole/dist/main/cli.js', 'opt/sinkhole/node_modules/lru-cache', 'opt/sinkhole/node_modules/pino', 'usr/local/bin/sinkhole',
     'etc/sinkhole/sinkhole.conf', 'etc/sinkhole/blocklists/msn-messenger.txt', 'etc/sinkhole/blocklists/web-messengers.txt',
     'etc/sinkhole/blocklists/available/whatsapp.txt', 'etc/systemd/system/sinkhole.service']) {
     t.ok(existsSync(join(prefix, path)), `${path} is installed`);

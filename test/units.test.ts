@@ -3,12 +3,12 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import pino from 'pino';
-import { BlockedQueryLog } from '../src/log.js';
-import { NODE_FLAGS } from '../src/node-flags.js';
-import { cidrContains, clientBytes, parseCidr } from '../src/policy/cidr.js';
-import { parseRuleLine } from '../src/policy/rule-line.js';
-import { TopK } from '../src/topk.js';
-import { parseEndpoint } from '../src/upstream/endpoint.js';
+import { BlockedQueryLog } from '../src/observe/log.js';
+import { NODE_FLAGS } from '../src/main/node-flags.js';
+import { cidrContains, clientBytes, parseCidr } from '../src/stages/policy/cidr.js';
+import { parseRuleLine } from '../src/stages/policy/rule-line.js';
+import { TopK } from '../src/observe/topk.js';
+import { parseEndpoint } from '../src/net/endpoint.js';
 import { addressBytes } from '../src/wire/answer.js';
 import { parseQtype, qtypeName, rcodeName } from '../src/wire/constants.js';
 import { keyToText, textToKey } from '../src/wire/names.js';
@@ -90,8 +90,8 @@ t.test('rule lines', async (t) => {
 });
 
 t.test('the rule set matcher: most specific rule, label boundaries, single-label rules', async (t) => {
-  const { parseListText } = await import('../src/policy/list-file.js');
-  const { RuleSet } = await import('../src/policy/ruleset.js');
+  const { parseListText } = await import('../src/stages/policy/list-file.js');
+  const { RuleSet } = await import('../src/stages/policy/ruleset.js');
   const key = (n: string) => textToKey(n) as string;
   const rules = new RuleSet([parseListText('a.txt', 'hotmail.com\n@@||mail.hotmail.com^\nx.mail.hotmail.com\n')]);
   const verdict = (n: string) => {
@@ -144,7 +144,7 @@ t.test('top-k: bounded memory, heavy hitters survive a flood of one-off keys', a
 });
 
 t.test('re-parsing a file against its previous version: grown, shrunk, edited', async (t) => {
-  const { parseListText, parseSteps } = await import('../src/policy/list-file.js');
+  const { parseListText, parseSteps } = await import('../src/stages/policy/list-file.js');
   const reparse = (previous: string[], text: string) => {
     const steps = parseSteps('x.allow.txt', Buffer.from(text), 0, text.length, false, previous);
     let step = steps.next();
@@ -206,8 +206,8 @@ t.test('packed answers: CNAME targets through compression pointers, addresses, T
 t.test('the node flags serve runs with are the same everywhere it is started', async (t) => {
   const flags = NODE_FLAGS.join(' ');
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
-  t.match(pkg.scripts.start, `node ${flags} dist/cli.js serve`, 'npm start');
-  t.match(readFileSync(new URL('../systemd/install.sh', import.meta.url), 'utf8'), `${flags} "$app/dist/cli.js"`, 'the installed wrapper');
+  t.match(pkg.scripts.start, `node ${flags} dist/main/cli.js serve`, 'npm start');
+  t.match(readFileSync(new URL('../systemd/install.sh', import.meta.url), 'utf8'), `${flags} "$app/dist/main/cli.js"`, 'the installed wrapper');
 });
 
 t.test('the blocked-query log: a line per distinct name and client, then only counts', async (t) => {

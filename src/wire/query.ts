@@ -4,7 +4,7 @@ import {
   CLASS_IN, EDNS_DO, FLAG_QR, HEADER_LENGTH, OPCODE_MASK, QTYPE, RCODE, UDP_PLAIN_LIMIT,
 } from './constants.js';
 import { MAX_LABEL, MAX_NAME_WIRE } from './names.js';
-import type { Transport } from '../transport.js';
+import type { Transport } from '../net/transport.js';
 
 /** Largest query we look at. Real queries are a few hundred bytes; anything bigger is abuse. */
 export const MAX_QUERY = 4096;

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { buildConfig, type Config } from '../../src/config.js';
-import type { LogOutput } from '../../src/log.js';
-import { DEFAULT_RELOAD_OPTIONS, type ReloadOptions } from '../../src/reload.js';
-import { startServer, type RunningServer } from '../../src/serve.js';
+import { buildConfig, type Config } from '../../src/config/config.js';
+import type { LogOutput } from '../../src/observe/log.js';
+import { DEFAULT_RELOAD_OPTIONS, type ReloadOptions } from '../../src/stages/policy/reload.js';
+import { startServer, type RunningServer } from '../../src/main/serve.js';
 import { startUpstream, type Handler } from './upstream.js';
 
 export interface TestServer {

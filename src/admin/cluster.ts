@@ -1,0 +1,87 @@
+// --admin with --workers: the primary serves the admin API and asks every worker, over
+// node:cluster's message channel, for its figures and adds them up (each worker counts the
+// queries it answered); a reload goes to every worker, a check to one. Each worker answers
+// from its own in-process backend, the same one a single process serves directly.
+import cluster, { type Worker } from 'node:cluster';
+import { mergeSnapshots, type AdminBackend, type AdminSnapshot } from './server.js';
+
+type Op = 'snapshot' | 'health' | 'reload' | 'check';
+
+interface AdminRequest {
+  sinkhole: 'admin';
+  id: number;
+  op: Op;
+  args?: [string, number, string | null];
+}
+
+interface AdminReply {
+  sinkhole: 'admin-reply';
+  id: number;
+  result?: unknown;
+  error?: string;
+}
+
+/** In a worker: answers the primary's admin requests from this worker's backend. */
+export function answerAdminRequests(backend: AdminBackend): void {
+  process.on('message', (msg: AdminRequest) => {
+    if (msg?.sinkhole !== 'admin') return;
+    const run: Promise<unknown> = msg.op === 'snapshot' ? backend.snapshot()
+      : msg.op === 'health' ? backend.health()
+        : msg.op === 'reload' ? backend.reload()
+          : backend.check(...msg.args!);
+    run.then((result) => process.send?.({ sinkhole: 'admin-reply', id: msg.id, result } satisfies AdminReply),
+      (err: Error) => process.send?.({ sinkhole: 'admin-reply', id: msg.id, error: err.message } satisfies AdminReply));
+  });
+}
+
+/** Longer than a worker's health probe of the upstreams (the 4 s forward budget). */
+const REPLY_TIMEOUT_MS = 6000;
+
+/** In the primary: the admin backend made of every running worker. */
+export function clusterBackend(): AdminBackend {
+  let nextId = 1;
+  const waiting = new Map<number, (reply: AdminReply) => void>();
+  cluster.on('message', (_worker, msg: AdminReply) => {
+    if (msg?.sinkhole === 'admin-reply') waiting.get(msg.id)?.(msg);
+  });
+
+  const ask = <T>(worker: Worker, op: Op, args?: AdminRequest['args']): Promise<T> => new Promise((resolve, reject) => {
+    const id = nextId++;
+    const timer = setTimeout(() => {
+      waiting.delete(id);
+      reject(new Error(`worker ${worker.id} did not answer the admin request in time`));
+    }, REPLY_TIMEOUT_MS);
+    waiting.set(id, (reply) => {
+      clearTimeout(timer);
+      waiting.delete(id);
+      if (reply.error !== undefined) reject(new Error(`worker ${worker.id}: ${reply.error}`));
+      else resolve(reply.result as T);
+    });
+    worker.send({ sinkhole: 'admin', id, op, args } satisfies AdminRequest);
+  });
+  const workers = (): Worker[] => {
+    const running = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    if (running.length === 0) throw new Error('no worker is running');
+    return running;
+  };
+  const everyWorker = <T>(op: Op): Promise<T[]> => Promise.all(workers().map((w) => ask<T>(w, op)));
+
+  return {
+    snapshot: async () => mergeSnapshots(await everyWorker<AdminSnapshot>('snapshot')),
+    health: async () => {
+      let replies: { status: number; body: Record<string, unknown> }[];
+      try {
+        replies = await everyWorker('health');
+      } catch (err) {
+        return { status: 503, body: { status: 'fail', reason: (err as Error).message } };
+      }
+      // Healthy only when every worker is: a query may land on any of them.
+      return replies.find((r) => r.status !== 200) ?? { status: 200, body: { ...replies[0]!.body, workers: replies.length } };
+    },
+    reload: async () => {
+      const replies = await everyWorker<Record<string, unknown>>('reload');
+      return { reloaded: replies.every((r) => r.reloaded === true), rules: replies[0]!.rules, ms: Math.max(...replies.map((r) => Number(r.ms))), workers: replies.length };
+    },
+    check: (name, qtype, client) => ask(workers()[0]!, 'check', [name, qtype, client]),
+  };
+}

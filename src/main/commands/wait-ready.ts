@@ -1,0 +1,41 @@
+// `sinkhole wait-ready`: exits 0 once the server configured by the same flags answers a
+// query on its first listen address. The server binds its sockets only after its rules are
+// loaded, so an answer means both. systemd runs this as ExecStartPost, so the unit becomes
+// active when DNS is really being served (Node 20 cannot write to systemd's notify socket).
+import { createSocket } from 'node:dgram';
+import type { Config } from '../../config/config.js';
+import { ConfigError } from '../../config/config.js';
+import { CANARY_DOMAIN } from '../../stages/guard/canary.js';
+
+export async function waitReady(config: Config, timeoutMs: number): Promise<void> {
+  const listen = config.listen[0]!;
+  // A wildcard listen address is reached through loopback.
+  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  // The canary is answered from the server's own rules: no upstream needs to be up.
+  const labels = CANARY_DOMAIN.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const query = Buffer.concat([Buffer.from([0x5e, 0xad, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const started = Date.now();
+      const timer = setInterval(() => {
+        if (Date.now() - started > timeoutMs) {
+          clearInterval(timer);
+          reject(new ConfigError(`no answer from ${listen.label} within ${timeoutMs / 1000} s; see "journalctl -u sinkhole"`));
+          return;
+        }
+        socket.send(query, listen.port, host);
+      }, 100);
+      socket.on('message', (msg) => {
+        if (msg.length >= 12 && msg.readUInt16BE(0) === 0x5ead) {
+          clearInterval(timer);
+          resolve();
+        }
+      });
+      socket.on('error', () => undefined);
+      socket.send(query, listen.port, host);
+    });
+  } finally {
+    socket.close();
+  }
+}

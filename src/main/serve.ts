@@ -1,0 +1,200 @@
+// `sinkhole serve`: load the rules, bind every listen address (UDP and TCP), answer until a
+// signal. Startup is all-or-nothing: the server says "ready" only when rules are loaded and
+// every socket is bound, and a failure stops it with one line.
+import { clusterBackend, answerAdminRequests } from '../admin/cluster.js';
+import { localBackend, startAdmin, type ReloadStats } from '../admin/server.js';
+import { AnswerCache } from '../stages/cache/answer-cache.js';
+import type { Config } from '../config/config.js';
+import { BlockedQueryLog, createLogger, type LogOutput } from '../observe/log.js';
+import { collectStartupGarbage } from './memory.js';
+import { NetworkList } from '../stages/policy/cidr.js';
+import { loadBlocklists } from '../stages/policy/load.js';
+import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from '../stages/policy/reload.js';
+import { Resolver, type QueryObserver } from '../pipeline/resolver.js';
+import { fanOut, QueryLog } from '../observe/query-log.js';
+import { QueryStats } from '../observe/stats.js';
+import { StartupError } from '../net/bind-error.js';
+import { listenTcp, type TcpListener } from '../net/tcp.js';
+import { listenUdp, type UdpListener } from '../net/udp.js';
+import type { Transport } from '../net/transport.js';
+import { Forwarder } from '../stages/forward/forwarder.js';
+import { buildTemplates } from '../wire/answer.js';
+import { isWorker, reportReady, runPrimary } from './workers.js';
+
+/** Upper bound on one client query's wait for upstreams, whatever the number of upstreams. */
+const FORWARD_BUDGET_MS = 4000;
+
+export interface RunningServer {
+  resolver: Resolver;
+  udp: UdpListener[];
+  tcp: TcpListener[];
+  reloader: Reloader;
+  reload(reason: string): Promise<void>;
+  /** Reopens the query log file (SIGHUP, for logrotate). */
+  reopenLogs(): void;
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS): Promise<RunningServer> {
+  const { log } = output;
+  const report = await loadBlocklists(config.blocklists);
+  logLoadProblems(log, report);
+  const ruleSet = report.ruleSet;
+  log.info({
+    folder: config.blocklists,
+    files: ruleSet.files.map((f) => ({ file: f.path, rules: f.keys.length + f.ipRules.length, invalid: f.invalidCount })),
+    rules: ruleSet.nameRuleCount + ruleSet.ipRuleCount, names: ruleSet.uniqueNames, ms: report.ms,
+  }, `loaded ${ruleSet.nameRuleCount + ruleSet.ipRuleCount} rules from ${ruleSet.files.length} files in ${report.ms} ms`);
+  if (ruleSet.files.length === 0) log.warn({ folder: config.blocklists }, 'no *.txt files in the blocklist folder: nothing will be blocked');
+  if (ruleSet.nameRuleCount > 100_000) collectStartupGarbage();
+
+  const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
+    (err) => log.warn({ err: err.message }, 'upstream socket error'));
+  const cache = new AnswerCache({ size: config.cacheSize, minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
+  const resolver = new Resolver({
+    rules: ruleSet,
+    cache,
+    forwarder,
+    templates: buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl),
+    log,
+    blockedLog: new BlockedQueryLog(log),
+    allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
+    exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
+  });
+  if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
+
+  let handlerErrors = 0;
+  const handle = (msg: Buffer, address: string, port: number, transport: Transport): void => {
+    try {
+      resolver.handle(msg, address, port, transport);
+    } catch (err) {
+      // A packet must never take the server down; say so, but not once per packet.
+      if (handlerErrors++ % 1000 === 0) log.error({ err: (err as Error).stack, client: address }, 'error while answering a query');
+    }
+  };
+
+  const udp: UdpListener[] = [];
+  const tcp: TcpListener[] = [];
+  const closeAll = async (): Promise<void> => {
+    await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
+    forwarder.close();
+  };
+  try {
+    for (const endpoint of config.listen) {
+      try {
+        udp.push(await listenUdp(endpoint, handle, (err) => log.warn({ err: err.message }, 'UDP socket error')));
+        tcp.push(await listenTcp(endpoint, handle, { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections }));
+      } catch (err) {
+        // The default [::1] may be missing on a machine without IPv6: serve IPv4 and say so.
+        const unavailable = err instanceof StartupError && /no interface|not available/.test(err.message);
+        if (config.listenIsDefault && endpoint.family === 6 && unavailable && udp.length > 0) {
+          log.warn({ listen: endpoint.label }, `${err.message}; serving IPv4 only`);
+          continue;
+        }
+        throw err;
+      }
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+
+  const reloader = new Reloader(config.blocklists, log, () => resolver.rules, (rules) => {
+    resolver.rules = rules;
+  }, reloadOptions);
+  await reloader.start();
+  const reload = (reason: string): Promise<void> => reloader.trigger(reason);
+
+  const observers: QueryObserver[] = [];
+  const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode);
+  if (queryLog !== null) observers.push(queryLog);
+  let admin: import('node:http').Server | null = null;
+  if (config.admin !== null) {
+    const stats = new QueryStats();
+    observers.push(stats);
+    const reloads: ReloadStats = { count: 0, failures: 0, lastMs: 0 };
+    reloader.onReload = (r) => {
+      reloads.count++;
+      if (!r.ok) reloads.failures++;
+      reloads.lastMs = r.ms;
+    };
+    const backend = localBackend({
+      config, resolver, cache, forwarder, reloader, stats, reloads,
+      allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
+      exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
+    });
+    // With --workers the primary serves the API and asks each worker (admin-cluster.ts).
+    if (isWorker) answerAdminRequests(backend);
+    else {
+      try {
+        admin = await startAdmin(config.admin, config.adminToken, backend);
+      } catch (err) {
+        reloader.close();
+        await closeAll();
+        throw err;
+      }
+      log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
+    }
+  }
+  resolver.observer = fanOut(observers);
+
+  const stop = async (): Promise<void> => {
+    reloader.close();
+    admin?.close();
+    admin?.closeAllConnections();
+    for (const l of [...udp, ...tcp]) l.draining = true;
+    // Answer what is in flight (bounded by the forward budget), then close.
+    const until = Date.now() + FORWARD_BUDGET_MS + 500;
+    while (resolver.pending > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await closeAll();
+    queryLog?.flush();
+  };
+  const reopenLogs = (): void => queryLog?.reopen();
+
+  return { resolver, udp, tcp, reloader, reload, reopenLogs, stop };
+}
+
+export async function serve(config: Config): Promise<void> {
+  const output = createLogger(config.logLevel);
+  const { log } = output;
+  if (config.workers > 1 && !isWorker) {
+    if (config.admin !== null) {
+      await startAdmin(config.admin, config.adminToken, clusterBackend()).catch((err: unknown) => {
+        output.flush();
+        throw err;
+      });
+      log.info({ admin: config.admin.label, token: config.adminToken !== null, workers: config.workers }, 'admin API listening');
+    }
+    runPrimary(config.workers, log, output.flush, () => undefined);
+    return;
+  }
+  const server = await startServer(config, output).catch((err: unknown) => {
+    output.flush();
+    throw err;
+  });
+  log.info({
+    listen: [...new Set(server.udp.map((l) => l.endpoint.label))],
+    upstreams: config.upstreams.map((u) => u.label), upstreamSource: config.upstreamSource,
+    allowNets: config.allowNets === null ? 'any' : config.allowNets.map((c) => c.text),
+  }, 'ready');
+  reportReady();
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    void server.stop().then(() => {
+      log.info('stopped');
+      output.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    output.reopen();
+    server.reopenLogs();
+    void server.reload('SIGHUP');
+  });
+}

@@ -1,0 +1,60 @@
+// The query log: one JSON line per query (time, client, name, type, verdict, rule, bundle,
+// rcode, upstream, latency), to stdout or a file, reopened on SIGHUP for logrotate. On a
+// busy network, "blocked" logs only blocked queries and "sample:N" one in N of the others
+// (blocked queries are always logged).
+import { createLogger, type LogOutput } from './log.js';
+import type { RuleRef } from '../stages/policy/ruleset.js';
+import type { Outcome, QueryObserver } from '../pipeline/resolver.js';
+import { qtypeName, rcodeName } from '../wire/constants.js';
+import { keyToText } from '../wire/names.js';
+import type { Query } from '../wire/query.js';
+
+export type QueryLogMode = { kind: 'all' } | { kind: 'blocked' } | { kind: 'sample'; every: number };
+
+export class QueryLog implements QueryObserver {
+  private readonly output: LogOutput;
+  private seen = 0;
+
+  constructor(destination: string, private readonly mode: QueryLogMode) {
+    this.output = createLogger('info', destination === 'stdout' ? undefined : destination);
+  }
+
+  answered(q: Query, outcome: Outcome, rcode: number, upstream: string, describeRule: (() => RuleRef) | null): void {
+    if (outcome !== 'blocked') {
+      if (this.mode.kind === 'blocked') return;
+      if (this.mode.kind === 'sample' && ++this.seen % this.mode.every !== 0) return;
+    }
+    const rule = describeRule?.();
+    this.output.log.info({
+      client: q.clientAddress, name: keyToText(q.qnameKey), type: qtypeName(q.qtype), verdict: outcome === 'servfail' ? 'error' : outcome,
+      rule: rule ? `${rule.file}:${rule.line}` : undefined, bundle: rule?.bundle, rcode: rcodeName(rcode), upstream: upstream || undefined,
+      ms: Math.round((performance.now() - q.receivedAt) * 100) / 100,
+    });
+  }
+
+  reopen(): void {
+    this.output.reopen();
+  }
+
+  flush(): void {
+    this.output.flush();
+  }
+}
+
+export function parseQueryLogMode(text: string): QueryLogMode | null {
+  if (text === 'all') return { kind: 'all' };
+  if (text === 'blocked') return { kind: 'blocked' };
+  const m = /^sample:(\d+)$/.exec(text);
+  return m && Number(m[1]) >= 1 ? { kind: 'sample', every: Number(m[1]) } : null;
+}
+
+/** Several observers behind the resolver's one. */
+export function fanOut(observers: QueryObserver[]): QueryObserver | null {
+  if (observers.length === 0) return null;
+  if (observers.length === 1) return observers[0]!;
+  return {
+    answered: (q, outcome, rcode, upstream, describeRule) => {
+      for (const o of observers) o.answered(q, outcome, rcode, upstream, describeRule);
+    },
+  };
+}

@@ -1,0 +1,212 @@
+// Sends a query to the upstreams until one gives a usable answer. Starts with the upstream
+// that answered last. A try not answered within the upstream's retransmission timeout (learnt
+// from its round-trip times, RFC 6298 style, capped by --upstream-timeout) is sent again, to
+// the next upstream or to the only one, while the earlier tries keep waiting: whichever good
+// answer comes first wins. SERVFAIL, REFUSED or a malformed answer moves on at once; a
+// truncated UDP answer is asked again over TCP. The whole attempt is bounded (`budgetMs`), so
+// a client always gets an answer within a few seconds.
+import { RCODE } from '../../wire/constants.js';
+import { inspectResponse, type ResponseInfo } from '../../wire/response.js';
+import type { Query } from '../../wire/query.js';
+import { EDNS_UDP_SIZE } from '../../wire/constants.js';
+import type { Endpoint } from '../../net/endpoint.js';
+import { tcpQuery } from './transports/tcp.js';
+import { UdpUpstreamClient } from './transports/udp.js';
+
+export interface ForwardResult {
+  /** The upstream's answer when one was usable (NOERROR/NXDOMAIN) or the last failure answer. */
+  response: Buffer | null;
+  info: ResponseInfo | null;
+  /** True when `response` is a real answer, not a SERVFAIL/REFUSED or nothing. */
+  ok: boolean;
+  upstream: string;
+  /** Why it failed, when it did: for the log. */
+  failure: string;
+}
+
+/** Upper bounds (ms) of the upstream latency histogram buckets; one more bucket holds the rest. */
+export const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000] as const;
+
+export interface UpstreamStats {
+  queries: number;
+  /** Tries not answered within the retransmission timeout (some are answered later). */
+  timeouts: number;
+  failures: number;
+  latency: Uint32Array;
+  latencySumMs: number;
+}
+
+export interface ForwarderOptions {
+  upstreams: Endpoint[];
+  /** The longest wait for an answer before asking again; also the wait before any sample. */
+  timeoutMs: number;
+  /** Upper bound on the time spent for one query across every try. */
+  budgetMs: number;
+}
+
+/**
+ * The shortest retransmission timeout. An upstream that usually answers in a millisecond or
+ * two and has not answered in this long has almost surely lost the packet; shorter would
+ * resend slow but live recursive lookups for nothing.
+ */
+export const MIN_RETRY_MS = 100;
+
+/** Smoothed round-trip time and its variation (ms) of one upstream, RFC 6298. */
+class RoundTrip {
+  private srtt = -1;
+  private rttvar = 0;
+
+  sample(ms: number): void {
+    if (this.srtt < 0) {
+      this.srtt = ms;
+      this.rttvar = ms / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+      this.srtt = 0.875 * this.srtt + 0.125 * ms;
+    }
+  }
+
+  /** The wait before asking again; it doubles with each retry of the same query. */
+  timeout(ceilingMs: number, retries: number): number {
+    const base = this.srtt < 0 ? ceilingMs : Math.max(MIN_RETRY_MS, this.srtt + 4 * this.rttvar);
+    return Math.min(ceilingMs, base * 2 ** retries);
+  }
+}
+
+export class Forwarder {
+  private readonly udp: UdpUpstreamClient;
+  /** Index of the upstream to try first: the one that answered last. */
+  private preferred = 0;
+  readonly upstreams: Endpoint[];
+  /** Per upstream: Date.now() of its last good answer (0 = never). */
+  readonly lastAnswerAt: number[];
+  /** Per upstream: tries, timeouts, failed answers, and answer latency in LATENCY_BUCKETS_MS. */
+  readonly stats: UpstreamStats[];
+  private readonly roundTrips: RoundTrip[];
+
+  constructor(private readonly options: ForwarderOptions, onError: (err: Error) => void) {
+    this.upstreams = options.upstreams;
+    this.lastAnswerAt = options.upstreams.map(() => 0);
+    this.stats = options.upstreams.map(() => ({ queries: 0, timeouts: 0, failures: 0, latency: new Uint32Array(LATENCY_BUCKETS_MS.length + 1), latencySumMs: 0 }));
+    this.roundTrips = options.upstreams.map(() => new RoundTrip());
+    this.udp = new UdpUpstreamClient(onError);
+  }
+
+  forward(q: Query, done: (result: ForwardResult) => void): void {
+    const { upstreams, timeoutMs } = this.options;
+    const deadline = Date.now() + this.options.budgetMs;
+    // With one upstream, ask it three times: a lost UDP packet should not cost the client an answer.
+    const maxTries = Math.max(3, upstreams.length);
+    // Our own copy: its ID is rewritten for every try, and the client's bytes must stay as
+    // they came (answers copy the client's header and question from them).
+    const wire = Buffer.from(q.msg);
+    // Ask upstreams for answers as large as we take; each client still gets what it can take.
+    if (q.optOffset >= 0 && wire.readUInt16BE(q.optOffset) < EDNS_UDP_SIZE) wire.writeUInt16BE(EDNS_UDP_SIZE, q.optOffset);
+    const start = this.preferred;
+    let tries = 0;
+    /** Handles of the tries still waiting for an answer (UDP), and how many wait over TCP. */
+    const waiting: number[] = [];
+    let waitingTcp = 0;
+    let settled = false;
+    let lastFailure: Buffer | null = null;
+    let lastInfo: ResponseInfo | null = null;
+    let lastUpstream = '';
+    let failure = 'no upstream answered';
+
+    const finish = (result: ForwardResult): void => {
+      if (settled) return;
+      settled = true;
+      for (const handle of waiting) this.udp.cancel(handle);
+      done(result);
+    };
+    const giveUpIfIdle = (): void => {
+      if (waiting.length === 0 && waitingTcp === 0) finish({ response: lastFailure, info: lastInfo, ok: false, upstream: lastUpstream, failure });
+    };
+
+    const next = (): void => {
+      if (settled) return;
+      const now = Date.now();
+      if (tries >= maxTries || now >= deadline) {
+        giveUpIfIdle();
+        return;
+      }
+      const index = (start + tries) % upstreams.length;
+      const upstream = upstreams[index]!;
+      const retryAt = now + this.roundTrips[index]!.timeout(timeoutMs, Math.floor(tries / upstreams.length));
+      tries++;
+      lastUpstream = upstream.label;
+      const stats = this.stats[index]!;
+      stats.queries++;
+      // A retry gets its own bytes: the earlier try's may still be queued for sending.
+      const msg = tries === 1 ? wire : Buffer.from(wire);
+
+      const onAnswer = (response: Buffer | null, viaTcp: boolean): void => {
+        if (settled) return;
+        if (response === null) {
+          // The deadline passed, the send failed, or the TCP retry got nothing.
+          failure = `${upstream.label} did not answer${viaTcp ? ' over TCP' : ''} in time`;
+          next();
+          giveUpIfIdle();
+          return;
+        }
+        const ms = Date.now() - now;
+        if (!viaTcp) this.roundTrips[index]!.sample(ms);
+        const info = inspectResponse(response, q.questionEnd);
+        if (info === null) {
+          failure = `${upstream.label} sent a malformed answer`;
+          this.demote(index);
+          next();
+          giveUpIfIdle();
+          return;
+        }
+        if (info.truncated && !viaTcp) {
+          waitingTcp++;
+          tcpQuery(upstream, wire, q.qnameKey, q.qtype, q.qclass, Math.max(1, deadline - Date.now()), (tcpResponse) => {
+            waitingTcp--;
+            onAnswer(tcpResponse, true);
+          });
+          return;
+        }
+        let bucket = 0;
+        while (bucket < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[bucket]!) bucket++;
+        stats.latency[bucket]!++;
+        stats.latencySumMs += ms;
+        if (info.rcode !== RCODE.NOERROR && info.rcode !== RCODE.NXDOMAIN) {
+          stats.failures++;
+          failure = `${upstream.label} answered ${info.rcode === RCODE.SERVFAIL ? 'SERVFAIL' : `rcode ${info.rcode}`}`;
+          lastFailure = response;
+          lastInfo = info;
+          this.demote(index);
+          next();
+          giveUpIfIdle();
+          return;
+        }
+        this.preferred = index;
+        this.lastAnswerAt[index] = Date.now();
+        finish({ response, info, ok: true, upstream: upstream.label, failure: '' });
+      };
+
+      let handle = -1;
+      handle = this.udp.send(upstream, msg, q.qnameKey, q.qtype, q.qclass, deadline, (response) => {
+        const at = waiting.indexOf(handle);
+        if (at >= 0) waiting.splice(at, 1);
+        onAnswer(response, false);
+      }, Math.min(retryAt, deadline), () => {
+        stats.timeouts++;
+        failure = `${upstream.label} did not answer in time`;
+        next();
+      });
+      if (handle >= 0) waiting.push(handle);
+    };
+    next();
+  }
+
+  /** After a failure, later queries start with the next upstream instead of waiting on this one. */
+  private demote(index: number): void {
+    if (this.preferred === index) this.preferred = (index + 1) % this.upstreams.length;
+  }
+
+  close(): void {
+    this.udp.close();
+  }
+}

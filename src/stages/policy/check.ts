@@ -1,0 +1,67 @@
+// "Why is this name blocked?": the verdict the server would give a name, the rule that
+// decides it, and every rule in every file that covers the name. Used by `sinkhole check`
+// and the admin API; follows the same order as the resolver's query path.
+import { CANARY_DOMAIN } from '../guard/canary.js';
+import { QTYPE, qtypeName } from '../../wire/constants.js';
+import { textToKey } from '../../wire/names.js';
+import type { NetworkList } from './cidr.js';
+import type { RuleRef, RuleSet } from './ruleset.js';
+
+export type CheckVerdict = 'blocked' | 'allowed' | 'refused' | 'exempt';
+
+export interface CheckResult {
+  name: string;
+  qtype: string;
+  client: string | null;
+  verdict: CheckVerdict;
+  /** What the client would get: an address, "NODATA (SOA)", "NXDOMAIN", "REFUSED" or "forwarded upstream". */
+  answer: string;
+  reason: string;
+  /** The rule that decided, when one did. */
+  decidedBy: RuleRef | null;
+  /** Every name rule covering the name, most specific first. */
+  rules: RuleRef[];
+}
+
+export interface CheckContext {
+  rules: RuleSet;
+  allowNets: NetworkList | null;
+  exemptClients: NetworkList | null;
+  sinkholeIpv4: string;
+  sinkholeIpv6: string;
+}
+
+/** Returns the result, or an error message for a name that is not a valid host name. */
+export function checkName(ctx: CheckContext, name: string, qtype: number, client: string | null): CheckResult | { error: string } {
+  const key = textToKey(name);
+  if (typeof key !== 'string') return { error: `"${name}" is not a valid name: ${key.error}` };
+  const rules = ctx.rules.rulesCovering(key).sort((a, b) => b.rule.length - a.rule.length);
+  const base = { name, qtype: qtypeName(qtype), client, rules };
+  if (client !== null && ctx.allowNets !== null && !ctx.allowNets.contains(client)) {
+    return { ...base, verdict: 'refused', answer: 'REFUSED', reason: `client ${client} is not in any allow-net network`, decidedBy: null };
+  }
+  if (name.toLowerCase().replace(/\.$/, '') === CANARY_DOMAIN) {
+    return { ...base, verdict: 'blocked', answer: 'NXDOMAIN', reason: 'the DNS-over-HTTPS canary domain is always answered NXDOMAIN', decidedBy: null };
+  }
+  if (client !== null && ctx.exemptClients !== null && ctx.exemptClients.contains(client)) {
+    return { ...base, verdict: 'exempt', answer: 'forwarded upstream', reason: `client ${client} is exempt (exempt-client)`, decidedBy: null };
+  }
+  const g = ctx.rules.match(key);
+  if (g < 0) return { ...base, verdict: 'allowed', answer: 'forwarded upstream', reason: 'no rule covers this name', decidedBy: null };
+  const decidedBy = ctx.rules.describe(g);
+  if (decidedBy.allow) {
+    return { ...base, verdict: 'allowed', answer: 'forwarded upstream', reason: `allow rule ${decidedBy.rule} is the most specific rule`, decidedBy };
+  }
+  const answer = qtype === QTYPE.A ? ctx.sinkholeIpv4 : qtype === QTYPE.AAAA ? ctx.sinkholeIpv6 : 'NODATA (SOA)';
+  return { ...base, verdict: 'blocked', answer, reason: `block rule ${decidedBy.rule} is the most specific rule`, decidedBy };
+}
+
+export function formatCheck(r: CheckResult): string {
+  const lines = [`${r.name} ${r.qtype}${r.client ? ` from ${r.client}` : ''}: ${r.verdict.toUpperCase()} -> ${r.answer}`, `  why: ${r.reason}`];
+  if (r.decidedBy) lines.push(`  decided by: ${r.decidedBy.allow ? 'allow' : 'block'} ${r.decidedBy.rule} (${r.decidedBy.file}:${r.decidedBy.line}, bundle ${r.decidedBy.bundle})`);
+  if (r.rules.length > 0) {
+    lines.push('  rules covering this name:');
+    for (const x of r.rules) lines.push(`    ${x.allow ? 'allow' : 'block'} ${x.rule}  ${x.file}:${x.line} (${x.bundle})`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,197 @@
+// Live reload of the blocklist folder. The folder is watched (fs.watch, inotify on Linux);
+// a burst of changes is folded into one reload (debounce), and a change that arrives during
+// a reload causes another one after it. A stat-based poll backs the watcher up, and takes
+// over when the watcher fails (inotify limits) or the folder disappears. SIGHUP and the
+// admin API trigger a reload at once.
+//
+// A reload builds the new rule set beside the old one, in time slices so that queries keep
+// being answered, and swaps it in with one assignment. Files that did not change are
+// reused; a file that cannot be read keeps its previous rules. The DNS cache is not touched:
+// rules are checked before the cache, so a newly blocked name is blocked at once.
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../observe/log.js';
+import type { ListFile } from './list-file.js';
+import { loadBlocklists, type LoadReport } from './load.js';
+import type { RuleSet } from './ruleset.js';
+
+/** Logs what a load found: one line per newly read file, one per skipped line, one per failure. */
+export function logLoadProblems(log: Logger, report: LoadReport): void {
+  for (const file of report.parsed) {
+    for (const bad of file.invalid) {
+      log.warn({ where: `${file.path}:${bad.line}`, text: bad.text, reason: bad.reason }, `invalid rule skipped: ${file.path}:${bad.line}`);
+    }
+    if (file.invalidCount > file.invalid.length) {
+      log.warn({ file: file.path, more: file.invalidCount - file.invalid.length }, 'more invalid rules skipped in this file, not listed');
+    }
+  }
+  for (const f of report.failed) {
+    log.error({ file: f.path, reason: f.reason }, f.keptPrevious
+      ? `cannot read ${f.path} (${f.reason}); keeping its previous rules`
+      : `cannot read ${f.path} (${f.reason}); its rules are not loaded`);
+  }
+}
+
+export interface ReloadOptions {
+  /** Quiet time after the last change before reloading. */
+  debounceMs: number;
+  /** Poll interval while the watcher works (a safety net) and while it does not. */
+  safetyPollMs: number;
+  fallbackPollMs: number;
+  /** An unterminated last line in a file changed this recently is held back (being written). */
+  partialLineMs: number;
+}
+
+export const DEFAULT_RELOAD_OPTIONS: ReloadOptions = { debounceMs: 250, safetyPollMs: 10_000, fallbackPollMs: 1_000, partialLineMs: 1_000 };
+
+export interface ReloadResult {
+  reason: string;
+  ok: boolean;
+  ms: number;
+}
+
+export class Reloader {
+  private watcher: FSWatcher | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private debounceTimer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private pendingReason: string | null = null;
+  private signature = '';
+  private polling = false;
+  private stopped = false;
+  /** Called after every reload attempt (statistics, tests). */
+  onReload: ((result: ReloadResult) => void) | null = null;
+
+  constructor(private readonly dir: string, private readonly log: Logger, private readonly getRules: () => RuleSet,
+    private readonly setRules: (rules: RuleSet) => void, private readonly options: ReloadOptions = DEFAULT_RELOAD_OPTIONS) {}
+
+  async start(): Promise<void> {
+    this.signature = await this.folderSignature();
+    this.watchFolder();
+  }
+
+  /** Reload now (SIGHUP, API) — or right after the reload that is running. */
+  trigger(reason: string): Promise<void> {
+    this.pendingReason = reason;
+    return this.runPending();
+  }
+
+  /** A change was seen: reload once things have been quiet for a moment. */
+  private changed(reason: string): void {
+    if (this.stopped) return;
+    this.pendingReason ??= reason;
+    if (this.debounceTimer !== null) clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = null;
+      void this.runPending();
+    }, this.options.debounceMs);
+  }
+
+  private async runPending(): Promise<void> {
+    while (this.running !== null) await this.running;
+    const reason = this.pendingReason;
+    if (reason === null || this.stopped) return;
+    this.pendingReason = null;
+    this.running = this.reload(reason).finally(() => {
+      this.running = null;
+    });
+    await this.running;
+    if (this.pendingReason !== null) await this.runPending();
+  }
+
+  private async reload(reason: string): Promise<void> {
+    const started = performance.now();
+    const before = this.getRules();
+    const previous = new Map<string, ListFile>(before.files.map((f) => [f.path, f]));
+    let report: LoadReport;
+    try {
+      report = await loadBlocklists(this.dir, previous, { sliced: true, holdPartialWithinMs: this.options.partialLineMs });
+    } catch (err) {
+      this.log.error({ folder: this.dir, reason: (err as Error).message },
+        'blocklist folder unreadable; keeping the current rules and polling until it is back');
+      // A watcher on a folder that was removed or moved away sees nothing of its successor.
+      this.watcher?.close();
+      this.watcher = null;
+      this.startPolling(this.options.fallbackPollMs);
+      this.onReload?.({ reason, ok: false, ms: Math.round(performance.now() - started) });
+      return;
+    }
+    const after = report.ruleSet;
+    this.setRules(after);
+    this.signature = await this.folderSignature();
+    logLoadProblems(this.log, report);
+    const added = await after.countMissingFrom(before);
+    const removed = await before.countMissingFrom(after);
+    const ms = Math.round(performance.now() - started);
+    this.log.info({
+      reason, files: after.files.length, read: report.parsed.length, added, removed,
+      invalid: report.parsed.reduce((n, f) => n + f.invalidCount, 0), failed: report.failed.length,
+      rules: after.nameRuleCount + after.ipRuleCount, ms,
+    }, 'blocklists reloaded');
+    this.onReload?.({ reason, ok: report.failed.length === 0, ms });
+    // A file still being written: look again once its last line may be complete.
+    if (report.parsed.some((f) => f.partial)) this.changed('partial line');
+    // The folder is back after it was gone: watch it again.
+    if (this.polling && this.watcher === null) this.watchFolder();
+  }
+
+  private watchFolder(): void {
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, () => this.changed('watch'));
+      this.watcher.on('error', (err) => this.watcherFailed(err));
+      this.startPolling(this.options.safetyPollMs);
+    } catch (err) {
+      this.watcherFailed(err as Error);
+    }
+  }
+
+  private watcherFailed(err: Error): void {
+    this.log.warn({ folder: this.dir, reason: (err as NodeJS.ErrnoException).code ?? err.message },
+      `cannot watch the blocklist folder; checking it every ${this.options.fallbackPollMs} ms instead`);
+    this.watcher?.close();
+    this.watcher = null;
+    this.startPolling(this.options.fallbackPollMs);
+  }
+
+  private startPolling(intervalMs: number): void {
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
+    this.polling = intervalMs === this.options.fallbackPollMs;
+    this.pollTimer = setInterval(() => void this.poll(), intervalMs);
+    this.pollTimer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    const signature = await this.folderSignature();
+    if (signature !== this.signature) {
+      this.signature = signature;
+      this.changed('poll');
+    }
+  }
+
+  /** Names, sizes and modification times of the folder's *.txt files: changes when they do. */
+  private async folderSignature(): Promise<string> {
+    try {
+      const names = (await readdir(this.dir)).filter((n) => n.endsWith('.txt')).sort();
+      const parts = await Promise.all(names.map(async (n) => {
+        const s = await stat(join(this.dir, n)).catch(() => null);
+        return s === null ? `${n}:gone` : `${n}:${s.size}:${s.mtimeMs}`;
+      }));
+      return parts.join('|');
+    } catch (err) {
+      return `unreadable:${(err as NodeJS.ErrnoException).code ?? ''}`;
+    }
+  }
+
+  /** Test hook: behave as if the watcher had failed. */
+  simulateWatcherFailure(): void {
+    this.watcherFailed(Object.assign(new Error('simulated'), { code: 'ENOSPC' }));
+  }
+
+  close(): void {
+    this.stopped = true;
+    this.watcher?.close();
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
+    if (this.debounceTimer !== null) clearTimeout(this.debounceTimer);
+  }
+}

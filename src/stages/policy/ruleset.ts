@@ -1,0 +1,242 @@
+// The live rules: every name rule of every file in one map (name key -> rule number), the
+// answer-IP rules in a list. Built whole beside the old set and swapped in by reference, so
+// a query sees either the old rules or the new ones, never half of them.
+import { cidrContains, type Cidr } from './cidr.js';
+import type { ListFile } from './list-file.js';
+import { keyToText } from '../../wire/names.js';
+import { runAll, runSliced, YIELD_EVERY } from './slices.js';
+
+export interface RuleRef {
+  file: string;
+  bundle: string;
+  line: number;
+  allow: boolean;
+  /** The rule's domain as text (for name rules) or network (for IP rules). */
+  rule: string;
+}
+
+/**
+ * The name map and the suffix filter are split into SHARDS parts. A JS Map or Set rehashes
+ * every entry in one step when it grows (27 ms at 512k entries on our machine), which would
+ * hold up every query during a reload of a big list; 64 small ones each grow in well under
+ * a millisecond.
+ */
+const SHARDS = 64;
+
+/**
+ * Which shard holds key[off..], given `tail`, the hash of the key's last two labels: every
+ * suffix a query looks up shares that tail, so only the suffix's first label is hashed here,
+ * not the whole suffix again. The first label is what spreads one domain's many subdomains
+ * (a list with 100,000 names under one domain) over every shard.
+ */
+function shardOf(key: string, off: number, tail: number): number {
+  let h = tail;
+  for (let i = off, end = off + 1 + key.charCodeAt(off); i < end; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) & (SHARDS - 1);
+}
+
+/** Where each label of the key being looked at starts; a name has at most 127 labels. */
+const labelStarts = new Int32Array(128);
+
+/** Fills labelStarts for `key`; returns its number of labels. */
+function scanLabels(key: string): number {
+  let n = 0;
+  for (let off = 0; off < key.length && n < labelStarts.length; off += key.charCodeAt(off) + 1) labelStarts[n++] = off;
+  return n;
+}
+
+/** Hash of the key's last two labels (labelStarts filled for it); 0 for a single label. */
+function tailOf(key: string, labels: number): number {
+  return labels < 2 ? 0 : suffixHash(key, labelStarts[labels - 2]!);
+}
+
+/** The suffix filter's bit for rules of `labels` labels; 31 and more share the top bit. */
+function depthBit(labels: number): number {
+  return 1 << Math.min(labels, 31);
+}
+
+export class RuleSet {
+  /** name key -> rule number g (the rule is keys[g - fileStart] of files[fileOf[g]]), in shards. */
+  private readonly names = Array.from({ length: SHARDS }, () => new Map<string, number>());
+  /** Rules of a single label (a whole TLD such as `zip`): few, and looked up last. */
+  private readonly topLevel = new Map<string, number>();
+  private nameCount = 0;
+  private readonly fileOf: Uint16Array;
+  private readonly fileStart: Uint32Array;
+  private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
+  /**
+   * Hash of the last two labels of every rule's name (`hotmail.com` for
+   * `messenger.hotmail.com`) -> a bit per label count of the rules under it. Most queries are
+   * for names under none of them: one lookup here answers "no rule" instead of one per label;
+   * for the rest only suffixes as long as some rule are looked up. Hashes, not strings: a
+   * million rules add no million objects for the garbage collector (a collision only costs
+   * lookups that find nothing).
+   */
+  private readonly suffixes = Array.from({ length: SHARDS }, () => new Map<number, number>());
+  /** Set by match(): where the matched suffix starts inside the key. */
+  matchOffset = 0;
+  readonly nameRuleCount: number;
+
+  /** Builds the whole set now; see RuleSet.build for building in time slices. */
+  constructor(readonly files: readonly ListFile[], fillNow = true) {
+    let total = 0;
+    for (const f of files) total += f.keys.length;
+    this.nameRuleCount = total;
+    this.fileOf = new Uint16Array(total);
+    this.fileStart = new Uint32Array(files.length);
+    if (fillNow) runAll(this.fill());
+  }
+
+  /** A rule set filled in time slices: the server keeps answering while it is built. */
+  static async build(files: readonly ListFile[]): Promise<RuleSet> {
+    const set = new RuleSet(files, false);
+    await runSliced(set.fill());
+    return set;
+  }
+
+  private *fill(): Generator<void> {
+    const files = this.files;
+    let g = 0;
+    for (let fileIndex = 0; fileIndex < files.length; fileIndex++) {
+      const f = files[fileIndex]!;
+      this.fileStart[fileIndex] = g;
+      this.fileOf.fill(fileIndex, g, g + f.keys.length);
+      for (let i = 0; i < f.keys.length; i++, g++) {
+        if ((g & (YIELD_EVERY - 1)) === 0) yield;
+        const key = f.keys[i]!;
+        const labels = scanLabels(key);
+        const tail = tailOf(key, labels);
+        const map = this.mapFor(key, labels, tail);
+        const existing = map.get(key);
+        // First rule for a name wins, except that an allow rule beats a block rule of
+        // the same name (equal specificity: allow wins).
+        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) map.set(key, g);
+        if (existing === undefined) {
+          this.nameCount++;
+          if (labels >= 2) {
+            const filter = this.suffixes[tail & (SHARDS - 1)]!;
+            filter.set(tail, (filter.get(tail) ?? 0) | depthBit(labels));
+          }
+        }
+      }
+      for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
+    }
+  }
+
+  /** Names in this set and not in `other`, counted in time slices (for the reload log line). */
+  async countMissingFrom(other: RuleSet): Promise<number> {
+    let missing = 0;
+    const maps = [...this.names, this.topLevel];
+    function* count(): Generator<void> {
+      let n = 0;
+      for (const map of maps) {
+        for (const key of map.keys()) {
+          if (!other.has(key)) missing++;
+          if ((++n & (YIELD_EVERY - 1)) === 0) yield;
+        }
+      }
+    }
+    await runSliced(count());
+    return missing;
+  }
+
+  get uniqueNames(): number {
+    return this.nameCount;
+  }
+
+  get ipRuleCount(): number {
+    return this.ipRules.length;
+  }
+
+  /**
+   * The most specific rule for `key` (the name itself, then each parent), or -1. A name
+   * rule covers the name and everything below it, at label boundaries only.
+   */
+  match(key: string): number {
+    if (this.nameCount === 0) return -1;
+    const labels = scanLabels(key);
+    if (labels >= 2) {
+      const tail = tailOf(key, labels);
+      const depths = this.suffixes[tail & (SHARDS - 1)]!.get(tail);
+      if (depths !== undefined) {
+        // Longest suffix first: the name itself, then each parent down to the last two labels.
+        for (let i = 0; i <= labels - 2; i++) {
+          if ((depths & depthBit(labels - i)) === 0) continue;
+          const off = labelStarts[i]!;
+          const g = this.names[shardOf(key, off, tail)]!.get(off === 0 ? key : key.slice(off));
+          if (g !== undefined) {
+            this.matchOffset = off;
+            return g;
+          }
+        }
+      }
+    }
+    if (this.topLevel.size > 0 && labels >= 1) {
+      const off = labelStarts[labels - 1]!;
+      const g = this.topLevel.get(off === 0 ? key : key.slice(off));
+      if (g !== undefined) {
+        this.matchOffset = off;
+        return g;
+      }
+    }
+    return -1;
+  }
+
+  /** Whether `key` itself is a rule's name. */
+  private has(key: string): boolean {
+    const labels = scanLabels(key);
+    return this.mapFor(key, labels, tailOf(key, labels)).has(key);
+  }
+
+  /** The map that holds `key` as a rule's name (labels and tail as scanLabels and tailOf give). */
+  private mapFor(key: string, labels: number, tail: number): Map<string, number> {
+    return labels < 2 ? this.topLevel : this.names[shardOf(key, 0, tail)]!;
+  }
+
+  isAllow(g: number): boolean {
+    const file = this.files[this.fileOf[g]!]!;
+    return file.allow[g - this.fileStart[this.fileOf[g]!]!] === 1;
+  }
+
+  describe(g: number): RuleRef {
+    const fileIndex = this.fileOf[g]!;
+    const file = this.files[fileIndex]!;
+    const i = g - this.fileStart[fileIndex]!;
+    return { file: file.path, bundle: file.bundle, line: file.lines[i]!, allow: file.allow[i] === 1, rule: keyToText(file.keys[i]!) };
+  }
+
+  /** The first answer-IP rule whose network holds the address at bytes[offset..offset+length), or -1. */
+  matchAddress(bytes: Buffer, offset: number, length: number): number {
+    for (let i = 0; i < this.ipRules.length; i++) {
+      if (cidrContains(this.ipRules[i]!.cidr, bytes, offset, length)) return i;
+    }
+    return -1;
+  }
+
+  describeAddressRule(i: number): RuleRef {
+    const r = this.ipRules[i]!;
+    const file = this.files[r.file]!;
+    return { file: file.path, bundle: file.bundle, line: r.line, allow: false, rule: `ip:${r.cidr.text}` };
+  }
+
+  /** Every name rule in every file that covers `key` (for `sinkhole check`): slow, not for queries. */
+  rulesCovering(key: string): RuleRef[] {
+    const found: RuleRef[] = [];
+    const suffixes = new Set<string>();
+    for (let off = 0; off < key.length; off += key.charCodeAt(off) + 1) suffixes.add(key.slice(off));
+    this.files.forEach((file, fileIndex) => {
+      file.keys.forEach((k, i) => {
+        if (suffixes.has(k)) found.push(this.describe(this.fileStart[fileIndex]! + i));
+      });
+    });
+    return found;
+  }
+}
+
+/** FNV-1a over key[from..], kept to 30 bits so that it is always a small integer in V8. Used for shards and the suffix filter. */
+function suffixHash(key: string, from: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
