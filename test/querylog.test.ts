@@ -1,6 +1,7 @@
 // The query log and the statistics behind /api/stats and `sinkhole stats`: one JSON line
 // per query with the fields admins grep for; blocked-only and sampled modes; reopened for
 // logrotate; statistics bounded however many clients and names there are.
+import { PipelineEvent } from '../src/pipeline/query-event.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,11 +63,13 @@ t.test('query log modes: blocked only; one in N of the others', async (t) => {
 
 t.test('statistics stay bounded under many distinct clients and names', async (t) => {
   const stats = new QueryStats();
-  const rule = () => ({ file: 'f.txt', bundle: 'b', line: 1, allow: false, rule: 'x.example' });
+  const event = new PipelineEvent();
+  const explainer = { explain: () => ({ file: 'f.txt', bundle: 'b', line: 1, allow: false, rule: 'x.example' }) };
   for (let i = 0; i < 50_000; i++) {
     const q = parseQuery(buildQuery(`n${i}.x${i % 977}.example`, T.A)) as Query;
     q.clientAddress = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    stats.answered(q, 'blocked', 0, '', rule);
+    event.set(q, 'blocked', 0, '', 0, explainer);
+    stats.answered(event);
   }
   t.ok(stats.topClients.size <= 200, `50,000 clients, ${stats.topClients.size} kept`);
   t.ok(stats.topDomains.size <= 200);

@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import t from 'tap';
 import { checkName } from '../src/stages/policy/check.js';
 import { loadBlocklists, listFiles } from '../src/stages/policy/load.js';
+import { Policy } from '../src/stages/policy/policy.js';
 import { QTYPE } from '../src/wire/constants.js';
 
 const DIR = join(import.meta.dirname, '..', 'blocklists');
 
 async function verdicts(dir: string) {
   const report = await loadBlocklists(dir);
-  const ctx = { rules: report.ruleSet, allowNets: null, exemptClients: null, sinkholeIpv4: '127.0.0.1', sinkholeIpv6: '::1' };
+  const ctx = { policy: new Policy(report.ruleSet, null), allowNets: null, sinkholeIpv4: '127.0.0.1', sinkholeIpv6: '::1' };
   return { report, verdict: (name: string) => {
     const r = checkName(ctx, name, QTYPE.A, null);
     if ('error' in r) throw new Error(r.error);

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import pino from 'pino';
-import { BlockedQueryLog } from '../src/observe/log.js';
+import { BlockedQueryLog } from '../src/observe/blocked-log.js';
 import { NODE_FLAGS } from '../src/main/node-flags.js';
 import { cidrContains, clientBytes, parseCidr } from '../src/stages/policy/cidr.js';
 import { parseRuleLine } from '../src/stages/policy/rule-line.js';
@@ -91,12 +91,12 @@ t.test('rule lines', async (t) => {
 
 t.test('the rule set matcher: most specific rule, label boundaries, single-label rules', async (t) => {
   const { parseListText } = await import('../src/stages/policy/list-file.js');
-  const { RuleSet } = await import('../src/stages/policy/ruleset.js');
+  const { RuleSet, ruleOf, offsetOf } = await import('../src/stages/policy/ruleset.js');
   const key = (n: string) => textToKey(n) as string;
   const rules = new RuleSet([parseListText('a.txt', 'hotmail.com\n@@||mail.hotmail.com^\nx.mail.hotmail.com\n')]);
   const verdict = (n: string) => {
-    const g = rules.match(key(n));
-    return g < 0 ? 'none' : rules.isAllow(g) ? 'allow' : 'block';
+    const m = rules.match(key(n));
+    return m < 0 ? 'none' : rules.isAllow(ruleOf(m)) ? 'allow' : 'block';
   };
   t.equal(verdict('hotmail.com'), 'block');
   t.equal(verdict('www.hotmail.com'), 'block');
@@ -116,8 +116,8 @@ t.test('the rule set matcher: most specific rule, label boundaries, single-label
   const deep = Array.from({ length: 40 }, (_, i) => `l${i}`).join('.') + '.example.com';
   const mixed = new RuleSet([parseListText('c.txt', `example.com\na.b.c.example.com\n@@||b.c.example.com^\n${deep}\nzip\n`)]);
   const at = (n: string): string => {
-    const g = mixed.match(key(n));
-    return g < 0 ? 'none' : `${mixed.describe(g).rule}@${mixed.matchOffset}`;
+    const m = mixed.match(key(n));
+    return m < 0 ? 'none' : `${mixed.describe(ruleOf(m)).rule}@${offsetOf(m)}`;
   };
   t.equal(at('x.a.b.c.example.com'), 'a.b.c.example.com@2', 'the deepest rule, found first');
   t.equal(at('y.b.c.example.com'), 'b.c.example.com@2', 'a rule two depths up');

@@ -3,7 +3,8 @@
 // queries it answered); a reload goes to every worker, a check to one. Each worker answers
 // from its own in-process backend, the same one a single process serves directly.
 import cluster, { type Worker } from 'node:cluster';
-import { mergeSnapshots, type AdminBackend, type AdminSnapshot } from './server.js';
+import type { AdminBackend } from './backend.js';
+import { mergeSnapshots, type AdminSnapshot } from './snapshot.js';
 
 type Op = 'snapshot' | 'health' | 'reload' | 'check';
 

@@ -5,6 +5,7 @@ import { disableBundle, enableBundle, formatBundles, listBundles } from '../stag
 import { buildConfig, ConfigError, serveHelp, type Config } from '../config/config.js';
 import { NetworkList } from '../stages/policy/cidr.js';
 import { checkName, formatCheck } from '../stages/policy/check.js';
+import { Policy } from '../stages/policy/policy.js';
 import { loadBlocklists, FolderError } from '../stages/policy/load.js';
 import { parseQtype } from '../wire/constants.js';
 import { StartupError } from '../net/bind-error.js';
@@ -112,9 +113,8 @@ async function check(args: string[]): Promise<number> {
   const report = await loadBlocklists(config.blocklists);
   for (const f of report.failed) process.stderr.write(`sinkhole: warning: cannot read ${f.path} (${f.reason}); its rules are not considered\n`);
   const result = checkName({
-    rules: report.ruleSet,
+    policy: new Policy(report.ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)),
     allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
-    exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
     sinkholeIpv4: config.sinkholeIpv4,
     sinkholeIpv6: config.sinkholeIpv6,
   }, positional[0]!, qtype, client);

@@ -1,31 +1,40 @@
 // `sinkhole serve`: load the rules, bind every listen address (UDP and TCP), answer until a
 // signal. Startup is all-or-nothing: the server says "ready" only when rules are loaded and
 // every socket is bound, and a failure stops it with one line.
-import { clusterBackend, answerAdminRequests } from '../admin/cluster.js';
-import { localBackend, startAdmin, type ReloadStats } from '../admin/server.js';
-import { AnswerCache } from '../stages/cache/answer-cache.js';
+import { answerAdminRequests, clusterBackend } from '../admin/cluster.js';
+import { localBackend } from '../admin/backend.js';
+import { startAdmin } from '../admin/http.js';
 import type { Config } from '../config/config.js';
-import { BlockedQueryLog, createLogger, type LogOutput } from '../observe/log.js';
-import { collectStartupGarbage } from './memory.js';
-import { NetworkList } from '../stages/policy/cidr.js';
-import { loadBlocklists } from '../stages/policy/load.js';
-import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from '../stages/policy/reload.js';
-import { Resolver, type QueryObserver } from '../pipeline/resolver.js';
-import { fanOut, QueryLog } from '../observe/query-log.js';
-import { QueryStats } from '../observe/stats.js';
-import { StartupError } from '../net/bind-error.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenUdp, type UdpListener } from '../net/udp.js';
-import type { Transport } from '../net/transport.js';
+import { StartupError } from '../net/bind-error.js';
+import { BlockedQueryLog } from '../observe/blocked-log.js';
+import type { QueryObserver } from '../observe/event.js';
+import { createLogger, type LogOutput } from '../observe/log.js';
+import { QueryLog } from '../observe/query-log.js';
+import { QueryStats } from '../observe/stats.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import { AnswerCache } from '../stages/cache/answer-cache.js';
+import { CacheStage } from '../stages/cache/stage.js';
 import { Forwarder } from '../stages/forward/forwarder.js';
+import { ForwardStage } from '../stages/forward/stage.js';
+import { GuardStage } from '../stages/guard/stage.js';
+import { NetworkList } from '../stages/policy/cidr.js';
+import { loadBlocklists } from '../stages/policy/load.js';
+import { Policy } from '../stages/policy/policy.js';
+import { ReloadFigures } from '../stages/policy/reload-figures.js';
+import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from '../stages/policy/reload.js';
+import { PolicyStage } from '../stages/policy/stage.js';
 import { buildTemplates } from '../wire/answer.js';
+import { collectStartupGarbage } from './memory.js';
 import { isWorker, reportReady, runPrimary } from './workers.js';
 
 /** Upper bound on one client query's wait for upstreams, whatever the number of upstreams. */
 const FORWARD_BUDGET_MS = 4000;
 
 export interface RunningServer {
-  resolver: Resolver;
+  pipeline: Pipeline;
+  policyStage: PolicyStage;
   udp: UdpListener[];
   tcp: TcpListener[];
   reloader: Reloader;
@@ -48,36 +57,24 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   if (ruleSet.files.length === 0) log.warn({ folder: config.blocklists }, 'no *.txt files in the blocklist folder: nothing will be blocked');
   if (ruleSet.nameRuleCount > 100_000) collectStartupGarbage();
 
+  // The chain, in the order a query meets it.
+  const guard = new GuardStage(config.allowNets === null ? null : new NetworkList(config.allowNets));
+  const policyStage = new PolicyStage(
+    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)),
+    buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl));
+  const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
+    { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
   const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
-  const cache = new AnswerCache({ size: config.cacheSize, minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
-  const resolver = new Resolver({
-    rules: ruleSet,
-    cache,
-    forwarder,
-    templates: buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl),
-    log,
-    blockedLog: new BlockedQueryLog(log),
-    allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
-    exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
-  });
+  const pipeline = new Pipeline([guard, policyStage, cacheStage, new ForwardStage(forwarder, log)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
-  let handlerErrors = 0;
-  const handle = (msg: Buffer, address: string, port: number, transport: Transport): void => {
-    try {
-      resolver.handle(msg, address, port, transport);
-    } catch (err) {
-      // A packet must never take the server down; say so, but not once per packet.
-      if (handlerErrors++ % 1000 === 0) log.error({ err: (err as Error).stack, client: address }, 'error while answering a query');
-    }
-  };
-
+  const handle = pipeline.handle.bind(pipeline);
   const udp: UdpListener[] = [];
   const tcp: TcpListener[] = [];
   const closeAll = async (): Promise<void> => {
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
-    forwarder.close();
+    pipeline.close();
   };
   try {
     for (const endpoint of config.listen) {
@@ -99,31 +96,27 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     throw err;
   }
 
-  const reloader = new Reloader(config.blocklists, log, () => resolver.rules, (rules) => {
-    resolver.rules = rules;
+  const reloader = new Reloader(config.blocklists, log, () => policyStage.policy.rules, (rules) => {
+    policyStage.policy = policyStage.policy.withRules(rules);
   }, reloadOptions);
   await reloader.start();
   const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
-  const observers: QueryObserver[] = [];
+  // Who is told about answered queries.
+  const observers: QueryObserver[] = [new BlockedQueryLog(log)];
   const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode);
   if (queryLog !== null) observers.push(queryLog);
   let admin: import('node:http').Server | null = null;
   if (config.admin !== null) {
     const stats = new QueryStats();
     observers.push(stats);
-    const reloads: ReloadStats = { count: 0, failures: 0, lastMs: 0 };
-    reloader.onReload = (r) => {
-      reloads.count++;
-      if (!r.ok) reloads.failures++;
-      reloads.lastMs = r.ms;
-    };
+    const reloads = new ReloadFigures();
+    reloader.onReload = reloads.record;
     const backend = localBackend({
-      config, resolver, cache, forwarder, reloader, stats, reloads,
-      allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
-      exemptClients: config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients),
+      policyStage, forwarder, blocklists: config.blocklists, guard, stats, reloader, reloads,
+      collectors: [pipeline, stats, reloads], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
     });
-    // With --workers the primary serves the API and asks each worker (admin-cluster.ts).
+    // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
     else {
       try {
@@ -136,7 +129,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
     }
   }
-  resolver.observer = fanOut(observers);
+  pipeline.setObservers(observers);
 
   const stop = async (): Promise<void> => {
     reloader.close();
@@ -145,13 +138,13 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     for (const l of [...udp, ...tcp]) l.draining = true;
     // Answer what is in flight (bounded by the forward budget), then close.
     const until = Date.now() + FORWARD_BUDGET_MS + 500;
-    while (resolver.pending > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    while (pipeline.pending() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await closeAll();
     queryLog?.flush();
   };
   const reopenLogs = (): void => queryLog?.reopen();
 
-  return { resolver, udp, tcp, reloader, reload, reopenLogs, stop };
+  return { pipeline, policyStage, udp, tcp, reloader, reload, reopenLogs, stop };
 }
 
 export async function serve(config: Config): Promise<void> {

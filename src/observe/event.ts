@@ -23,6 +23,8 @@ export interface QueryEvent {
   readonly upstream: string;
   /** Date.now() when the answer was sent. */
   readonly at: number;
+  /** The policy's decision (stages/policy/policy.ts): -1 when no rule blocked the query. */
+  readonly decision: number;
   /** The rule that blocked the query, described on demand (it builds strings); null when no rule did. */
   rule(): RuleRef | null;
   /** Milliseconds from arrival to answer; 0 when no one asked for timing (see Pipeline.timing). */

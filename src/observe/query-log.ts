@@ -3,32 +3,32 @@
 // busy network, "blocked" logs only blocked queries and "sample:N" one in N of the others
 // (blocked queries are always logged).
 import { createLogger, type LogOutput } from './log.js';
-import type { RuleRef } from '../stages/policy/ruleset.js';
-import type { Outcome, QueryObserver } from '../pipeline/resolver.js';
+import type { QueryEvent, QueryObserver } from './event.js';
 import { qtypeName, rcodeName } from '../wire/constants.js';
 import { keyToText } from '../wire/names.js';
-import type { Query } from '../wire/query.js';
 
 export type QueryLogMode = { kind: 'all' } | { kind: 'blocked' } | { kind: 'sample'; every: number };
 
 export class QueryLog implements QueryObserver {
   private readonly output: LogOutput;
   private seen = 0;
+  readonly wantsTiming = true;
 
   constructor(destination: string, private readonly mode: QueryLogMode) {
     this.output = createLogger('info', destination === 'stdout' ? undefined : destination);
   }
 
-  answered(q: Query, outcome: Outcome, rcode: number, upstream: string, describeRule: (() => RuleRef) | null): void {
+  answered(e: QueryEvent): void {
+    const { query: q, outcome, rcode, upstream } = e;
     if (outcome !== 'blocked') {
       if (this.mode.kind === 'blocked') return;
       if (this.mode.kind === 'sample' && ++this.seen % this.mode.every !== 0) return;
     }
-    const rule = describeRule?.();
+    const rule = e.rule();
     this.output.log.info({
       client: q.clientAddress, name: keyToText(q.qnameKey), type: qtypeName(q.qtype), verdict: outcome === 'servfail' ? 'error' : outcome,
       rule: rule ? `${rule.file}:${rule.line}` : undefined, bundle: rule?.bundle, rcode: rcodeName(rcode), upstream: upstream || undefined,
-      ms: Math.round((performance.now() - q.receivedAt) * 100) / 100,
+      ms: Math.round(e.elapsedMs() * 100) / 100,
     });
   }
 
@@ -46,15 +46,4 @@ export function parseQueryLogMode(text: string): QueryLogMode | null {
   if (text === 'blocked') return { kind: 'blocked' };
   const m = /^sample:(\d+)$/.exec(text);
   return m && Number(m[1]) >= 1 ? { kind: 'sample', every: Number(m[1]) } : null;
-}
-
-/** Several observers behind the resolver's one. */
-export function fanOut(observers: QueryObserver[]): QueryObserver | null {
-  if (observers.length === 0) return null;
-  if (observers.length === 1) return observers[0]!;
-  return {
-    answered: (q, outcome, rcode, upstream, describeRule) => {
-      for (const o of observers) o.answered(q, outcome, rcode, upstream, describeRule);
-    },
-  };
 }

@@ -1,11 +1,11 @@
 // Query statistics for /metrics and /api/stats: counts by outcome, query type and rcode,
 // kept in typed arrays so that counting a query allocates nothing.
+import type { MetricsSink } from '../pipeline/metrics.js';
 import type { RuleRef } from '../stages/policy/ruleset.js';
-import type { Outcome, QueryObserver } from '../pipeline/resolver.js';
+import { OUTCOMES, type QueryEvent, type QueryObserver } from './event.js';
 import { TopK } from './topk.js';
-import { qtypeName } from '../wire/constants.js';
+import { qtypeName, rcodeName } from '../wire/constants.js';
 import { keyToText } from '../wire/names.js';
-import type { Query } from '../wire/query.js';
 
 /** One bucket per minute for the last 24 hours, as a ring. */
 const MINUTES = 24 * 60;
@@ -20,7 +20,15 @@ export interface BlockedAttempt {
   bundle: string;
 }
 
-export const OUTCOMES: readonly Outcome[] = ['blocked', 'forwarded', 'cached', 'refused', 'servfail'];
+/** What the dashboard and /api/stats show besides the metrics; added up over workers. */
+export interface StatsSnapshot {
+  topClients: [string, number][];
+  topBundles: [string, number][];
+  topDomains: [string, number][];
+  /** Oldest first. */
+  recent: BlockedAttempt[];
+  timeline: { hour: string; queries: number; blocked: number }[];
+}
 
 export class QueryStats implements QueryObserver {
   readonly byOutcome = new Float64Array(OUTCOMES.length);
@@ -39,7 +47,10 @@ export class QueryStats implements QueryObserver {
   /** The latest blocked attempts, kept raw: text is made only when someone reads them. */
   private readonly recentRaw: { at: number; client: string; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
 
-  answered(q: Query, outcome: Outcome, rcode: number, _upstream: string, describeRule: (() => RuleRef) | null): void {
+  answered(e: QueryEvent): void {
+    const q = e.query;
+    const outcome = e.outcome;
+    const rcode = e.rcode;
     this.byOutcome[OUTCOMES.indexOf(outcome)]!++;
     this.byType[q.qtype < 256 ? q.qtype : 256]!++;
     this.byRcode[rcode & 0x0f]!++;
@@ -54,7 +65,7 @@ export class QueryStats implements QueryObserver {
     if (outcome !== 'blocked') return;
     // Only blocked queries build anything: who tried which messenger.
     this.blockedPerMinute[slot]!++;
-    const rule = describeRule?.();
+    const rule = e.rule() ?? undefined;
     this.topClients.add(q.clientAddress);
     this.topBundles.add(rule?.bundle ?? 'canary');
     this.topDomains.add(rule?.rule ?? keyToText(q.qnameKey));
@@ -67,6 +78,24 @@ export class QueryStats implements QueryObserver {
       time: new Date(r.at).toISOString(), client: r.client, qname: keyToText(r.qnameKey), qtype: qtypeName(r.qtype),
       rule: r.rule ? `${r.rule.file}:${r.rule.line}` : '', bundle: r.rule?.bundle ?? '',
     }));
+  }
+
+  snapshot(): StatsSnapshot {
+    return {
+      topClients: this.topClients.entries(), topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries(),
+      recent: this.recent, timeline: this.timeline(),
+    };
+  }
+
+  collect(sink: MetricsSink): void {
+    sink.add('sinkhole_queries_total', 'counter', 'Answered queries by verdict.',
+      OUTCOMES.map((o, i) => [{ verdict: o === 'servfail' ? 'error' : o }, this.byOutcome[i]!]));
+    const types: [Record<string, string>, number][] = [];
+    this.byType.forEach((n, t) => n > 0 && types.push([{ qtype: t === 256 ? 'other' : qtypeName(t) }, n]));
+    sink.add('sinkhole_queries_by_type_total', 'counter', 'Answered queries by query type.', types);
+    const rcodes: [Record<string, string>, number][] = [];
+    this.byRcode.forEach((n, r) => n > 0 && rcodes.push([{ rcode: rcodeName(r) }, n]));
+    sink.add('sinkhole_responses_by_rcode_total', 'counter', 'Answers by response code.', rcodes);
   }
 
   /** Queries and blocked queries per hour for the last 24 hours, oldest first. */

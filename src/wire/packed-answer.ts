@@ -94,3 +94,15 @@ export function relayPacked(q: Query, p: PackedAnswer, now: number, overUdp: boo
   }
   return out;
 }
+
+/** Rewrites every TTL of the packed answer into [min, max], in place. */
+export function clampPackedTtls(p: PackedAnswer, min: number, max: number): void {
+  const start = wireStartOf(p);
+  const count = p.readUInt16BE(8);
+  for (let i = 0, at = HEAD; i < count; i++, at += 2) {
+    const off = start + p.readUInt16BE(at);
+    const ttl = p.readUInt32BE(off);
+    if (ttl < min) p.writeUInt32BE(min, off);
+    else if (ttl > max) p.writeUInt32BE(max, off);
+  }
+}

@@ -5,6 +5,7 @@ import {
 } from './constants.js';
 import { MAX_LABEL, MAX_NAME_WIRE } from './names.js';
 import type { Transport } from '../net/transport.js';
+import type { ResponseInfo } from './response.js';
 
 /** Largest query we look at. Real queries are a few hundred bytes; anything bigger is abuse. */
 export const MAX_QUERY = 4096;
@@ -33,9 +34,14 @@ export class Query {
   // Filled in by the listener.
   clientAddress = '';
   clientPort = 0;
-  /** performance.now() when the query arrived. */
+  /** performance.now() when the query arrived; 0 when no one needs timing. */
   receivedAt = 0;
   transport: Transport | null = null;
+  // Filled in by the pipeline (src/pipeline/pipeline.ts).
+  /** Index of the stage that has the query: where its answer starts its way back. */
+  stage = 0;
+  /** Set on the query whose upstream answer is fresh (not yet in the cache); null otherwise. */
+  upstreamInfo: ResponseInfo | null = null;
 
   constructor(readonly msg: Buffer, qnameKey: string, cacheKey: string, qtype: number, qclass: number,
     questionEnd: number, edns: boolean, dnssecOk: boolean, udpLimit: number, optOffset: number) {

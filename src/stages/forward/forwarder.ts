@@ -5,6 +5,7 @@
 // answer comes first wins. SERVFAIL, REFUSED or a malformed answer moves on at once; a
 // truncated UDP answer is asked again over TCP. The whole attempt is bounded (`budgetMs`), so
 // a client always gets an answer within a few seconds.
+import type { MetricsSink } from '../../pipeline/metrics.js';
 import { RCODE } from '../../wire/constants.js';
 import { inspectResponse, type ResponseInfo } from '../../wire/response.js';
 import type { Query } from '../../wire/query.js';
@@ -204,6 +205,20 @@ export class Forwarder {
   /** After a failure, later queries start with the next upstream instead of waiting on this one. */
   private demote(index: number): void {
     if (this.preferred === index) this.preferred = (index + 1) % this.upstreams.length;
+  }
+
+  /** Per upstream: tries, timeouts, failed answers, latency, and when it last answered. */
+  collect(sink: MetricsSink): void {
+    const per = (values: (i: number) => number): [Record<string, string>, number][] =>
+      this.upstreams.map((u, i) => [{ upstream: u.label }, values(i)]);
+    sink.add('sinkhole_upstream_queries_total', 'counter', 'Queries sent to each upstream (every try).', per((i) => this.stats[i]!.queries));
+    sink.add('sinkhole_upstream_timeouts_total', 'counter', 'Tries an upstream did not answer in time.', per((i) => this.stats[i]!.timeouts));
+    sink.add('sinkhole_upstream_failures_total', 'counter', 'Answers with SERVFAIL, REFUSED or another failure rcode.', per((i) => this.stats[i]!.failures));
+    sink.histogram('sinkhole_upstream_latency_seconds', 'Time from sending to an upstream to its answer.',
+      this.upstreams.map((u, i) => ({ labels: { upstream: u.label }, counts: this.stats[i]!.latency, sum: this.stats[i]!.latencySumMs / 1000 })),
+      LATENCY_BUCKETS_MS.map((ms) => ms / 1000));
+    sink.add('sinkhole_upstream_last_answer_timestamp_seconds', 'gauge', 'When each upstream last gave a good answer (Unix time; 0 = never).',
+      per((i) => this.lastAnswerAt[i]! / 1000), 'max');
   }
 
   close(): void {

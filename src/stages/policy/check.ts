@@ -1,11 +1,15 @@
 // "Why is this name blocked?": the verdict the server would give a name, the rule that
 // decides it, and every rule in every file that covers the name. Used by `sinkhole check`
-// and the admin API; follows the same order as the resolver's query path.
+// and the admin API. It asks the same Policy the query path asks (policy.ts), after the
+// guard's checks, in the pipeline's order; given an upstream answer it applies the answer
+// rules too (CNAME chain, answer addresses).
 import { CANARY_DOMAIN } from '../guard/canary.js';
 import { QTYPE, qtypeName } from '../../wire/constants.js';
 import { textToKey } from '../../wire/names.js';
+import type { PackedAnswer } from '../../wire/packed-answer.js';
 import type { NetworkList } from './cidr.js';
-import type { RuleRef, RuleSet } from './ruleset.js';
+import { NOT_BLOCKED, type Policy } from './policy.js';
+import type { RuleRef } from './ruleset.js';
 
 export type CheckVerdict = 'blocked' | 'allowed' | 'refused' | 'exempt';
 
@@ -24,18 +28,22 @@ export interface CheckResult {
 }
 
 export interface CheckContext {
-  rules: RuleSet;
+  policy: Policy;
   allowNets: NetworkList | null;
-  exemptClients: NetworkList | null;
   sinkholeIpv4: string;
   sinkholeIpv6: string;
 }
 
-/** Returns the result, or an error message for a name that is not a valid host name. */
-export function checkName(ctx: CheckContext, name: string, qtype: number, client: string | null): CheckResult | { error: string } {
+/**
+ * Returns the result, or an error message for a name that is not a valid host name. With
+ * `answer` (what an upstream answered for the name), a name that is not blocked itself is
+ * checked as the query path checks the answer.
+ */
+export function checkName(ctx: CheckContext, name: string, qtype: number, client: string | null, answer: PackedAnswer | null = null): CheckResult | { error: string } {
   const key = textToKey(name);
   if (typeof key !== 'string') return { error: `"${name}" is not a valid name: ${key.error}` };
-  const rules = ctx.rules.rulesCovering(key).sort((a, b) => b.rule.length - a.rule.length);
+  const { policy } = ctx;
+  const rules = policy.rules.rulesCovering(key).sort((a, b) => b.rule.length - a.rule.length);
   const base = { name, qtype: qtypeName(qtype), client, rules };
   if (client !== null && ctx.allowNets !== null && !ctx.allowNets.contains(client)) {
     return { ...base, verdict: 'refused', answer: 'REFUSED', reason: `client ${client} is not in any allow-net network`, decidedBy: null };
@@ -43,17 +51,29 @@ export function checkName(ctx: CheckContext, name: string, qtype: number, client
   if (name.toLowerCase().replace(/\.$/, '') === CANARY_DOMAIN) {
     return { ...base, verdict: 'blocked', answer: 'NXDOMAIN', reason: 'the DNS-over-HTTPS canary domain is always answered NXDOMAIN', decidedBy: null };
   }
-  if (client !== null && ctx.exemptClients !== null && ctx.exemptClients.contains(client)) {
+  if (policy.isExempt(client)) {
     return { ...base, verdict: 'exempt', answer: 'forwarded upstream', reason: `client ${client} is exempt (exempt-client)`, decidedBy: null };
   }
-  const g = ctx.rules.match(key);
-  if (g < 0) return { ...base, verdict: 'allowed', answer: 'forwarded upstream', reason: 'no rule covers this name', decidedBy: null };
-  const decidedBy = ctx.rules.describe(g);
-  if (decidedBy.allow) {
-    return { ...base, verdict: 'allowed', answer: 'forwarded upstream', reason: `allow rule ${decidedBy.rule} is the most specific rule`, decidedBy };
+  const sinkholed = qtype === QTYPE.A ? ctx.sinkholeIpv4 : qtype === QTYPE.AAAA ? ctx.sinkholeIpv6 : 'NODATA (SOA)';
+  const decision = policy.decide(client, key, Date.now());
+  if (decision !== NOT_BLOCKED) {
+    const decidedBy = policy.explain(decision)!;
+    return { ...base, verdict: 'blocked', answer: sinkholed, reason: `block rule ${decidedBy.rule} is the most specific rule`, decidedBy };
   }
-  const answer = qtype === QTYPE.A ? ctx.sinkholeIpv4 : qtype === QTYPE.AAAA ? ctx.sinkholeIpv6 : 'NODATA (SOA)';
-  return { ...base, verdict: 'blocked', answer, reason: `block rule ${decidedBy.rule} is the most specific rule`, decidedBy };
+  if (answer !== null) {
+    const byAnswer = policy.decideAnswer(client, answer);
+    if (byAnswer !== NOT_BLOCKED) {
+      const decidedBy = policy.explain(byAnswer)!;
+      const why = byAnswer >= 0 ? `the answer's CNAME chain passes through ${decidedBy.rule}, blocked` : `an address in the answer falls in ${decidedBy.rule}`;
+      return { ...base, verdict: 'blocked', answer: sinkholed, reason: why, decidedBy };
+    }
+  }
+  // Not blocked: the most specific covering rule, if any, is an allow rule.
+  const m = policy.rules.match(key);
+  const upstream = answer !== null ? 'forwarded upstream (its answer passes the answer rules)' : 'forwarded upstream';
+  if (m < 0) return { ...base, verdict: 'allowed', answer: upstream, reason: 'no rule covers this name', decidedBy: null };
+  const decidedBy = policy.explain(m)!;
+  return { ...base, verdict: 'allowed', answer: upstream, reason: `allow rule ${decidedBy.rule} is the most specific rule`, decidedBy };
 }
 
 export function formatCheck(r: CheckResult): string {

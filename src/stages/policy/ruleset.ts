@@ -55,6 +55,24 @@ function depthBit(labels: number): number {
   return 1 << Math.min(labels, 31);
 }
 
+/**
+ * A name match in one number, so that matching allocates nothing: the rule number g and
+ * where the matched suffix starts inside the key (a wire name is at most 255 bytes).
+ */
+export function matchOf(g: number, offset: number): number {
+  return g * 256 + offset;
+}
+
+/** The rule number of a Match. */
+export function ruleOf(match: number): number {
+  return Math.floor(match / 256);
+}
+
+/** Where, inside the key, the matched rule's name starts (blocked answers point their owner name there). */
+export function offsetOf(match: number): number {
+  return match % 256;
+}
+
 export class RuleSet {
   /** name key -> rule number g (the rule is keys[g - fileStart] of files[fileOf[g]]), in shards. */
   private readonly names = Array.from({ length: SHARDS }, () => new Map<string, number>());
@@ -73,8 +91,6 @@ export class RuleSet {
    * lookups that find nothing).
    */
   private readonly suffixes = Array.from({ length: SHARDS }, () => new Map<number, number>());
-  /** Set by match(): where the matched suffix starts inside the key. */
-  matchOffset = 0;
   readonly nameRuleCount: number;
 
   /** Builds the whole set now; see RuleSet.build for building in time slices. */
@@ -149,8 +165,9 @@ export class RuleSet {
   }
 
   /**
-   * The most specific rule for `key` (the name itself, then each parent), or -1. A name
-   * rule covers the name and everything below it, at label boundaries only.
+   * The most specific rule for `key` (the name itself, then each parent) as a Match (see
+   * matchOf), or -1. A name rule covers the name and everything below it, at label
+   * boundaries only.
    */
   match(key: string): number {
     if (this.nameCount === 0) return -1;
@@ -164,20 +181,14 @@ export class RuleSet {
           if ((depths & depthBit(labels - i)) === 0) continue;
           const off = labelStarts[i]!;
           const g = this.names[shardOf(key, off, tail)]!.get(off === 0 ? key : key.slice(off));
-          if (g !== undefined) {
-            this.matchOffset = off;
-            return g;
-          }
+          if (g !== undefined) return matchOf(g, off);
         }
       }
     }
     if (this.topLevel.size > 0 && labels >= 1) {
       const off = labelStarts[labels - 1]!;
       const g = this.topLevel.get(off === 0 ? key : key.slice(off));
-      if (g !== undefined) {
-        this.matchOffset = off;
-        return g;
-      }
+      if (g !== undefined) return matchOf(g, off);
     }
     return -1;
   }

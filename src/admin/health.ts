@@ -1,0 +1,46 @@
+// GET /healthz: rules loaded and an upstream that answers. An upstream that answered within
+// the last minute counts as healthy without a probe; otherwise the root NS is asked through
+// the forwarder.
+import type { Forwarder } from '../stages/forward/forwarder.js';
+import type { PolicyStage } from '../stages/policy/stage.js';
+import { DROP, parseQuery, Query } from '../wire/query.js';
+
+/** An upstream that answered within this long counts as healthy without a probe. */
+const RECENT_ANSWER_MS = 60_000;
+
+export interface HealthDeps {
+  policyStage: PolicyStage;
+  forwarder: Forwarder;
+  /** The blocklist folder, for the message when nothing is loaded. */
+  blocklists: string;
+}
+
+export interface HealthReport {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Asks the upstreams for the root NS records, through the forwarder, to see that one answers. */
+function probeUpstreams(forwarder: Forwarder): Promise<{ ok: boolean; reason: string }> {
+  const msg = Buffer.from([Math.random() * 256, Math.random() * 256, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
+  const q = parseQuery(msg);
+  if (q === DROP || !(q instanceof Query)) return Promise.resolve({ ok: false, reason: 'internal: probe query did not parse' });
+  return new Promise((resolve) => forwarder.forward(q, (r) => resolve({ ok: r.ok, reason: r.ok ? '' : r.failure })));
+}
+
+export async function health(deps: HealthDeps): Promise<HealthReport> {
+  const rules = deps.policyStage.policy.rules;
+  const { forwarder } = deps;
+  const base = (): Record<string, unknown> => ({
+    rules: rules.nameRuleCount + rules.ipRuleCount, files: rules.files.length,
+    upstreams: forwarder.upstreams.map((u, i) => ({
+      upstream: u.label, lastAnswerSecondsAgo: forwarder.lastAnswerAt[i] ? Math.round((Date.now() - forwarder.lastAnswerAt[i]!) / 1000) : null,
+    })),
+  });
+  if (rules.files.length === 0) return { status: 503, body: { status: 'fail', reason: `no blocklists loaded from ${deps.blocklists}`, ...base() } };
+  if (!forwarder.lastAnswerAt.some((t) => Date.now() - t < RECENT_ANSWER_MS)) {
+    const probe = await probeUpstreams(forwarder);
+    if (!probe.ok) return { status: 503, body: { status: 'fail', reason: `no upstream answered: ${probe.reason}`, ...base() } };
+  }
+  return { status: 200, body: { status: 'ok', ...base() } };
+}

@@ -1,0 +1,42 @@
+// The QueryEvent the pipeline fills for observers (observe/event.ts): one object, reused.
+import type { Outcome, QueryEvent } from '../observe/event.js';
+import type { RuleRef } from '../stages/policy/ruleset.js';
+import type { Query } from '../wire/query.js';
+
+/** Turns a decision number into the rule it names (the policy in force when it was made). */
+export interface RuleExplainer {
+  explain(decision: number): RuleRef | null;
+}
+
+export class PipelineEvent implements QueryEvent {
+  query!: Query;
+  outcome: Outcome = 'forwarded';
+  rcode = 0;
+  upstream = '';
+  at = 0;
+  decision = -1;
+  private explainer: RuleExplainer | null = null;
+
+  set(q: Query, outcome: Outcome, rcode: number, upstream: string, decision: number, explainer: RuleExplainer | null): void {
+    this.query = q;
+    this.outcome = outcome;
+    this.rcode = rcode;
+    this.upstream = upstream;
+    this.at = Date.now();
+    this.decision = decision;
+    this.explainer = explainer;
+  }
+
+  /** Drops the references, so that the last query and rule set are not kept alive. */
+  clear(): void {
+    this.explainer = null;
+  }
+
+  rule(): RuleRef | null {
+    return this.explainer === null ? null : this.explainer.explain(this.decision);
+  }
+
+  elapsedMs(): number {
+    return this.query.receivedAt === 0 ? 0 : performance.now() - this.query.receivedAt;
+  }
+}
