@@ -1,8 +1,15 @@
 // The admin HTTP server: health, Prometheus metrics, reload, "why is this blocked?" and the
 // dashboard over HTTP (routes.ts). Off by default; loopback only unless a bearer token is
 // configured, and with a token every request but the page itself must carry it.
+//
+// A web page in the admin's browser must not be able to use this API: the Host header must
+// name this server (its address, localhost, or a configured name), so DNS rebinding cannot
+// reach it; a state-changing request with an Origin of another site (or "null") is refused.
+// Requests are small and quick, or they are cut off: headers within 5 s, the whole request
+// within 10 s, bodies up to 64 KB, at most 64 connections.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { StartupError } from '../net/bind-error.js';
 import type { Endpoint } from '../net/endpoint.js';
 import type { AdminBackend } from './backend.js';
@@ -21,8 +28,74 @@ function authorized(req: IncomingMessage, token: string | null): boolean {
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
-async function serveRequest(req: IncomingMessage, res: ServerResponse, backend: AdminBackend, token: string | null): Promise<void> {
+export const ADMIN_LIMITS = { headersTimeoutMs: 5000, requestTimeoutMs: 10_000, maxBodyBytes: 64 * 1024, maxConnections: 64 } as const;
+
+/** The host names (lower-case, without port) a request may address this server by. */
+export function allowedHosts(endpoint: Endpoint, names: readonly string[]): Set<string> {
+  const hosts = new Set(['localhost', '127.0.0.1', '[::1]', ...names.map((n) => n.toLowerCase())]);
+  const bracket = (h: string): string => (h.includes(':') ? `[${h}]` : h);
+  if (endpoint.host === '0.0.0.0' || endpoint.host === '::') {
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) hosts.add(bracket(i.address.replace(/%.*$/, '')));
+  } else hosts.add(bracket(endpoint.host));
+  return hosts;
+}
+
+/** The host part of a Host header or an Origin's authority, lower-cased; null when it names a port other than ours. */
+function hostOf(authority: string, port: number): string | null {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority.toLowerCase());
+  if (m === null) return null;
+  if (m[2] !== undefined && Number(m[2]) !== port) return null;
+  return m[1]!;
+}
+
+/** Why a request must be refused before it reaches a route (403), or null. */
+function foreignRequest(req: IncomingMessage, hosts: Set<string>, port: number): string | null {
+  const host = hostOf(req.headers.host ?? '', port);
+  if (host === null || !hosts.has(host)) {
+    return `Host "${req.headers.host ?? ''}" is not this server; use http://127.0.0.1:${port}/ or add the name with --admin-hostname`;
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && req.method !== 'GET' && req.method !== 'HEAD') {
+    const m = /^https?:\/\/(.+)$/.exec(origin);
+    const originHost = m === null ? null : hostOf(m[1]!, port);
+    if (originHost === null || !hosts.has(originHost)) return `cross-site request from Origin "${origin}" refused`;
+  }
+  return null;
+}
+
+/** Reads and discards the body up to the limit; false when it is larger. */
+function drainBody(req: IncomingMessage): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (Number(req.headers['content-length'] ?? 0) > ADMIN_LIMITS.maxBodyBytes) {
+      resolve(false);
+      return;
+    }
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > ADMIN_LIMITS.maxBodyBytes) {
+        req.pause();
+        resolve(false);
+      }
+    });
+    req.on('end', () => resolve(true));
+    req.on('error', () => resolve(false));
+  });
+}
+
+async function serveRequest(req: IncomingMessage, res: ServerResponse, backend: AdminBackend, token: string | null,
+  hosts: Set<string>, port: number): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
+  const foreign = foreignRequest(req, hosts, port);
+  if (foreign !== null) {
+    send(res, 403, { error: foreign });
+    return;
+  }
+  if (!(await drainBody(req))) {
+    res.setHeader('connection', 'close');
+    send(res, 413, { error: `request body larger than ${ADMIN_LIMITS.maxBodyBytes} bytes` });
+    return;
+  }
   const route = findRoute(req.method, url.pathname);
   if (route?.public !== true && !authorized(req, token)) {
     res.setHeader('www-authenticate', 'Bearer');
@@ -37,11 +110,13 @@ async function serveRequest(req: IncomingMessage, res: ServerResponse, backend: 
   send(res, r.status, r.body, r.type);
 }
 
-export function startAdmin(endpoint: Endpoint, token: string | null, backend: AdminBackend): Promise<Server> {
+export function startAdmin(endpoint: Endpoint, token: string | null, backend: AdminBackend, hostnames: readonly string[] = []): Promise<Server> {
+  const hosts = allowedHosts(endpoint, hostnames);
   return new Promise((resolve, reject) => {
-    const server = createServer((req, res) => {
-      serveRequest(req, res, backend, token).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
+    const server = createServer({ headersTimeout: ADMIN_LIMITS.headersTimeoutMs, requestTimeout: ADMIN_LIMITS.requestTimeoutMs, connectionsCheckingInterval: 1000 }, (req, res) => {
+      serveRequest(req, res, backend, token, hosts, endpoint.port).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
     });
+    server.maxConnections = ADMIN_LIMITS.maxConnections;
     server.once('error', (err: NodeJS.ErrnoException) => reject(new StartupError(`cannot listen on ${endpoint.label} (admin HTTP): ${err.code ?? err.message}; choose another --admin`)));
     server.listen(endpoint.port, endpoint.host, () => resolve(server));
   });
