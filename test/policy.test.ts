@@ -3,8 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ask } from './helpers/client.js';
-import { encodeName, ipv4, T } from './helpers/dns.js';
+import { ask, udpExchange } from './helpers/client.js';
+import { buildQuery, decode, encodeName, ipv4, T } from './helpers/dns.js';
 import { serverWithUpstream } from './helpers/server.js';
 import type { Handler } from './helpers/upstream.js';
 
@@ -39,9 +39,19 @@ t.test('exempt clients by IPv4 and IPv6 CIDR are never blocked', async (t) => {
 
 t.test('who may ask: clients outside allow-net get REFUSED', async (t) => {
   const { s, upstream } = await setup(t, {}, ['--allow-net', '127.0.0.2/32', '--allow-net', '10.0.0.0/8']);
-  const refused = await ask(s.port, 'www.example.org', T.A, { from: '127.0.0.1', edns: true });
+  // A query with an EDNS cookie (as dig sends): REFUSED with EDE 18, no larger than the query.
+  const cookie = { code: 10, data: Buffer.alloc(8, 7) };
+  const query = buildQuery('www.example.org', T.A, { edns: true, options: [cookie] });
+  const raw = (await udpExchange(s.port, query, 3000, '127.0.0.1', '127.0.0.1'))!;
+  const refused = decode(raw);
   t.equal(refused.rcode, 5, 'REFUSED');
   t.equal(refused.opt?.options[0]?.data.readUInt16BE(0), 18, 'EDE 18 (Prohibited)');
+  t.ok(raw.length <= query.length, `the refusal (${raw.length} bytes) is no larger than the query (${query.length})`);
+  // A bare EDNS query leaves no room for the EDE: REFUSED alone, still no larger.
+  const bare = buildQuery('www.example.org', T.A, { edns: true });
+  const rawBare = (await udpExchange(s.port, bare, 3000, '127.0.0.1', '127.0.0.1'))!;
+  t.equal(decode(rawBare).rcode, 5);
+  t.ok(rawBare.length <= bare.length, `bare EDNS: ${rawBare.length} <= ${bare.length} bytes`);
   t.equal(upstream.queries.length, 0, 'nothing forwarded for a stranger');
   t.equal((await ask(s.port, 'www.example.org', T.A, { from: '127.0.0.2' })).answers[0]?.text, '192.0.2.7', 'an allowed client is answered');
 });

@@ -19,6 +19,7 @@ import { CacheStage } from '../stages/cache/stage.js';
 import { Forwarder } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
 import { GuardStage } from '../stages/guard/stage.js';
+import { LocalStage } from '../stages/local/stage.js';
 import { NetworkList } from '../stages/policy/cidr.js';
 import { loadBlocklists } from '../stages/policy/load.js';
 import { Policy } from '../stages/policy/policy.js';
@@ -66,7 +67,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
   const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
-  const pipeline = new Pipeline([guard, policyStage, cacheStage, new ForwardStage(forwarder, log)], log);
+  const pipeline = new Pipeline([guard, policyStage, new LocalStage(), cacheStage, new ForwardStage(forwarder, log)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
   const handle = pipeline.handle.bind(pipeline);

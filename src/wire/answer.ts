@@ -189,3 +189,22 @@ export function truncatedAnswer(q: Query, src: Buffer, start: number): Buffer {
   out.writeUInt16BE((src.readUInt16BE(start + 2) | FLAG_TC) & ~FLAG_RD | (q.flags & FLAG_RD), 2);
   return out;
 }
+
+/** RFC 8482 section 4.2: an ANY query answered with one synthesized HINFO "RFC8482" record. */
+const HINFO_RFC8482 = ((): Buffer => {
+  const rdata = Buffer.from('\x07RFC8482\x00', 'latin1');
+  return record(QTYPE.HINFO, 3600, rdata);
+})();
+
+export function minimalAnyAnswer(q: Query): Buffer {
+  const rr = HINFO_RFC8482;
+  const out = Buffer.allocUnsafe(q.questionEnd + rr.length + (q.edns ? optLength(undefined) : 0));
+  copyBytes(q.msg, 0, q.questionEnd, out, 0);
+  out.writeUInt16BE(responseFlags(q.flags, RCODE.NOERROR), 2);
+  out.writeUInt16BE(1, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(q.edns ? 1 : 0, 10);
+  copyBytes(rr, 0, rr.length, out, q.questionEnd);
+  if (q.edns) writeOpt(out, q.questionEnd + rr.length, q.dnssecOk);
+  return out;
+}

@@ -92,9 +92,11 @@ t.test('the real chain over a real socket: guard, policy, cache, forward', async
     handler: (q) => ({ answers: [{ name: q.name, type: T.A, ttl: 300, data: '192.0.2.9' }] }),
     lists: { 'msn-messenger.txt': 'messenger.hotmail.com\n' },
   });
-  t.same(s.server.pipeline.stages.map((x) => x.name), ['guard', 'policy', 'cache', 'forward'], 'the chain, in order');
+  t.same(s.server.pipeline.stages.map((x) => x.name), ['guard', 'policy', 'local', 'cache', 'forward'], 'the chain, in order');
   t.match(await ask(s.port, 'www.example.org', T.A), { answers: [{ text: '192.0.2.9' }] }, 'forwarded');
   t.match(await ask(s.port, 'www.example.org', T.A), { answers: [{ text: '192.0.2.9' }] }, 'cached');
   t.match(await ask(s.port, 'messenger.hotmail.com', T.A), { answers: [{ text: '127.0.0.1' }] }, 'blocked');
-  t.equal(upstream.queries.length, 1, 'one upstream query: the second came from the cache, the blocked one never left');
+  const any = await ask(s.port, 'www.example.org', T.ANY);
+  t.same(any.answers.map((r) => [r.type, r.rdata.toString('latin1')]), [[13, '\x07RFC8482\x00']], 'ANY: one HINFO "RFC8482" (RFC 8482)');
+  t.equal(upstream.queries.length, 1, 'one upstream query: the second came from the cache, the blocked one and ANY never left');
 });
