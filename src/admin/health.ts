@@ -1,12 +1,16 @@
 // GET /healthz: rules loaded and an upstream that answers. An upstream that answered within
 // the last minute counts as healthy without a probe; otherwise the root NS is asked through
-// the forwarder.
+// the forwarder, and any well-formed answer counts (an authoritative-only upstream refuses
+// the root but answers its zones). The reply comes within about a second whatever the
+// upstreams do: a monitor must not hang on a dead upstream.
 import type { Forwarder } from '../stages/forward/forwarder.js';
 import type { PolicyStage } from '../stages/policy/stage.js';
 import { DROP, parseQuery, Query } from '../wire/query.js';
 
 /** An upstream that answered within this long counts as healthy without a probe. */
 const RECENT_ANSWER_MS = 60_000;
+/** The longest /healthz waits for a probe. */
+export const PROBE_WAIT_MS = 1000;
 
 export interface HealthDeps {
   policyStage: PolicyStage;
@@ -25,7 +29,13 @@ function probeUpstreams(forwarder: Forwarder): Promise<{ ok: boolean; reason: st
   const msg = Buffer.from([Math.random() * 256, Math.random() * 256, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
   const q = parseQuery(msg);
   if (q === DROP || !(q instanceof Query)) return Promise.resolve({ ok: false, reason: 'internal: probe query did not parse' });
-  return new Promise((resolve) => forwarder.forward(q, (r) => resolve({ ok: r.ok, reason: r.ok ? '' : r.failure })));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${PROBE_WAIT_MS} ms` }), PROBE_WAIT_MS);
+    forwarder.forward(q, (r) => {
+      clearTimeout(timer);
+      resolve({ ok: r.reachable, reason: r.reachable ? '' : r.failure });
+    });
+  });
 }
 
 export async function health(deps: HealthDeps): Promise<HealthReport> {

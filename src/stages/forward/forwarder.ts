@@ -6,7 +6,7 @@
 // truncated UDP answer is asked again over TCP. The whole attempt is bounded (`budgetMs`), so
 // a client always gets an answer within a few seconds.
 import type { MetricsSink } from '../../pipeline/metrics.js';
-import { RCODE } from '../../wire/constants.js';
+import { RCODE, rcodeName } from '../../wire/constants.js';
 import { inspectResponse, type ResponseInfo } from '../../wire/response.js';
 import type { Query } from '../../wire/query.js';
 import { EDNS_UDP_SIZE } from '../../wire/constants.js';
@@ -23,6 +23,8 @@ export interface ForwardResult {
   upstream: string;
   /** Why it failed, when it did: for the log. */
   failure: string;
+  /** True when some upstream sent a well-formed answer, whatever its rcode: it is reachable. */
+  reachable: boolean;
 }
 
 /** Upper bounds (ms) of the upstream latency histogram buckets; one more bucket holds the rest. */
@@ -113,6 +115,7 @@ export class Forwarder {
     let lastInfo: ResponseInfo | null = null;
     let lastUpstream = '';
     let failure = 'no upstream answered';
+    let reachable = false;
 
     const finish = (result: ForwardResult): void => {
       if (settled) return;
@@ -121,7 +124,7 @@ export class Forwarder {
       done(result);
     };
     const giveUpIfIdle = (): void => {
-      if (waiting.length === 0 && waitingTcp === 0) finish({ response: lastFailure, info: lastInfo, ok: false, upstream: lastUpstream, failure });
+      if (waiting.length === 0 && waitingTcp === 0) finish({ response: lastFailure, info: lastInfo, ok: false, upstream: lastUpstream, failure, reachable });
     };
 
     const next = (): void => {
@@ -172,11 +175,17 @@ export class Forwarder {
         while (bucket < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[bucket]!) bucket++;
         stats.latency[bucket]!++;
         stats.latencySumMs += ms;
+        reachable = true;
         if (info.rcode !== RCODE.NOERROR && info.rcode !== RCODE.NXDOMAIN) {
           stats.failures++;
-          failure = `${upstream.label} answered ${info.rcode === RCODE.SERVFAIL ? 'SERVFAIL' : `rcode ${info.rcode}`}`;
-          lastFailure = response;
-          lastInfo = info;
+          failure = `${upstream.label} answered ${rcodeName(info.rcode)}`;
+          // Only an upstream's SERVFAIL is relayed (and cached briefly). Its REFUSED or NOTIMP
+          // would read, to the client, as this server's own refusal (allow-net): those become
+          // our SERVFAIL with the reason.
+          if (info.rcode === RCODE.SERVFAIL) {
+            lastFailure = response;
+            lastInfo = info;
+          }
           this.demote(index);
           next();
           giveUpIfIdle();
@@ -184,7 +193,7 @@ export class Forwarder {
         }
         this.preferred = index;
         this.lastAnswerAt[index] = Date.now();
-        finish({ response, info, ok: true, upstream: upstream.label, failure: '' });
+        finish({ response, info, ok: true, upstream: upstream.label, failure: '', reachable: true });
       };
 
       let handle = -1;

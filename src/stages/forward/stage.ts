@@ -11,6 +11,7 @@ import { RCODE, qtypeName, rcodeName } from '../../wire/constants.js';
 import { keyToText } from '../../wire/names.js';
 import { packAnswer } from '../../wire/packed-answer.js';
 import type { Query } from '../../wire/query.js';
+import { FailureLog } from './failure-log.js';
 import type { Forwarder, ForwardResult } from './forwarder.js';
 
 const EDE_NO_REACHABLE_AUTHORITY = 22;
@@ -20,9 +21,11 @@ export class ForwardStage implements Stage {
   /** cache key -> the queries waiting for the one upstream query in flight. */
   private readonly inflight = new Map<string, Query[]>();
   private readonly debug: boolean;
+  private readonly failures: FailureLog;
 
   constructor(readonly forwarder: Forwarder, private readonly log: Logger) {
     this.debug = log.isLevelEnabled('debug');
+    this.failures = new FailureLog(log);
   }
 
   onQuery(q: Query, pipeline: Pipeline): StageResult {
@@ -42,7 +45,7 @@ export class ForwardStage implements Stage {
     this.inflight.delete(key);
     const { response, info } = result;
     if (!result.ok) {
-      this.log.warn({ qname: keyToText(first.qnameKey), qtype: qtypeName(first.qtype), reason: result.failure }, 'upstream failure');
+      this.failures.record(first, result.failure);
     } else if (this.debug) {
       this.log.debug({ client: first.clientAddress, qname: keyToText(first.qnameKey), qtype: qtypeName(first.qtype),
         rcode: rcodeName(info!.rcode), upstream: result.upstream, ms: Math.round(performance.now() - first.receivedAt) }, 'forwarded');
@@ -72,6 +75,7 @@ export class ForwardStage implements Stage {
   }
 
   close(): void {
+    this.failures.flush();
     this.forwarder.close();
   }
 }
