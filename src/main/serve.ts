@@ -19,6 +19,7 @@ import { CacheStage } from '../stages/cache/stage.js';
 import { Forwarder } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
 import { GuardStage } from '../stages/guard/stage.js';
+import { privateZoneMap } from '../stages/local/private-zones.js';
 import { LocalStage } from '../stages/local/stage.js';
 import { NetworkList } from '../stages/policy/cidr.js';
 import { loadBlocklists } from '../stages/policy/load.js';
@@ -60,14 +61,15 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   // The chain, in the order a query meets it.
   const guard = new GuardStage(config.allowNets === null ? null : new NetworkList(config.allowNets));
+  const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
-    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)),
-    buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl));
+    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)), templates);
+  const local = new LocalStage({ anyQueries: 'minimal', privateZones: privateZoneMap(), forwardZones: null, hosts: null, templates });
   const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
   const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
-  const pipeline = new Pipeline([guard, policyStage, new LocalStage(), cacheStage, new ForwardStage(forwarder, log)], log);
+  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
   const handle = pipeline.handle.bind(pipeline);

@@ -31,7 +31,17 @@ export class MetricsSink {
     const samples = typeof values === 'number'
       ? [{ suffix: '', labels: {}, value: values }]
       : values.map(([labels, value]) => ({ suffix: '', labels, value }));
-    this.families.push({ name, type, help, merge, samples });
+    this.family(name, type, help, merge).push(...samples);
+  }
+
+  /** The samples of the family `name`: several sources (e.g. one forwarder per zone) may add to one family. */
+  private family(name: string, type: MetricType, help: string, merge: MergeRule): Sample[] {
+    let f = this.families.find((x) => x.name === name);
+    if (f === undefined) {
+      f = { name, type, help, merge, samples: [] };
+      this.families.push(f);
+    }
+    return f.samples;
   }
 
   /**
@@ -51,7 +61,7 @@ export class MetricsSink {
       samples.push({ suffix: '_sum', labels: s.labels, value: s.sum });
       samples.push({ suffix: '_count', labels: s.labels, value: cumulative });
     }
-    this.families.push({ name, type: 'histogram', help, merge: 'sum', samples });
+    this.family(name, 'histogram', help, 'sum').push(...samples);
   }
 }
 

@@ -3,7 +3,7 @@
 // for the sinkhole records are built once, when the configuration is loaded.
 import { isIPv4, isIPv6 } from 'node:net';
 import {
-  CLASS_IN, EDNS_OPTION_EDE, EDNS_UDP_SIZE, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LENGTH,
+  CLASS_IN, EDNS_OPTION_EDE, EDNS_UDP_SIZE, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LENGTH,
   OPCODE_MASK, QTYPE, RCODE,
 } from './constants.js';
 import type { Query } from './query.js';
@@ -207,4 +207,50 @@ export function minimalAnyAnswer(q: Query): Buffer {
   copyBytes(rr, 0, rr.length, out, q.questionEnd);
   if (q.edns) writeOpt(out, q.questionEnd + rr.length, q.dnssecOk);
   return out;
+}
+
+/**
+ * A negative answer from a zone this server serves itself (RFC 6303 zones, hosts names):
+ * `rcode` (NXDOMAIN, or NOERROR for NODATA) with the SOA template in the authority section,
+ * owned by the zone (`ownerOffset`: where the zone's name starts inside the qname).
+ */
+export function zoneNegativeAnswer(q: Query, t: SinkholeTemplates, ownerOffset: number, rcode: number): Buffer {
+  const rr = t.soa;
+  const out = Buffer.allocUnsafe(q.questionEnd + rr.length + (q.edns ? optLength(undefined) : 0));
+  copyBytes(q.msg, 0, q.questionEnd, out, 0);
+  out.writeUInt16BE(responseFlags(q.flags, rcode) | FLAG_AA, 2);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(1, 8);
+  out.writeUInt16BE(q.edns ? 1 : 0, 10);
+  copyBytes(rr, 0, rr.length, out, q.questionEnd);
+  out.writeUInt16BE(0xc000 | (HEADER_LENGTH + ownerOffset), q.questionEnd);
+  if (q.edns) writeOpt(out, q.questionEnd + rr.length, q.dnssecOk);
+  return out;
+}
+
+/**
+ * An answer made of records built beforehand (each owned by a pointer to the qname, as
+ * `localRecord` makes them): local names from hosts files. No records = NODATA.
+ */
+export function recordsAnswer(q: Query, records: readonly Buffer[]): Buffer {
+  let length = q.questionEnd + (q.edns ? optLength(undefined) : 0);
+  for (const r of records) length += r.length;
+  const out = Buffer.allocUnsafe(length);
+  copyBytes(q.msg, 0, q.questionEnd, out, 0);
+  out.writeUInt16BE(responseFlags(q.flags, RCODE.NOERROR) | FLAG_AA, 2);
+  out.writeUInt16BE(records.length, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(q.edns ? 1 : 0, 10);
+  let off = q.questionEnd;
+  for (const r of records) {
+    copyBytes(r, 0, r.length, out, off);
+    off += r.length;
+  }
+  if (q.edns) writeOpt(out, off, q.dnssecOk);
+  return out;
+}
+
+/** A record owned by the question's name (a pointer to offset 12), for recordsAnswer. */
+export function localRecord(type: number, ttl: number, rdata: Buffer): Buffer {
+  return record(type, ttl, rdata);
 }

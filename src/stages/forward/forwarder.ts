@@ -45,6 +45,8 @@ export interface ForwarderOptions {
   timeoutMs: number;
   /** Upper bound on the time spent for one query across every try. */
   budgetMs: number;
+  /** The forward-zone these upstreams serve (a label on their metrics); absent for the default upstreams. */
+  zone?: string;
 }
 
 /**
@@ -218,13 +220,15 @@ export class Forwarder {
 
   /** Per upstream: tries, timeouts, failed answers, latency, and when it last answered. */
   collect(sink: MetricsSink): void {
+    const zone = this.options.zone;
+    const labelsOf = (label: string): Record<string, string> => (zone === undefined ? { upstream: label } : { upstream: label, zone });
     const per = (values: (i: number) => number): [Record<string, string>, number][] =>
-      this.upstreams.map((u, i) => [{ upstream: u.label }, values(i)]);
+      this.upstreams.map((u, i) => [labelsOf(u.label), values(i)]);
     sink.add('sinkhole_upstream_queries_total', 'counter', 'Queries sent to each upstream (every try).', per((i) => this.stats[i]!.queries));
     sink.add('sinkhole_upstream_timeouts_total', 'counter', 'Tries an upstream did not answer in time.', per((i) => this.stats[i]!.timeouts));
     sink.add('sinkhole_upstream_failures_total', 'counter', 'Answers with SERVFAIL, REFUSED or another failure rcode.', per((i) => this.stats[i]!.failures));
     sink.histogram('sinkhole_upstream_latency_seconds', 'Time from sending to an upstream to its answer.',
-      this.upstreams.map((u, i) => ({ labels: { upstream: u.label }, counts: this.stats[i]!.latency, sum: this.stats[i]!.latencySumMs / 1000 })),
+      this.upstreams.map((u, i) => ({ labels: labelsOf(u.label), counts: this.stats[i]!.latency, sum: this.stats[i]!.latencySumMs / 1000 })),
       LATENCY_BUCKETS_MS.map((ms) => ms / 1000));
     sink.add('sinkhole_upstream_last_answer_timestamp_seconds', 'gauge', 'When each upstream last gave a good answer (Unix time; 0 = never).',
       per((i) => this.lastAnswerAt[i]! / 1000), 'max');

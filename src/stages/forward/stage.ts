@@ -1,5 +1,7 @@
 // The forward stage: the last one. Asks the upstreams (forwarder.ts: failover, retransmission,
 // TCP on truncation, a bound on the wait) and hands the answer back through the pipeline.
+// Names under a forward-zone go to that zone's upstreams (the most specific zone wins): the
+// Active Directory domain to the domain controllers, a router's reverse zone to the router.
 // Identical questions in flight at once share one upstream query; each waiting client then
 // gets its own answer (its ID, its question's case, its own policy verdict).
 import type { Logger } from '../../observe/log.js';
@@ -11,6 +13,7 @@ import { RCODE, qtypeName, rcodeName } from '../../wire/constants.js';
 import { keyToText } from '../../wire/names.js';
 import { packAnswer } from '../../wire/packed-answer.js';
 import type { Query } from '../../wire/query.js';
+import type { ZoneMap } from '../../wire/zone-map.js';
 import { FailureLog } from './failure-log.js';
 import type { Forwarder, ForwardResult } from './forwarder.js';
 
@@ -23,7 +26,8 @@ export class ForwardStage implements Stage {
   private readonly debug: boolean;
   private readonly failures: FailureLog;
 
-  constructor(readonly forwarder: Forwarder, private readonly log: Logger) {
+  /** `zones`: forward-zone name -> the Forwarder of its upstreams; null when there are none. */
+  constructor(readonly forwarder: Forwarder, private readonly log: Logger, readonly zones: ZoneMap<Forwarder> | null = null) {
     this.debug = log.isLevelEnabled('debug');
     this.failures = new FailureLog(log);
   }
@@ -35,7 +39,9 @@ export class ForwardStage implements Stage {
       return PENDING;
     }
     this.inflight.set(q.cacheKey, [q]);
-    this.forwarder.forward(q, (result) => this.answered(q, result, pipeline));
+    const zone = this.zones === null ? -1 : this.zones.match(q.qnameKey);
+    const forwarder = zone < 0 ? this.forwarder : this.zones!.valueOf(zone);
+    forwarder.forward(q, (result) => this.answered(q, result, pipeline));
     return PENDING;
   }
 
@@ -72,10 +78,12 @@ export class ForwardStage implements Stage {
 
   collect(sink: MetricsSink): void {
     this.forwarder.collect(sink);
+    for (const [, f] of this.zones?.entries() ?? []) f.collect(sink);
   }
 
   close(): void {
     this.failures.flush();
     this.forwarder.close();
+    for (const [, f] of this.zones?.entries() ?? []) f.close();
   }
 }
