@@ -2,7 +2,7 @@
 // not check the server's byte handling with the server's own code.
 import { isIPv4 } from 'node:net';
 
-export const T = { A: 1, NS: 2, CNAME: 5, SOA: 6, MX: 15, TXT: 16, AAAA: 28, OPT: 41, RRSIG: 46, SVCB: 64, HTTPS: 65, ANY: 255 } as const;
+export const T = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, OPT: 41, RRSIG: 46, SVCB: 64, HTTPS: 65, ANY: 255 } as const;
 
 export function encodeName(name: string): Buffer {
   const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
@@ -199,7 +199,7 @@ export function decode(msg: Buffer): Decoded {
       let text: string | undefined;
       if (type === T.A && len === 4) text = [...data].join('.');
       else if (type === T.AAAA && len === 16) text = formatIpv6(data);
-      else if (type === T.CNAME) text = readName(msg, n.end + 10).name;
+      else if (type === T.CNAME || type === T.PTR) text = readName(msg, n.end + 10).name;
       sections[s]!.push({ name: n.name, type, class: cls, ttl, rdata: Buffer.from(data), ...(text === undefined ? {} : { text }) });
     }
   }
