@@ -1,6 +1,6 @@
 // `sinkhole stats`: the admin API's figures in the terminal.
-import type { Config } from '../../config/config.js';
-import { ConfigError } from '../../config/config.js';
+import { configFrom, ConfigError, UnreachableError, type Config } from '../../config/config.js';
+import type { Command } from './command.js';
 
 interface Stats {
   uptimeSeconds: number;
@@ -28,9 +28,13 @@ export async function printStats(config: Config): Promise<void> {
   try {
     response = await fetch(url, { headers: config.adminToken ? { authorization: `Bearer ${config.adminToken}` } : {} });
   } catch (err) {
-    throw new ConfigError(`cannot reach the admin API at ${url}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}; is the server running with --admin?`);
+    throw new UnreachableError(`cannot reach the admin API at ${url}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}; is the server running with --admin?`);
   }
-  if (!response.ok) throw new ConfigError(`the admin API at ${url} answered ${response.status}${response.status === 401 ? ': pass --admin-token' : ''}`);
+  // A refused token is the caller's to fix (2); a server that fails is a runtime problem (3).
+  if (!response.ok) {
+    const message = `the admin API at ${url} answered ${response.status}${response.status === 401 ? ': pass --admin-token' : ''}`;
+    throw response.status === 401 || response.status === 403 ? new ConfigError(message) : new UnreachableError(message);
+  }
   const s = (await response.json()) as Stats;
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
   const list = (title: string, rows: { key: string; count: number }[]): string[] =>
@@ -47,3 +51,16 @@ export async function printStats(config: Config): Promise<void> {
     ...(s.recentBlocked.length === 0 ? ['  (none)'] : s.recentBlocked.slice(0, 10).map((r) => `  ${r.time}  ${r.client}  ${r.qname} ${r.qtype}  (${r.bundle})`)),
   ].join('\n'));
 }
+
+export const statsCommand: Command = {
+  name: 'stats', operands: '', minOperands: 0, maxOperands: 0,
+  wrongOperands: 'stats takes no name (see "sinkhole stats --help")',
+  summary: 'print the running server\'s statistics, from its admin API',
+  description: 'Prints the running server\'s figures (queries, blocked share, cache, upstreams, top blocked clients, bundles and names, latest blocked attempts) from its admin API. ' +
+    'It needs --admin (and --admin-token if the server has one), or a config file that sets them. Exit status 3 when the admin API does not answer.',
+  own: [],
+  run: async ({ settings }) => {
+    await printStats(configFrom(settings, { needUpstreams: false }));
+    return 0;
+  },
+};

@@ -3,8 +3,10 @@
 // loaded, so an answer means both. systemd runs this as ExecStartPost, so the unit becomes
 // active when DNS is really being served (Node 20 cannot write to systemd's notify socket).
 import { createSocket } from 'node:dgram';
-import type { Config } from '../../config/config.js';
-import { ConfigError } from '../../config/config.js';
+import { configFrom, UnreachableError, type Config } from '../../config/config.js';
+import { option } from '../../config/option.js';
+import { positiveSeconds } from '../../config/values.js';
+import type { Command } from './command.js';
 import { CANARY_DOMAIN } from '../../stages/guard/canary.js';
 
 export async function waitReady(config: Config, timeoutMs: number): Promise<void> {
@@ -21,7 +23,7 @@ export async function waitReady(config: Config, timeoutMs: number): Promise<void
       const timer = setInterval(() => {
         if (Date.now() - started > timeoutMs) {
           clearInterval(timer);
-          reject(new ConfigError(`no answer from ${listen.label} within ${timeoutMs / 1000} s; see "journalctl -u sinkhole"`));
+          reject(new UnreachableError(`no answer from ${listen.label} within ${timeoutMs / 1000} s; see "journalctl -u sinkhole"`));
           return;
         }
         socket.send(query, listen.port, host);
@@ -39,3 +41,21 @@ export async function waitReady(config: Config, timeoutMs: number): Promise<void
     socket.close();
   }
 }
+
+export const timeoutOption = option({
+  name: 'timeout', arg: 'SECONDS', value: positiveSeconds, default: '60', commands: ['wait-ready'],
+  help: 'give up after this long (exit status 3)',
+});
+
+export const waitReadyCommand: Command = {
+  name: 'wait-ready', operands: '', minOperands: 0, maxOperands: 0,
+  wrongOperands: 'wait-ready takes no name (see "sinkhole wait-ready --help")',
+  summary: 'wait until the configured server answers (systemd\'s ExecStartPost)',
+  description: 'Exits 0 once the server configured by the same settings answers a query on its first listen address; the server binds its sockets only after its rules are loaded, so an answer means both. ' +
+    'systemd runs it as ExecStartPost, so the unit becomes active only when DNS is really served. Exit status 3 when nothing answers within --timeout.',
+  own: [timeoutOption],
+  run: async ({ settings }) => {
+    await waitReady(configFrom(settings, { needUpstreams: false }), settings.get(timeoutOption) * 1000);
+    return 0;
+  },
+};

@@ -1,0 +1,30 @@
+// The admin HTTP API (health, metrics, reload, check), also read by `sinkhole stats`.
+import { ConfigError } from '../errors.js';
+import { option, optional } from '../option.js';
+import { endpoint, offOr, text } from '../values.js';
+import type { Area } from './area.js';
+
+export const admin = option({
+  name: 'admin', arg: 'ADDR:PORT', value: offOr(endpoint(undefined)), default: 'off', commands: ['serve', 'stats'], field: 'admin',
+  help: 'serve the admin HTTP API (health, metrics, reload, check) here; beyond loopback only with --admin-token',
+  details: 'sinkhole stats reads the figures from it.',
+});
+
+export const adminToken = optional({
+  name: 'admin-token', arg: 'TOKEN', value: text, commands: ['serve', 'stats'], field: 'adminToken',
+  help: 'require "Authorization: Bearer TOKEN" on every admin request',
+  details: 'A config file holding a token should be readable only by root and the service.',
+});
+
+export const adminArea: Area = {
+  title: 'Admin API',
+  options: [admin, adminToken],
+  finish: (config, settings) => {
+    const a = config.admin;
+    if (a === null || config.adminToken !== null) return;
+    if (!(a.host.startsWith('127.') || a.host === '::1')) {
+      const where = settings.given(admin)![0]!.where;
+      throw new ConfigError(`${where}: the admin API on ${a.label} would be reachable from the network; add --admin-token TOKEN or listen on 127.0.0.1`);
+    }
+  },
+};
