@@ -55,7 +55,8 @@ function optionLines(o: Option, configNow: ConfigChoice | null): string[] {
   const lines = [`  ${flagText(o)}${o.repeatable ? '  (repeatable)' : ''}`, ...wrap(o.help, '      ')];
   if (o.range !== null && o.arg !== null) lines.push(...wrap(`valid: ${o.range}`, '      '));
   lines.push(...wrap(`default: ${o.defaultText}`, '      '));
-  if (o.name === 'config' && configNow !== null) lines.push(...wrap(`now: ${configNow.path ?? 'none'}; ${configNow.why}`, '      '));
+  // A path is never broken across lines: it may be copied.
+  if (o.name === 'config' && configNow !== null) lines.push(`      now: ${configNow.path ?? 'none'}`, ...wrap(`(${configNow.why})`, '        '));
   return lines;
 }
 
@@ -86,7 +87,8 @@ export function usage(commands: readonly DocumentedCommand[], configNow: ConfigC
     ...commands.flatMap((c) => wrap(c.spec.summary, ' '.repeat(width + 2)).map((l, i) => (i === 0 ? `  ${head(c.spec).padEnd(width)}${l.trimStart()}` : l))),
     '',
     '"sinkhole COMMAND --help" lists the options of each command.',
-    ...wrap(`Config file: ${configNow.path ?? 'none'}; ${configNow.why}. --config FILE or SINKHOLE_CONFIG=FILE names another.`, ''),
+    `Config file: ${configNow.path ?? 'none'}`,
+    ...wrap(`(${configNow.why}; --config FILE or SINKHOLE_CONFIG=FILE names another)`, '  '),
     '',
     'Exit status:',
     ...EXIT_STATUS.flatMap((e) => wrap(e.meaning, '     ').map((l, i) => (i === 0 ? `  ${e.code}  ${l.trimStart()}` : l))),

@@ -45,9 +45,11 @@ export function parseCommandLine(command: CommandName, args: readonly string[], 
   const see = `(see "sinkhole ${command} --help")`;
   const flags: Raw = new Map();
   const operands: string[] = [];
+  // Asking for help wins over any mistake elsewhere on the line.
+  const end = args.indexOf('--');
+  if ((end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h')) return { flags, operands, help: true };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--help' || arg === '-h') return { flags, operands, help: true };
     if (arg === '--') {
       operands.push(...args.slice(i + 1));
       break;
