@@ -102,7 +102,7 @@ t.test('bad input: one clear line and a non-zero exit, never a stack trace', asy
   ];
   for (const [label, args, pattern] of cases) {
     const r = run(args);
-    t.not(r.status, 0, `${label}: non-zero exit`);
+    t.equal(r.status, 2, `${label}: exit 2, a bad command line, config or folder`);
     t.match(r.stderr, pattern, `${label}: says what is wrong`);
     t.equal(r.stderr.trim().split('\n').length, 1, `${label}: one line`);
     t.notMatch(r.stderr, /\n\s+at /, `${label}: no stack trace`);

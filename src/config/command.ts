@@ -12,8 +12,8 @@ export interface CommandSpec {
   operands: string;
   minOperands: number;
   maxOperands: number;
-  /** The one line said when the operand count is wrong. */
-  wrongOperands: string;
+  /** The one line said when the operand count is wrong (commands without operands say "unexpected argument"). */
+  wrongOperands?: string;
   /** One line, for `sinkhole help`. */
   summary: string;
   /** Plain sentences, for `--help` and the manual page. */

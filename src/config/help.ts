@@ -66,8 +66,9 @@ export function commandHelp(c: DocumentedCommand, configNow: ConfigChoice | null
   for (const group of optionGroups(c)) {
     lines.push(`${group.title}:`);
     for (const o of group.options) lines.push(...optionLines(o, configNow));
+    lines.push('');
   }
-  lines.push('', '  -h, --help', '      show this text');
+  lines.push('  -h, --help', '      show this text');
   if (c.spec.name !== 'help') lines.push('', `Flags override the config file (${SYSTEM_CONFIG} when installed); "man sinkhole" has the details.`);
   return lines.join('\n');
 }

@@ -32,7 +32,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (input.operands.length < command.minOperands || input.operands.length > command.maxOperands) {
-    throw new ConfigError(command.wrongOperands);
+    const extra = input.operands[command.maxOperands];
+    throw new ConfigError(command.wrongOperands ?? `unexpected argument "${extra}" (see "sinkhole ${command.name} --help")`);
   }
   return command.run(input);
 }

@@ -52,6 +52,9 @@ t.test('sinkhole help, no command, --version', async (t) => {
   const version = run(['--version']);
   t.equal(version.status, 0);
   t.equal(version.stdout, `sinkhole ${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+  const extra = run(['stats', 'now']);
+  t.equal(extra.status, 2);
+  t.equal(extra.stderr, 'sinkhole: unexpected argument "now" (see "sinkhole stats --help")\n', 'an operand a command does not take');
   const unknown = run(['help', 'frobnicate']);
   t.equal(unknown.status, 2);
   t.equal(unknown.stderr, 'sinkhole: unknown command "frobnicate" (see "sinkhole help")\n');

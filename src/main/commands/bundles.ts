@@ -7,7 +7,6 @@ import type { Command } from './command.js';
 
 export const listCommand: Command = {
   name: 'list', operands: '', minOperands: 0, maxOperands: 0,
-  wrongOperands: 'list takes no name (see "sinkhole list --help")',
   summary: 'show the bundles: enabled (in the blocklist folder) and available (in its available/)',
   description: 'Shows every bundle (one list file per messenger or service): enabled ones are in the blocklist folder, disabled ones in its available/ folder, with their rule counts and titles.',
   own: [],

@@ -54,7 +54,6 @@ export async function printStats(config: Config): Promise<void> {
 
 export const statsCommand: Command = {
   name: 'stats', operands: '', minOperands: 0, maxOperands: 0,
-  wrongOperands: 'stats takes no name (see "sinkhole stats --help")',
   summary: 'print the running server\'s statistics, from its admin API',
   description: 'Prints the running server\'s figures (queries, blocked share, cache, upstreams, top blocked clients, bundles and names, latest blocked attempts) from its admin API. ' +
     'It needs --admin (and --admin-token if the server has one), or a config file that sets them. Exit status 3 when the admin API does not answer.',

@@ -49,7 +49,6 @@ export const timeoutOption = option({
 
 export const waitReadyCommand: Command = {
   name: 'wait-ready', operands: '', minOperands: 0, maxOperands: 0,
-  wrongOperands: 'wait-ready takes no name (see "sinkhole wait-ready --help")',
   summary: 'wait until the configured server answers (systemd\'s ExecStartPost)',
   description: 'Exits 0 once the server configured by the same settings answers a query on its first listen address; the server binds its sockets only after its rules are loaded, so an answer means both. ' +
     'systemd runs it as ExecStartPost, so the unit becomes active only when DNS is really served. Exit status 3 when nothing answers within --timeout.',
