@@ -66,6 +66,8 @@ export function roffText(text: string): string {
     .replace(/\\/g, '\\e')
     .replace(/--/g, '\\-\\-')
     .replace(/`([^`]+)`/g, '\\(lq$1\\(rq')
+    // Paths and file names are never hyphenated: they may be copied.
+    .replace(/(^|[\s(])(?=[^\s(]*[a-z0-9][./][a-z*])/g, '$1\\%')
     .replace(/\b(e\.g|i\.e)\. /g, '$1.\\& ')
     .replace(/([.!?]) +(?=\S)/g, '$1\n')
     .split('\n')
