@@ -15,7 +15,7 @@ export const allowNet = list({
   combine: (items: (Cidr | 'any')[]): Cidr[] | null => (items.includes('any') ? null : items.filter((i): i is Cidr => i !== 'any')),
   commands: ['serve', 'check'], field: 'allowNets',
   help: 'clients that get answers; others get REFUSED. `any` makes an open resolver',
-  details: 'Giving allow-net replaces the whole default list.',
+  details: 'Giving allow-net replaces the whole default list; `any` is logged as a warning at startup.',
 });
 
 export const guardArea: Area = { title: 'Clients', options: [allowNet] };
