@@ -10,7 +10,11 @@ import type { Query } from '../../wire/query.js';
 import type { NetworkList } from '../policy/cidr.js';
 import { CANARY_KEY } from './canary.js';
 
-const EDE_PROHIBITED = 18;
+/** EDE 18 (Prohibited), without text: refusals stay small. */
+const PROHIBITED = { code: 18, text: '' };
+/** Our bare OPT record, and an EDE option without text in it. */
+const OPT_LENGTH = 11;
+const EDE_LENGTH = 6;
 
 export class GuardStage implements Stage {
   readonly name = 'guard';
@@ -24,7 +28,10 @@ export class GuardStage implements Stage {
   onQuery(q: Query, pipeline: Pipeline): StageResult {
     if (this.allowNets !== null && !this.allowNets.contains(q.clientAddress)) {
       this.refused++;
-      pipeline.reply(q, queryEmptyAnswer(q, RCODE.REFUSED, q.edns ? { code: EDE_PROHIBITED, text: 'client not allowed' } : undefined), 'refused');
+      // Never larger than the query (no amplification for spoofed sources): the EDE only
+      // when the query's own EDNS options leave room for it.
+      const ede = q.edns && q.msg.length >= q.questionEnd + OPT_LENGTH + EDE_LENGTH ? PROHIBITED : undefined;
+      pipeline.reply(q, queryEmptyAnswer(q, RCODE.REFUSED, ede), 'refused');
       return ANSWERED;
     }
     if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) {
