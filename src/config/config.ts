@@ -9,6 +9,7 @@ import type { Endpoint } from '../net/endpoint.js';
 import { READS_CONFIG, type CommandName } from './command.js';
 import { ConfigError } from './errors.js';
 import type { Option } from './option.js';
+import type { ForwardZone } from './options/forward.js';
 import { AREAS } from './options/index.js';
 import { defaultConfig } from './paths.js';
 import { parseCommandLine, parseConfigFile, Settings } from './settings.js';
@@ -47,6 +48,12 @@ export interface Config {
   /** null = off; 'stdout' or a file path. */
   queryLog: string | null;
   queryLogMode: QueryLogMode;
+  forwardZones: ForwardZone[];
+  anyQueries: 'minimal' | 'forward';
+  privateReverse: 'local' | 'forward';
+  hostsFiles: string[];
+  localDomain: string | null;
+  adminHostnames: string[];
 }
 
 /** The options of the server and its config file, by area; commands declare their own beside them. */

@@ -20,6 +20,7 @@ import { Forwarder } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
 import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
+import { HostsSource } from '../stages/local/hosts.js';
 import { LocalStage } from '../stages/local/stage.js';
 import { NetworkList } from '../stages/policy/cidr.js';
 import { loadBlocklists } from '../stages/policy/load.js';
@@ -28,6 +29,7 @@ import { ReloadFigures } from '../stages/policy/reload-figures.js';
 import { DEFAULT_RELOAD_OPTIONS, logLoadProblems, Reloader, type ReloadOptions } from '../stages/policy/reload.js';
 import { PolicyStage } from '../stages/policy/stage.js';
 import { buildTemplates } from '../wire/answer.js';
+import { ZoneMap } from '../wire/zone-map.js';
 import { collectStartupGarbage } from './memory.js';
 import { isWorker, reportReady, runPrimary } from './workers.js';
 
@@ -64,12 +66,21 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
     new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)), templates);
-  const local = new LocalStage({ anyQueries: 'minimal', privateZones: privateZoneMap(), forwardZones: null, hosts: null, templates });
+  const forwarderFor = (upstreams: Config['upstreams'], zone?: string): Forwarder => new Forwarder(
+    { upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
+    (err) => log.warn({ err: err.message }, 'upstream socket error'));
+  const forwardZones = config.forwardZones.length === 0 ? null : new ZoneMap<Forwarder>();
+  for (const z of config.forwardZones) forwardZones!.set(z.key, forwarderFor(z.upstreams, z.zone));
+  const hosts = config.hostsFiles.length === 0 ? null : new HostsSource(config.hostsFiles, config.localDomain, log);
+  await hosts?.start();
+  const local = new LocalStage({
+    anyQueries: config.anyQueries, privateZones: config.privateReverse === 'local' ? privateZoneMap() : null,
+    forwardZones, hosts, templates,
+  });
   const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
-  const forwarder = new Forwarder({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS },
-    (err) => log.warn({ err: err.message }, 'upstream socket error'));
-  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log)], log);
+  const forwarder = forwarderFor(config.upstreams);
+  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log, forwardZones)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
   const handle = pipeline.handle.bind(pipeline);
@@ -123,7 +134,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     if (isWorker) answerAdminRequests(backend);
     else {
       try {
-        admin = await startAdmin(config.admin, config.adminToken, backend);
+        admin = await startAdmin(config.admin, config.adminToken, backend, config.adminHostnames);
       } catch (err) {
         reloader.close();
         await closeAll();
@@ -155,7 +166,7 @@ export async function serve(config: Config): Promise<void> {
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
     if (config.admin !== null) {
-      await startAdmin(config.admin, config.adminToken, clusterBackend()).catch((err: unknown) => {
+      await startAdmin(config.admin, config.adminToken, clusterBackend(), config.adminHostnames).catch((err: unknown) => {
         output.flush();
         throw err;
       });

@@ -41,7 +41,7 @@ export function rdata(rr: Rr): Buffer {
   if (Buffer.isBuffer(rr.data)) return rr.data;
   if (rr.type === T.A) return ipv4(rr.data);
   if (rr.type === T.AAAA) return ipv6(rr.data);
-  if (rr.type === T.CNAME || rr.type === T.NS) return encodeName(rr.data);
+  if (rr.type === T.CNAME || rr.type === T.NS || rr.type === T.PTR) return encodeName(rr.data);
   if (rr.type === T.TXT) {
     const b = Buffer.from(rr.data);
     return Buffer.concat([Buffer.from([b.length]), b]);

@@ -1,6 +1,6 @@
 // The admin HTTP API (health, metrics, reload, check), also read by `sinkhole stats`.
 import { ConfigError } from '../errors.js';
-import { option, optional } from '../option.js';
+import { list, option, optional } from '../option.js';
 import { endpoint, offOr, text } from '../values.js';
 import type { Area } from './area.js';
 
@@ -16,9 +16,15 @@ export const adminToken = optional({
   details: 'A config file holding a token should be readable only by root and the service.',
 });
 
+export const adminHostname = list({
+  name: 'admin-hostname', arg: 'NAME', value: text, default: [], commands: ['serve'], field: 'adminHostnames',
+  help: 'a name the admin API may be reached by, besides its address and localhost',
+  details: 'Requests whose Host header names anything else are refused (403), so that a web page cannot reach the API through DNS rebinding.',
+});
+
 export const adminArea: Area = {
   title: 'Admin API',
-  options: [admin, adminToken],
+  options: [admin, adminToken, adminHostname],
   finish: (config, settings) => {
     const a = config.admin;
     if (a === null || config.adminToken !== null) return;

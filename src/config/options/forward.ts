@@ -3,6 +3,33 @@ import { ConfigError } from '../errors.js';
 import { list, option } from '../option.js';
 import { upstreamsFromResolvConf } from '../resolv-conf.js';
 import { endpoint, text, wholeNumber } from '../values.js';
+import { Invalid, type ValueType } from '../option.js';
+import { parseEndpoint, type Endpoint } from '../../net/endpoint.js';
+import { textToKey } from '../../wire/names.js';
+
+/** A forward-zone: its name (text and key) and its upstreams. */
+export interface ForwardZone {
+  zone: string;
+  key: string;
+  upstreams: Endpoint[];
+}
+
+/** `DOMAIN UPSTREAM [UPSTREAM ...]` (config file) or `DOMAIN=UPSTREAM[,UPSTREAM]` (flag). */
+export const forwardZoneValue: ValueType<ForwardZone> = {
+  parse: (t) => {
+    const [zone = '', ...rest] = t.trim().split(/[\s=,]+/);
+    const key = textToKey(zone);
+    if (typeof key !== 'string') return new Invalid(`"${zone}" is not a domain: ${key.error} (e.g. forward-zone corp.example 192.168.1.5)`);
+    if (rest.length === 0) return new Invalid(`forward-zone ${zone} names no upstream (e.g. forward-zone ${zone} 192.168.1.5)`);
+    const upstreams: Endpoint[] = [];
+    for (const u of rest) {
+      const e = parseEndpoint(u, 53);
+      if ('error' in e) return new Invalid(`forward-zone ${zone}: ${e.error}`);
+      upstreams.push(e);
+    }
+    return { zone: zone.toLowerCase().replace(/\.$/, ''), key, upstreams };
+  },
+};
 import type { Area } from './area.js';
 
 export const upstream = list({
@@ -22,9 +49,15 @@ export const resolvConf = option({
   help: 'where to find nameservers when no --upstream is given',
 });
 
+export const forwardZone = list({
+  name: 'forward-zone', arg: 'DOMAIN=UPSTREAM[,UPSTREAM]', value: forwardZoneValue, default: [], commands: ['serve'], field: 'forwardZones',
+  help: 'send queries for DOMAIN and the names below it to these upstreams (the most specific zone wins)',
+  details: 'In the config file: forward-zone DOMAIN UPSTREAM [UPSTREAM ...]. Blocking still applies first; the same failover, retransmission and 4 s bound as the default upstreams. Typical: forward-zone corp.example 192.168.1.5 192.168.1.6 (an Active Directory domain), forward-zone 168.192.in-addr.arpa 192.168.1.1 (a router\'s reverse zone).',
+});
+
 export const forwardArea: Area = {
   title: 'Upstreams',
-  options: [upstream, upstreamTimeout, resolvConf],
+  options: [upstream, upstreamTimeout, resolvConf, forwardZone],
   finish: (config, settings, ctx) => {
     if (settings.isSet(upstream)) config.upstreamSource = 'configuration';
     else if (!ctx.needUpstreams) config.upstreamSource = 'none';
@@ -35,7 +68,7 @@ export const forwardArea: Area = {
         throw new ConfigError(`no upstream resolver: ${config.resolvConf} names none that is not this server itself; pass --upstream ADDR (e.g. --upstream 192.0.2.1)`);
       }
     }
-    for (const u of config.upstreams) {
+    for (const u of [...config.upstreams, ...config.forwardZones.flatMap((z) => z.upstreams)]) {
       if (config.listen.some((l) => l.host === u.host && l.port === u.port)) {
         throw new ConfigError(`upstream ${u.label} is this server's own listen address (a forwarding loop); choose another --upstream`);
       }

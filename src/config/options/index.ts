@@ -6,9 +6,10 @@ import { adminArea } from './admin.js';
 import { cacheArea } from './cache.js';
 import { forwardArea } from './forward.js';
 import { guardArea } from './guard.js';
+import { localArea } from './local.js';
 import { netArea } from './net.js';
 import { observeArea } from './observe.js';
 import { policyArea } from './policy.js';
 import { processArea } from './process.js';
 
-export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, guardArea, policyArea, cacheArea, observeArea, adminArea];
+export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, guardArea, policyArea, localArea, cacheArea, observeArea, adminArea];
