@@ -1,0 +1,583 @@
+// Batched UDP for sinkhole: one socket, recvmmsg into preallocated slots, one JS call per
+// batch, answers queued and sent with one sendmmsg. Linux only (recvmmsg/sendmmsg).
+//
+// JS sees, per batch: onBatch(count, payloads) where `payloads` is one fresh Buffer holding
+// the batch's datagrams back to back, and the socket's shared `meta` ArrayBuffer holds one
+// record of META_WORDS uint32 per datagram: offset in payloads, length, source port,
+// family (4|6), then the 16 address bytes (IPv4: word 4 is the address as a number,
+// a.b.c.d = a<<24|b<<16|c<<8|d). A fresh Buffer per batch, not per datagram, so that a
+// handler may keep its query (the forwarder does) without copying.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define META_WORDS 8
+// The largest UDP payload: a slot takes any datagram whole, as dgram does. Only the pages a
+// datagram touches become resident, so 64 KiB slots cost address space, not memory.
+#define SLOT_BYTES 65536
+#define SEND_ARENA_BYTES (256 * 1024)
+#define SEND_MAX 1024
+// Batches read per readable event before yielding to the rest of the event loop.
+#define MAX_BATCHES_PER_WAKE 8
+
+typedef struct batch_socket {
+  uv_poll_t poll;
+  int fd;
+  int family;
+  int events;      // what the poll handle watches now (UV_READABLE, + UV_WRITABLE while sends wait)
+  int closing;
+  int closed;      // the poll handle is closed and the descriptor too
+  int in_batch;
+  napi_env env;
+  napi_ref self;       // strong while open: a listening socket must not be collected
+  napi_ref on_batch;
+  napi_ref on_error;
+  napi_ref on_close;
+  napi_ref meta_ref;
+  napi_async_context async;
+  uint32_t *meta;
+  unsigned batch;
+  unsigned char *slots;   // batch * SLOT_BYTES
+  struct mmsghdr *rmsgs;
+  struct iovec *riov;
+  struct sockaddr_storage *raddr;
+  // Send queue: answers copied into one arena, one mmsghdr each.
+  unsigned char *arena;
+  size_t arena_used;
+  unsigned send_count;
+  unsigned send_head;   // first not yet sent
+  struct mmsghdr smsgs[SEND_MAX];
+  struct iovec siov[SEND_MAX];
+  struct sockaddr_storage saddr[SEND_MAX];
+  double dropped;       // answers dropped because the queue was full and the socket would block
+  struct batch_socket *next;
+} batch_socket;
+
+typedef struct { batch_socket *open; } addon_state;
+
+static const char *errno_code(int err) { return uv_err_name(uv_translate_sys_error(err)); }
+
+// An Error shaped as Node's own socket errors: .code 'EADDRINUSE', .syscall 'bind', .errno.
+static napi_value make_error(napi_env env, int err, const char *syscall) {
+  char text[160];
+  snprintf(text, sizeof text, "%s %s", syscall, errno_code(err));
+  napi_value msg, code, error, sys, num;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, code, msg, &error);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
+  napi_set_named_property(env, error, "syscall", sys);
+  napi_create_int32(env, -err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  return error;
+}
+
+static void throw_errno(napi_env env, int err, const char *syscall) {
+  napi_throw(env, make_error(env, err, syscall));
+}
+
+// Calls a JS callback from libuv; an exception it leaves goes to 'uncaughtException', as
+// one from a dgram 'message' listener would.
+static void call_js(batch_socket *s, napi_ref fn_ref, size_t argc, napi_value *argv) {
+  napi_env env = s->env;
+  napi_value fn, recv, result;
+  if (fn_ref == NULL || napi_get_reference_value(env, fn_ref, &fn) != napi_ok || fn == NULL) return;
+  napi_get_global(env, &recv);  // napi_make_callback needs an object as receiver
+  if (napi_make_callback(env, s->async, recv, fn, argc, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+}
+
+static void report_error(batch_socket *s, int err, const char *syscall) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(s->env, &scope);
+  napi_value e = make_error(s->env, err, syscall);
+  call_js(s, s->on_error, 1, &e);
+  napi_close_handle_scope(s->env, scope);
+}
+
+static void set_events(batch_socket *s, int events);
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+// Sends what is queued; returns how many are still queued. EAGAIN keeps the rest queued and
+// waits for the socket to become writable; another error drops the one answer that failed.
+static unsigned flush_sends(batch_socket *s) {
+  while (s->send_head < s->send_count) {
+    int n = sendmmsg(s->fd, s->smsgs + s->send_head, s->send_count - s->send_head, MSG_DONTWAIT);
+    if (n > 0) {
+      s->send_head += (unsigned)n;
+      continue;
+    }
+    int err = n < 0 ? errno : EIO;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+      if (!s->closing && !(s->events & UV_WRITABLE)) set_events(s, s->events | UV_WRITABLE);
+      return s->send_count - s->send_head;
+    }
+    s->send_head++;  // this answer cannot go (e.g. EPERM from a firewall, EMSGSIZE): drop it
+    report_error(s, err, "send");
+  }
+  s->send_count = s->send_head = 0;
+  s->arena_used = 0;
+  if (!s->closing && (s->events & UV_WRITABLE)) set_events(s, s->events & ~UV_WRITABLE);
+  return 0;
+}
+
+static void set_events(batch_socket *s, int events) {
+  s->events = events;
+  uv_poll_start(&s->poll, events, on_poll);
+}
+
+static void read_batches(batch_socket *s) {
+  for (int round = 0; round < MAX_BATCHES_PER_WAKE && !s->closing; round++) {
+    for (unsigned i = 0; i < s->batch; i++) {
+      s->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      s->rmsgs[i].msg_hdr.msg_flags = 0;
+      s->rmsgs[i].msg_len = 0;
+    }
+    int n = recvmmsg(s->fd, s->rmsgs, s->batch, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EINTR) continue;
+      report_error(s, err, "recvmmsg");
+      return;
+    }
+    if (n == 0) return;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += s->rmsgs[i].msg_len;
+    napi_handle_scope scope;
+    napi_open_handle_scope(s->env, &scope);
+    napi_value argv[2];
+    void *data = NULL;
+    if (napi_create_buffer(s->env, total, &data, &argv[1]) != napi_ok) {
+      napi_close_handle_scope(s->env, scope);
+      report_error(s, ENOMEM, "recvmmsg");
+      return;
+    }
+    size_t offset = 0;
+    for (int i = 0; i < n; i++) {
+      uint32_t *m = s->meta + i * META_WORDS;
+      uint32_t len = s->rmsgs[i].msg_len;
+      memcpy((unsigned char *)data + offset, s->slots + (size_t)i * SLOT_BYTES, len);
+      m[0] = (uint32_t)offset;
+      m[1] = len;
+      offset += len;
+      struct sockaddr_storage *a = &s->raddr[i];
+      if (a->ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)a;
+        m[2] = ntohs(sin->sin_port);
+        m[3] = 4;
+        m[4] = ntohl(sin->sin_addr.s_addr);
+        m[5] = m[6] = m[7] = 0;
+      } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)a;
+        m[2] = ntohs(sin6->sin6_port);
+        m[3] = 6;
+        memcpy(&m[4], &sin6->sin6_addr, 16);
+      }
+    }
+    napi_create_uint32(s->env, (uint32_t)n, &argv[0]);
+    s->in_batch = 1;
+    call_js(s, s->on_batch, 2, argv);
+    s->in_batch = 0;
+    napi_close_handle_scope(s->env, scope);
+    if (!s->closing) flush_sends(s);
+    if ((unsigned)n < s->batch) return;  // the queue is drained
+  }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  batch_socket *s = (batch_socket *)handle->data;
+  if (s->closing) return;
+  if (status < 0) {
+    // libuv reports errors as negated errno on Linux.
+    report_error(s, -status, "poll");
+    return;
+  }
+  if (events & UV_WRITABLE) flush_sends(s);
+  if (events & UV_READABLE) read_batches(s);
+}
+
+static void free_socket(batch_socket *s) {
+  free(s->slots);
+  free(s->rmsgs);
+  free(s->riov);
+  free(s->raddr);
+  free(s->arena);
+  free(s);
+}
+
+static void unlink_open(napi_env env, batch_socket *s) {
+  addon_state *st = NULL;
+  napi_get_instance_data(env, (void **)&st);
+  if (st == NULL) return;
+  for (batch_socket **p = &st->open; *p != NULL; p = &(*p)->next) {
+    if (*p == s) {
+      *p = s->next;
+      return;
+    }
+  }
+}
+
+static void on_closed(uv_handle_t *handle) {
+  batch_socket *s = (batch_socket *)handle->data;
+  napi_env env = s->env;
+  close(s->fd);
+  s->fd = -1;
+  s->closed = 1;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_ref cb = s->on_close;
+  s->on_close = NULL;
+  if (cb != NULL) {
+    call_js(s, cb, 0, NULL);
+    napi_delete_reference(env, cb);
+  }
+  napi_close_handle_scope(env, scope);
+  napi_delete_reference(env, s->on_batch);
+  napi_delete_reference(env, s->on_error);
+  napi_delete_reference(env, s->meta_ref);
+  napi_async_destroy(env, s->async);
+  // The JS handle object may now be collected; its finalizer frees the struct.
+  napi_ref self = s->self;
+  s->self = NULL;
+  napi_delete_reference(env, self);
+}
+
+static void start_close(batch_socket *s) {
+  if (s->closing) return;
+  flush_sends(s);  // best effort: answers queued now still go out
+  s->closing = 1;
+  unlink_open(s->env, s);
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+static void finalize_socket(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  batch_socket *s = (batch_socket *)data;
+  // Reached once closed (an open socket holds a strong reference to its handle object), or
+  // at environment teardown: then the poll handle may still be known to the loop, so the
+  // struct is left alone (the cleanup hook has closed the descriptor).
+  if (s->closed) free_socket(s);
+}
+
+static batch_socket *unwrap(napi_env env, napi_value v) {
+  batch_socket *s = NULL;
+  if (napi_get_value_external(env, v, (void **)&s) != napi_ok) {
+    napi_throw_type_error(env, NULL, "not a batch-udp socket handle");
+    return NULL;
+  }
+  return s;
+}
+
+static int parse_address(int family, const char *text, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  if (family == 4) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)out;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, text, &sin->sin_addr) != 1) return -1;
+    *len = sizeof *sin;
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    const char *pct = strchr(text, '%');
+    char host[64];
+    if (pct != NULL) {
+      size_t n = (size_t)(pct - text);
+      if (n >= sizeof host) return -1;
+      memcpy(host, text, n);
+      host[n] = 0;
+      sin6->sin6_scope_id = if_nametoindex(pct + 1);
+      if (sin6->sin6_scope_id == 0) sin6->sin6_scope_id = (uint32_t)strtoul(pct + 1, NULL, 10);
+      text = host;
+    }
+    if (inet_pton(AF_INET6, text, &sin6->sin6_addr) != 1) return -1;
+    *len = sizeof *sin6;
+  }
+  return 0;
+}
+
+// open(family, host, port, reusePort, batch, bufferBytes, onBatch, onError)
+//   -> { handle, meta: ArrayBuffer, port }  (throws an Error with .code on failure)
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 8) {
+    napi_throw_type_error(env, NULL, "open(family, host, port, reusePort, batch, bufferBytes, onBatch, onError)");
+    return NULL;
+  }
+  int32_t family = 0, batch = 0, buffer_bytes = 0;
+  uint32_t port = 0;
+  bool reuse = false;
+  char host[64];
+  size_t host_len = 0;
+  napi_get_value_int32(env, argv[0], &family);
+  napi_get_value_string_utf8(env, argv[1], host, sizeof host, &host_len);
+  napi_get_value_uint32(env, argv[2], &port);
+  napi_get_value_bool(env, argv[3], &reuse);
+  napi_get_value_int32(env, argv[4], &batch);
+  napi_get_value_int32(env, argv[5], &buffer_bytes);
+  if ((family != 4 && family != 6) || batch < 1 || batch > 1024 || port > 65535) {
+    napi_throw_range_error(env, NULL, "family must be 4 or 6, batch 1..1024, port 0..65535");
+    return NULL;
+  }
+  struct sockaddr_storage addr;
+  socklen_t addr_len = 0;
+  if (parse_address(family, host, port, &addr, &addr_len) != 0) {
+    throw_errno(env, EINVAL, "bind");
+    return NULL;
+  }
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket");
+    return NULL;
+  }
+  int one = 1;
+  // As listenUdp's ipv6Only: [::]:53 and 0.0.0.0:53 can both be listened on.
+  if (family == 6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "setsockopt");
+    return NULL;
+  }
+  if (bind(fd, (struct sockaddr *)&addr, addr_len) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "bind");
+    return NULL;
+  }
+  if (buffer_bytes > 0) {
+    // The kernel caps these at net.core.[rw]mem_max; the default is still workable.
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+  }
+  struct sockaddr_storage bound;
+  socklen_t bound_len = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &bound_len);
+  uint32_t bound_port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                          : ((struct sockaddr_in6 *)&bound)->sin6_port);
+
+  batch_socket *s = calloc(1, sizeof *s);
+  if (s != NULL) {
+    s->slots = malloc((size_t)batch * SLOT_BYTES);
+    s->rmsgs = calloc((size_t)batch, sizeof *s->rmsgs);
+    s->riov = calloc((size_t)batch, sizeof *s->riov);
+    s->raddr = calloc((size_t)batch, sizeof *s->raddr);
+    s->arena = malloc(SEND_ARENA_BYTES);
+  }
+  if (s == NULL || !s->slots || !s->rmsgs || !s->riov || !s->raddr || !s->arena) {
+    if (s != NULL) free_socket(s);
+    close(fd);
+    throw_errno(env, ENOMEM, "open");
+    return NULL;
+  }
+  s->fd = fd;
+  s->family = family;
+  s->env = env;
+  s->batch = (unsigned)batch;
+  for (unsigned i = 0; i < s->batch; i++) {
+    s->riov[i].iov_base = s->slots + (size_t)i * SLOT_BYTES;
+    s->riov[i].iov_len = SLOT_BYTES;
+    s->rmsgs[i].msg_hdr.msg_iov = &s->riov[i];
+    s->rmsgs[i].msg_hdr.msg_iovlen = 1;
+    s->rmsgs[i].msg_hdr.msg_name = &s->raddr[i];
+  }
+  for (unsigned i = 0; i < SEND_MAX; i++) {
+    s->smsgs[i].msg_hdr.msg_iov = &s->siov[i];
+    s->smsgs[i].msg_hdr.msg_iovlen = 1;
+    s->smsgs[i].msg_hdr.msg_name = &s->saddr[i];
+  }
+
+  napi_value meta, handle, result, port_value, resource_name;
+  void *meta_data = NULL;
+  napi_create_arraybuffer(env, (size_t)batch * META_WORDS * 4, &meta_data, &meta);
+  s->meta = (uint32_t *)meta_data;
+  napi_create_reference(env, meta, 1, &s->meta_ref);
+  napi_create_reference(env, argv[6], 1, &s->on_batch);
+  napi_create_reference(env, argv[7], 1, &s->on_error);
+  napi_create_string_utf8(env, "sinkhole:batch-udp", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &s->async);
+  napi_create_external(env, s, finalize_socket, NULL, &handle);
+  napi_create_reference(env, handle, 1, &s->self);
+
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init_socket(loop, &s->poll, fd);
+  s->poll.data = s;
+  set_events(s, UV_READABLE);
+  addon_state *st = NULL;
+  napi_get_instance_data(env, (void **)&st);
+  if (st != NULL) {
+    s->next = st->open;
+    st->open = s;
+  }
+
+  napi_create_object(env, &result);
+  napi_set_named_property(env, result, "handle", handle);
+  napi_set_named_property(env, result, "meta", meta);
+  napi_create_uint32(env, bound_port, &port_value);
+  napi_set_named_property(env, result, "port", port_value);
+  return result;
+}
+
+// send(handle, answer: Buffer, address: string, port) -> 0 queued, 1 dropped (queue full
+// and the socket would block), or a negative errno (bad address, answer too large).
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  batch_socket *s = unwrap(env, argv[0]);
+  if (s == NULL) return NULL;
+  int32_t status = 0;
+  void *data = NULL;
+  size_t len = 0;
+  char host[64];
+  size_t host_len = 0;
+  uint32_t port = 0;
+  if (s->closing) status = -EBADF;
+  else if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+           napi_get_value_string_latin1(env, argv[2], host, sizeof host, &host_len) != napi_ok ||
+           napi_get_value_uint32(env, argv[3], &port) != napi_ok) {
+    napi_throw_type_error(env, NULL, "send(handle, Buffer, address, port)");
+    return NULL;
+  } else if (len > SLOT_BYTES) status = -EMSGSIZE;
+  else {
+    if (s->send_count == SEND_MAX || s->arena_used + len > SEND_ARENA_BYTES) flush_sends(s);
+    if (s->send_count == SEND_MAX || s->arena_used + len > SEND_ARENA_BYTES) {
+      if (s->send_head > 0) {
+        // Partly sent: keep the tail, move it to the front (rare: only after EAGAIN).
+        unsigned left = s->send_count - s->send_head;
+        size_t first = (size_t)((unsigned char *)s->siov[s->send_head].iov_base - s->arena);
+        memmove(s->arena, s->arena + first, s->arena_used - first);
+        for (unsigned i = 0; i < left; i++) {
+          unsigned from = s->send_head + i;
+          s->siov[i].iov_base = (unsigned char *)s->siov[from].iov_base - first;
+          s->siov[i].iov_len = s->siov[from].iov_len;
+          s->saddr[i] = s->saddr[from];
+          s->smsgs[i].msg_hdr.msg_namelen = s->smsgs[from].msg_hdr.msg_namelen;
+        }
+        s->arena_used -= first;
+        s->send_count = left;
+        s->send_head = 0;
+      }
+    }
+    if (s->send_count == SEND_MAX || s->arena_used + len > SEND_ARENA_BYTES) {
+      s->dropped++;
+      status = 1;
+    } else {
+      unsigned i = s->send_count;
+      socklen_t alen = 0;
+      if (parse_address(s->family, host, port, &s->saddr[i], &alen) != 0 || port > 65535) status = -EINVAL;
+      else {
+        memcpy(s->arena + s->arena_used, data, len);
+        s->siov[i].iov_base = s->arena + s->arena_used;
+        s->siov[i].iov_len = len;
+        s->smsgs[i].msg_hdr.msg_namelen = alen;
+        s->arena_used += len;
+        s->send_count++;
+      }
+    }
+  }
+  napi_create_int32(env, status, &result);
+  return result;
+}
+
+// flush(handle) -> answers still queued (waiting for the socket to become writable)
+static napi_value js_flush(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  batch_socket *s = unwrap(env, argv[0]);
+  if (s == NULL) return NULL;
+  unsigned left = s->closing ? 0 : flush_sends(s);
+  napi_create_uint32(env, left, &result);
+  return result;
+}
+
+// close(handle, onClosed): queued answers are sent, then the socket closes.
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  batch_socket *s = unwrap(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (!s->closing) {
+    if (argc > 1) napi_create_reference(env, argv[1], 1, &s->on_close);
+    start_close(s);
+  }
+  return NULL;
+}
+
+// stats(handle) -> { dropped, queued }
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result, v;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  batch_socket *s = unwrap(env, argv[0]);
+  if (s == NULL) return NULL;
+  napi_create_object(env, &result);
+  napi_create_double(env, s->dropped, &v);
+  napi_set_named_property(env, result, "dropped", v);
+  napi_create_uint32(env, s->send_count - s->send_head, &v);
+  napi_set_named_property(env, result, "queued", v);
+  return result;
+}
+
+static void cleanup_env(void *arg) {
+  addon_state *st = (addon_state *)arg;
+  // Environment teardown (a worker thread ending) with sockets still open: stop polling and
+  // close the descriptors; the handle objects' finalizers free the rest.
+  for (batch_socket *s = st->open; s != NULL; s = s->next) {
+    s->closing = 1;
+    uv_poll_stop(&s->poll);
+    close(s->fd);
+    s->fd = -1;
+  }
+  st->open = NULL;
+}
+
+static void finalize_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+NAPI_MODULE_INIT() {
+  addon_state *st = calloc(1, sizeof *st);
+  napi_set_instance_data(env, st, finalize_state, NULL);
+  napi_add_env_cleanup_hook(env, cleanup_env, st);
+  napi_property_descriptor props[] = {
+    {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+    {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+    {"flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_value words;
+  napi_create_uint32(env, META_WORDS, &words);
+  napi_set_named_property(env, exports, "metaWords", words);
+  return exports;
+}
