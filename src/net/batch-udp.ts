@@ -21,6 +21,8 @@ export interface BatchUdpAddon {
   flush(handle: SocketHandle): number;
   close(handle: SocketHandle, onClosed: () => void): void;
   stats(handle: SocketHandle): { dropped: number; queued: number };
+  /** The interface of a link-local address's scope id ("eth0"), or the id as text. */
+  interfaceName(index: number): string;
 }
 declare const socketHandle: unique symbol;
 export type SocketHandle = { readonly [socketHandle]: true };
@@ -139,7 +141,10 @@ export class BatchUdpListener implements Transport {
       for (let i = 0, o = 0; i < count; i++, o += META_WORDS) {
         const offset = meta[o]!;
         const msg = payloads.subarray(offset, offset + meta[o + 1]!);
-        const address = meta[o + 3] === 4 ? ipv4Text(meta[o + 4]!, cache) : ipv6Text(metaBytes, (o + 4) * 4);
+        const family = meta[o + 3]!;
+        const address = family === 4 ? ipv4Text(meta[o + 4]!, cache)
+          : family === 6 ? ipv6Text(metaBytes, (o + 4) * 4)
+          : `${ipv6Text(metaBytes, (o + 4) * 4)}%${this.addon.interfaceName(family >>> 8)}`;  // link-local, with its scope
         try {
           handle(msg, address, meta[o + 2]!, this);
         } catch (err) {

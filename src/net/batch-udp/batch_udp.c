@@ -4,7 +4,7 @@
 // JS sees, per batch: onBatch(count, payloads) where `payloads` is one fresh Buffer holding
 // the batch's datagrams back to back, and the socket's shared `meta` ArrayBuffer holds one
 // record of META_WORDS uint32 per datagram: offset in payloads, length, source port,
-// family (4|6), then the 16 address bytes (IPv4: word 4 is the address as a number,
+// family (4|6; for IPv6 the scope id above the low 8 bits), then the 16 address bytes (IPv4: word 4 is the address as a number,
 // a.b.c.d = a<<24|b<<16|c<<8|d). A fresh Buffer per batch, not per datagram, so that a
 // handler may keep its query (the forwarder does) without copying.
 #define _GNU_SOURCE
@@ -188,7 +188,7 @@ static void read_batches(batch_socket *s) {
       } else {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)a;
         m[2] = ntohs(sin6->sin6_port);
-        m[3] = 6;
+        m[3] = 6 | (sin6->sin6_scope_id << 8);  // link-local: the interface, as fe80::1%eth0
         memcpy(&m[4], &sin6->sin6_addr, 16);
       }
     }
@@ -262,8 +262,9 @@ static void on_closed(uv_handle_t *handle) {
 
 static void start_close(batch_socket *s) {
   if (s->closing) return;
-  flush_sends(s);  // best effort: answers queued now still go out
+  // Closing first: an onError called from the flush below may call close() again.
   s->closing = 1;
+  flush_sends(s);  // best effort: answers queued now still go out (not if the socket would block)
   unlink_open(s->env, s);
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, on_closed);
@@ -545,6 +546,20 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// interfaceName(index) -> "eth0", or the index as text when there is no such interface
+// (what libuv's uv_if_indextoiid gives dgram for a link-local source address).
+static napi_value js_interface_name(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t index = 0;
+  napi_get_value_uint32(env, argv[0], &index);
+  char name[IF_NAMESIZE + 1];
+  if (if_indextoname(index, name) == NULL) snprintf(name, sizeof name, "%u", index);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
 static void cleanup_env(void *arg) {
   addon_state *st = (addon_state *)arg;
   // Environment teardown (a worker thread ending) with sockets still open: stop polling and
@@ -574,6 +589,7 @@ NAPI_MODULE_INIT() {
     {"flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"interfaceName", NULL, js_interface_name, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value words;
