@@ -6,7 +6,7 @@ import { localBackend } from '../admin/backend.js';
 import { startAdmin } from '../admin/http.js';
 import type { Config } from '../config/config.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
-import { listenUdp, type UdpListener } from '../net/udp.js';
+import { listenUdpPreferBatched, loadBatchUdp, type AnyUdpListener } from '../net/batch-udp.js';
 import { StartupError } from '../net/bind-error.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
 import type { QueryObserver } from '../observe/event.js';
@@ -39,7 +39,9 @@ const FORWARD_BUDGET_MS = 4000;
 export interface RunningServer {
   pipeline: Pipeline;
   policyStage: PolicyStage;
-  udp: UdpListener[];
+  udp: AnyUdpListener[];
+  /** 'batched' (recvmmsg/sendmmsg through the native addon) or 'dgram' (node:dgram). */
+  udpMode: 'batched' | 'dgram';
   tcp: TcpListener[];
   reloader: Reloader;
   reload(reason: string): Promise<void>;
@@ -84,7 +86,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
   const handle = pipeline.handle.bind(pipeline);
-  const udp: UdpListener[] = [];
+  // Batched UDP (src/net/batch-udp/) where the addon was built at install; node:dgram otherwise.
+  const udpLoad = loadBatchUdp();
+  if (udpLoad.addon === null) log.info(`${udpLoad.reason}; using node:dgram`);
+  const udpMode = udpLoad.addon === null ? 'dgram' : 'batched';
+  const udp: AnyUdpListener[] = [];
   const tcp: TcpListener[] = [];
   const closeAll = async (): Promise<void> => {
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
@@ -93,7 +99,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   try {
     for (const endpoint of config.listen) {
       try {
-        udp.push(await listenUdp(endpoint, handle, (err) => log.warn({ err: err.message }, 'UDP socket error')));
+        udp.push((await listenUdpPreferBatched(endpoint, handle, (err) => log.warn({ err: err.message }, 'UDP socket error'), udpLoad)).listener);
         tcp.push(await listenTcp(endpoint, handle, { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections }));
       } catch (err) {
         // The default [::1] may be missing on a machine without IPv6: serve IPv4 and say so.
@@ -158,7 +164,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   };
   const reopenLogs = (): void => queryLog?.reopen();
 
-  return { pipeline, policyStage, udp, tcp, reloader, reload, reopenLogs, stop };
+  return { pipeline, policyStage, udp, udpMode, tcp, reloader, reload, reopenLogs, stop };
 }
 
 export async function serve(config: Config): Promise<void> {
@@ -180,7 +186,7 @@ export async function serve(config: Config): Promise<void> {
     throw err;
   });
   log.info({
-    listen: [...new Set(server.udp.map((l) => l.endpoint.label))],
+    listen: [...new Set(server.udp.map((l) => l.endpoint.label))], udp: server.udpMode,
     upstreams: config.upstreams.map((u) => u.label), upstreamSource: config.upstreamSource,
     allowNets: config.allowNets === null ? 'any' : config.allowNets.map((c) => c.text),
   }, 'ready');
