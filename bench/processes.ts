@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { openSync, readFileSync } from 'node:fs';
+import { buildQuery } from '../src/wire/build-query.js';
 
 const started = new Set<ChildProcess>();
 
@@ -40,18 +41,13 @@ export async function stop(child: ChildProcess): Promise<void> {
   started.delete(child);
 }
 
-function query(name: string): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  return Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-}
-
 /** Sends a query every 20 ms until one is answered; resolves with the ms since `since`. */
 export async function firstAnswer(port: number, name: string, since: number, timeoutMs = 60000): Promise<number> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   try {
     return await new Promise<number>((resolve, reject) => {
-      const msg = query(name);
+      const msg = buildQuery(name, 'A');
       const timer = setInterval(() => {
         if (performance.now() - since > timeoutMs) {
           clearInterval(timer);

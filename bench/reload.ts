@@ -4,6 +4,7 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
+import { buildQuery } from '../src/wire/build-query.js';
 import { percentile } from './dnsperf.js';
 import { firstAnswer, memoryMb, startPinned, stop } from './processes.js';
 
@@ -16,12 +17,6 @@ export interface ReloadResult {
   worstMs: number;
   rssBeforeMb: number;
   rssPeakMb: number;
-}
-
-function encode(name: string, id: number): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const header = Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
 }
 
 export async function reloadBench(opts: { cli: string; dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number }): Promise<ReloadResult> {
@@ -57,7 +52,7 @@ export async function reloadBench(opts: { cli: string; dir: string; listsDir: st
       for (let i = 0; i < perTick; i++) {
         id = (id + 1) & 0xffff;
         sentAt.set(id, { t0: performance.now(), duringReload: inReload });
-        socket.send(encode(names[id % names.length]!, id), opts.port, '127.0.0.1');
+        socket.send(buildQuery(names[id % names.length]!, 'A', { id }), opts.port, '127.0.0.1');
         if (inReload) reloadSent++;
         sent++;
       }

@@ -10,7 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { percentile, runDnsperf, type PerfResult } from './dnsperf.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Workload } from './generate.js';
-import { NODE_FLAGS } from '../main/node-flags.js';
+import { NODE_FLAGS } from '../src/main/node-flags.js';
 import { cpuSeconds, firstAnswer, haveTool, memoryMb, startPinned, stop, stopAll } from './processes.js';
 import { reloadBench } from './reload.js';
 
@@ -45,7 +45,8 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-const CLI = join(import.meta.dirname, '..', 'main', 'cli.js');
+// The server as built by `npm run build` (this file runs from dist-bench/bench/).
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
 /** Seconds at the offered rate before latencies count. */
 const LATENCY_WARM_S = 3;
 const PORTS = { upstream: 15400, sinkhole: 15401, dnsmasq: 15402, probe: 15403 };
