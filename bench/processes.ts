@@ -3,6 +3,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NODE_FLAGS } from '../src/main/node-flags.js';
 import { buildQuery } from '../src/wire/build-query.js';
 
 const started = new Set<ChildProcess>();
@@ -29,6 +31,17 @@ export function startPinned(core: number | string, command: string, args: string
   const child = spawn('taskset', ['-c', String(core), command, ...args], { stdio: ['ignore', out, out] });
   started.add(child);
   return child;
+}
+
+/** The server as built by `npm run build` (this file runs from dist-bench/bench/). */
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
+
+/**
+ * Starts `sinkhole serve ARGS` pinned to `core` with the V8 flags it runs with in
+ * production (node-flags.ts): every sinkhole the benchmark measures starts here.
+ */
+export function startSinkhole(core: number | string, args: string[], logFile?: string): ChildProcess {
+  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', ...args], logFile);
 }
 
 export async function stop(child: ChildProcess): Promise<void> {

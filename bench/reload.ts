@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { buildQuery } from '../src/wire/build-query.js';
 import { percentile } from './dnsperf.js';
-import { firstAnswer, memoryMb, startPinned, stop } from './processes.js';
+import { firstAnswer, memoryMb, startSinkhole, stop } from './processes.js';
 
 export interface ReloadResult {
   rules: number;
@@ -19,11 +19,11 @@ export interface ReloadResult {
   rssPeakMb: number;
 }
 
-export async function reloadBench(opts: { cli: string; dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number }): Promise<ReloadResult> {
+export async function reloadBench(opts: { dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number }): Promise<ReloadResult> {
   const log = join(opts.dir, 'reload-server.log');
   const started = performance.now();
-  const server = startPinned(0, process.execPath, [opts.cli, 'serve', '--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream,
-    '--blocklists', opts.listsDir], log);
+  // With the production V8 flags, like every sinkhole the benchmark starts (issue 18).
+  const server = startSinkhole(0, ['--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream, '--blocklists', opts.listsDir], log);
   try {
     await firstAnswer(opts.port, 'messenger.hotmail.com', started);
     await new Promise((r) => setTimeout(r, 1000));

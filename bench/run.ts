@@ -10,8 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { percentile, runDnsperf, type PerfResult } from './dnsperf.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Workload } from './generate.js';
-import { NODE_FLAGS } from '../src/main/node-flags.js';
-import { cpuSeconds, firstAnswer, haveTool, memoryMb, startPinned, stop, stopAll } from './processes.js';
+import { cpuSeconds, firstAnswer, haveTool, memoryMb, startPinned, startSinkhole, stop, stopAll } from './processes.js';
 import { reloadBench } from './reload.js';
 
 interface Options {
@@ -45,8 +44,6 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-// The server as built by `npm run build` (this file runs from dist-bench/bench/).
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
 /** Seconds at the offered rate before latencies count. */
 const LATENCY_WARM_S = 3;
 const PORTS = { upstream: 15400, sinkhole: 15401, dnsmasq: 15402, probe: 15403 };
@@ -84,11 +81,11 @@ function startUpstream(dir: string) {
 
 function startServer(name: ServerName, lists: { sinkholeDir: string; dnsmasqConf: string }, dir: string, workers: number, admin = false) {
   if (name === 'sinkhole') {
-    const args = [...NODE_FLAGS, CLI, 'serve', '--listen', `127.0.0.1:${PORTS.sinkhole}`, '--upstream', `127.0.0.1:${PORTS.upstream}`,
+    const args = ['--listen', `127.0.0.1:${PORTS.sinkhole}`, '--upstream', `127.0.0.1:${PORTS.upstream}`,
       '--blocklists', lists.sinkholeDir, '--cache-size', '10000', ...(workers > 1 ? ['--workers', String(workers)] : []),
       ...(admin ? ['--admin', `127.0.0.1:${PORTS.probe + 1}`] : [])];
     // Logging stays at its default (info): blocked queries are logged, as in production.
-    return startPinned(workers > 1 ? '0,1' : 0, process.execPath, args, join(dir, 'sinkhole.log'));
+    return startSinkhole(workers > 1 ? '0,1' : 0, args, join(dir, 'sinkhole.log'));
   }
   return startPinned(0, 'dnsmasq', ['--keep-in-foreground', `--port=${PORTS.dnsmasq}`, '--listen-address=127.0.0.1', '--bind-interfaces',
     '--no-resolv', '--no-hosts', `--server=127.0.0.1#${PORTS.upstream}`, '--cache-size=10000', '--dns-forward-max=10000',
@@ -242,7 +239,7 @@ async function main(): Promise<void> {
       const sub = join(dir, 'reload');
       mkdirSync(join(sub, 'lists'), { recursive: true });
       const l = writeLists(sub, blockedNames(1_000_000));
-      const r = await reloadBench({ cli: CLI, dir: sub, listsDir: l.sinkholeDir, rules: 1_000_000, port: PORTS.probe,
+      const r = await reloadBench({ dir: sub, listsDir: l.sinkholeDir, rules: 1_000_000, port: PORTS.probe,
         upstream: `127.0.0.1:${PORTS.upstream}`, rate: 5000 });
       say('### Reload of a 1,000,000-rule folder under a steady 5,000 q/s load');
       say();
