@@ -33,8 +33,10 @@ export function startPinned(core: number | string, command: string, args: string
   return child;
 }
 
-/** The server as built by `npm run build` (this file runs from dist-bench/bench/). */
-export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
+/** The repository's top folder (this file runs from dist-bench/bench/). */
+export const ROOT = join(import.meta.dirname, '..', '..');
+/** The server as built by `npm run build`. */
+export const CLI = join(ROOT, 'dist', 'main', 'cli.js');
 
 /**
  * Starts `sinkhole serve ARGS` pinned to `core` with the V8 flags it runs with in
@@ -105,7 +107,14 @@ function childPids(pid: number): number[] {
   }
 }
 
-/** CPU seconds (user + system) a process and its children have used. */
+/** Clock ticks per second of /proc/PID/stat's utime and stime (100 on Linux, asked once). */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/**
+ * CPU seconds (user + system, utime + stime of /proc/PID/stat: every thread) a process and
+ * its children have used. Read before and after a run, divided by the answered queries:
+ * the CPU each server spends per answer, whatever its throughput.
+ */
 export function cpuSeconds(pid: number): number {
   let ticks = 0;
   for (const p of [pid, ...childPids(pid)]) {
@@ -116,5 +125,5 @@ export function cpuSeconds(pid: number): number {
       // gone
     }
   }
-  return ticks / 100;
+  return ticks / CLOCK_TICKS;
 }
