@@ -4,6 +4,7 @@ export const HEADER_LENGTH = 12;
 
 // Header flag bits, as they sit in the 16-bit flags word (bytes 2-3).
 export const FLAG_QR = 0x8000;
+export const FLAG_AA = 0x0400;
 export const FLAG_TC = 0x0200;
 export const FLAG_RD = 0x0100;
 export const FLAG_RA = 0x0080;
