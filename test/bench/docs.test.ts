@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { DOCS_END, DOCS_START, writeDocs } from '../bench/docs.js';
+import { DOCS_END, DOCS_START, writeDocs } from '../../bench/docs.js';
 
 t.test('the tables replace what is between the markers, headings one level down', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-docs-'));
@@ -31,6 +31,6 @@ t.test('a page without the markers, or no page, is left alone and says so', asyn
 });
 
 t.test('the shipped page has the markers', async (t) => {
-  const text = readFileSync(new URL('../docs/performance.md', import.meta.url), 'utf8');
+  const text = readFileSync(new URL('../../docs/performance.md', import.meta.url), 'utf8');
   t.ok(text.indexOf(DOCS_START) >= 0 && text.indexOf(DOCS_END) > text.indexOf(DOCS_START));
 });

@@ -2,11 +2,11 @@
 // the test-side decoder (written independently of src/wire) and by the server's own
 // parser, and sent to a running server that answers them.
 import t from 'tap';
-import { buildQuery } from '../src/wire/build-query.js';
-import { parseQuery, Query } from '../src/wire/query.js';
-import { udpExchange } from './helpers/client.js';
-import { decode, T } from './helpers/dns.js';
-import { serverWithUpstream } from './helpers/server.js';
+import { buildQuery } from '../../src/wire/build-query.js';
+import { parseQuery, Query } from '../../src/wire/query.js';
+import { udpExchange } from '../helpers/client.js';
+import { decode, T } from '../helpers/dns.js';
+import { serverWithUpstream } from '../helpers/server.js';
 
 t.test('a standard query: header, one question, class IN, no EDNS', async (t) => {
   const msg = buildQuery('WwW.Example.com', 'AAAA', { id: 0x5ead });
