@@ -2,11 +2,14 @@
 // picked up within 2 seconds, queries keep being answered while it happens, a bad file
 // keeps its old rules, and the cache survives.
 import { spawn, spawnSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { watchWithFs, type FolderWatcher, type ReloadOptions } from '../src/stages/policy/reload.js';
 import { ask } from './helpers/client.js';
+import { ManualClock } from './helpers/clock.js';
 import { T } from './helpers/dns.js';
 import { freePort, serverWithUpstream, startSinkhole, type TestServer } from './helpers/server.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
@@ -15,6 +18,36 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const setup = (t: Test, lists: Record<string, string>) =>
   serverWithUpstream(t, { lists, handler: (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 3600, data: '192.0.2.7' }] }) });
+
+/** Like setup, with the reloader's watcher and timers given by the test. */
+async function setupWith(t: Test, lists: Record<string, string>, reload: Partial<ReloadOptions>): Promise<TestServer> {
+  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 3600, data: '192.0.2.7' }] }));
+  const s = await startSinkhole({ upstream: upstream.address, lists, reload });
+  t.teardown(async () => {
+    await s.close();
+    await upstream.close();
+  });
+  return s;
+}
+
+/** The real watcher (fs.watch), counting its events and keeping its callback, so a test can also call it. */
+function countingWatcher() {
+  const seen = { events: 0, onChange: (): void => undefined };
+  const watch = (dir: string, onChange: () => void): FolderWatcher => {
+    seen.onChange = onChange;
+    return watchWithFs(dir, () => {
+      seen.events++;
+      onChange();
+    });
+  };
+  return { seen, watch };
+}
+
+/** Waits (at most 2 s) for `condition`. */
+async function until(condition: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 40 && !condition(); i++) await sleep(50);
+  return condition();
+}
 
 async function blocked(s: TestServer, name: string): Promise<boolean> {
   return (await ask(s.port, name, T.A)).answers[0]?.text === '127.0.0.1';
@@ -126,18 +159,57 @@ t.test('a half-written last line is not a rule until it is complete', async (t) 
   t.not(await within2s(s, 'no-final-newline.example', true), -1, 'a file saved without a final newline still counts once it is quiet');
 });
 
-t.test('a burst of changes causes one reload; a change during a reload is not lost', async (t) => {
-  const { s } = await setup(t, { 'chat.txt': '' });
+t.test('a burst of changes causes one reload, once the debounce time has passed', async (t) => {
+  // The real watcher, and a clock moved by hand: the debounce fires when the test says so.
+  const clock = new ManualClock();
+  const { seen, watch } = countingWatcher();
+  const s = await setupWith(t, { 'chat.txt': '' }, { timers: clock, watch });
   const before = reloads(s).length;
   for (let i = 0; i < 30; i++) appendFileSync(join(s.dir, 'chat.txt'), `burst${i}.example\n`);
-  t.not(await within2s(s, 'burst29.example', true), -1);
-  await sleep(500);
-  t.ok(reloads(s).length - before <= 2, `30 appends, ${reloads(s).length - before} reload(s)`);
+  t.ok(await until(() => seen.events > 0), 'the watcher saw the appends');
+  await sleep(100); // the rest of the burst's events, read from inotify in the same go
+  clock.advance(249);
+  await sleep(100);
+  t.equal(reloads(s).length, before, 'no reload before the debounce time (250 ms) has passed');
+  t.notOk(await blocked(s, 'burst0.example'));
+  clock.advance(1);
+  t.match(await reloadLine(s, before), { reason: 'watch', added: 30 }, 'one reload with all 30 names');
+  t.equal(reloads(s).length - before, 1, `30 appends (${seen.events} watcher events), one reload`);
+  t.ok(await blocked(s, 'burst0.example') && await blocked(s, 'burst29.example'));
+});
 
-  appendFileSync(join(s.dir, 'chat.txt'), Array.from({ length: 100_000 }, (_, i) => `slow${i}.example`).join('\n') + '\n');
-  await sleep(300); // the debounce has passed: the big reload is running
-  appendFileSync(join(s.dir, 'chat.txt'), 'during.example\n');
-  t.not(await within2s(s, 'during.example', true), -1, 'the change made during the reload is picked up by the next one');
+t.test('a change during a reload is not lost: another reload follows', async (t) => {
+  // The test plays the watcher (the real one is in the tests above) and the clock, so that
+  // the second change arrives exactly while the first reload runs, after it read the file.
+  const clock = new ManualClock();
+  let onChange = (): void => undefined;
+  const watch = (_dir: string, callback: () => void): FolderWatcher => {
+    onChange = callback;
+    return Object.assign(new EventEmitter(), { close: () => undefined });
+  };
+  const s = await setupWith(t, { 'chat.txt': 'a.example\n' }, { timers: clock, watch });
+  const reloader = s.server.reloader;
+  const before = reloads(s).length;
+  const previous = reloader.onReload;
+  let first = true;
+  reloader.onReload = (r) => {
+    previous?.(r);
+    if (!first) return;
+    first = false;
+    // The end of the first reload: its files are read, the reload is still running.
+    appendFileSync(join(s.dir, 'chat.txt'), 'during.example\n');
+    onChange();
+    clock.advance(250);
+  };
+  appendFileSync(join(s.dir, 'chat.txt'), 'first.example\n');
+  onChange();
+  clock.advance(250);
+  t.ok(await until(() => reloads(s).length - before >= 2), 'a second reload');
+  await sleep(200);
+  t.equal(reloads(s).length - before, 2, 'and no more');
+  t.match(reloads(s).slice(before), [{ reason: 'watch', added: 1 }, { reason: 'watch', added: 1 }], 'each adds its one name');
+  t.ok(await blocked(s, 'first.example'));
+  t.ok(await blocked(s, 'during.example'), 'the change made during the reload is picked up by the next one');
 });
 
 t.test('an unreadable file keeps its previous rules; the others reload', async (t) => {
@@ -181,14 +253,39 @@ t.test('the folder disappears: old rules keep serving, polling takes over, its r
   t.not(await within2s(s, 'back.example', true), -1, 'the folder\'s return is picked up by polling');
 });
 
-t.test('when the watcher fails, polling picks changes up', async (t) => {
-  const { s } = await setup(t, { 'a.txt': 'a.example\n' });
-  s.server.reloader.simulateWatcherFailure();
-  t.match(s.logs.find((l) => String(l.msg).startsWith('cannot watch')), { reason: 'ENOSPC' });
+/** After the watcher failed: a change is seen by the next poll (every 1,000 ms) and reloaded after the debounce. */
+async function pickedUpByPolling(t: Test, s: TestServer, clock: ManualClock, name: string): Promise<void> {
   const before = reloads(s).length;
-  appendFileSync(join(s.dir, 'a.txt'), 'polled.example\n');
-  t.not(await within2s(s, 'polled.example', true), -1);
-  t.match(await reloadLine(s, before), { reason: 'poll' });
+  appendFileSync(join(s.dir, 'a.txt'), `${name}\n`);
+  clock.advance(999);
+  await sleep(100);
+  t.equal(clock.pendingTimeouts, 0, 'no poll before the fallback interval');
+  clock.advance(1);
+  t.ok(await until(() => clock.pendingTimeouts > 0), 'the poll saw the change');
+  clock.advance(250);
+  t.match(await reloadLine(s, before), { reason: 'poll', added: 1 });
+  t.ok(await blocked(s, name), 'and the change blocks');
+}
+
+t.test('when the watcher cannot start (inotify limit), polling picks changes up', async (t) => {
+  const clock = new ManualClock();
+  const watch = (dir: string): FolderWatcher => {
+    throw Object.assign(new Error(`ENOSPC: System limit for number of file watchers reached, watch '${dir}'`), { code: 'ENOSPC' });
+  };
+  const s = await setupWith(t, { 'a.txt': 'a.example\n' }, { timers: clock, watch });
+  t.match(s.logs.find((l) => String(l.msg).startsWith('cannot watch')), { folder: s.dir, reason: 'ENOSPC', msg: /every 1000 ms instead/ });
+  await pickedUpByPolling(t, s, clock, 'polled.example');
+});
+
+t.test('when a working watcher fails later, it is closed and polling takes over', async (t) => {
+  const clock = new ManualClock();
+  const watcher = Object.assign(new EventEmitter(), { closed: false, close() { this.closed = true; } });
+  const s = await setupWith(t, { 'a.txt': 'a.example\n' }, { timers: clock, watch: () => watcher });
+  t.notOk(s.logs.some((l) => String(l.msg).startsWith('cannot watch')), 'the watcher started');
+  watcher.emit('error', Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }));
+  t.match(s.logs.find((l) => String(l.msg).startsWith('cannot watch')), { reason: 'EMFILE' });
+  t.ok(watcher.closed, 'the failed watcher is closed');
+  await pickedUpByPolling(t, s, clock, 'polled.example');
 });
 
 t.test('SIGHUP reloads a running server', async (t) => {

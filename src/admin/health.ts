@@ -5,6 +5,7 @@
 // upstreams do: a monitor must not hang on a dead upstream.
 import type { Forwarder } from '../stages/forward/forwarder.js';
 import type { PolicyStage } from '../stages/policy/stage.js';
+import { buildQuery } from '../wire/build-query.js';
 import { DROP, parseQuery, Query } from '../wire/query.js';
 
 /** An upstream that answered within this long counts as healthy without a probe. */
@@ -26,7 +27,7 @@ export interface HealthReport {
 
 /** Asks the upstreams for the root NS records, through the forwarder, to see that one answers. */
 function probeUpstreams(forwarder: Forwarder): Promise<{ ok: boolean; reason: string }> {
-  const msg = Buffer.from([Math.random() * 256, Math.random() * 256, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
+  const msg = buildQuery('.', 'NS');
   const q = parseQuery(msg);
   if (q === DROP || !(q instanceof Query)) return Promise.resolve({ ok: false, reason: 'internal: probe query did not parse' });
   return new Promise((resolve) => {

@@ -1,5 +1,6 @@
-// The V8 flags `sinkhole serve` runs with (package.json's start script, the wrapper that
-// systemd/install.sh writes, and the benchmark all pass them; a test keeps them the same).
+// The V8 flags `sinkhole serve` runs with. package.json's start script, the wrapper that
+// systemd/install.sh writes, and the benchmark (bench/processes.ts startSinkhole, used by the
+// throughput, latency and reload runs) all pass them; a test keeps them the same.
 //
 // Why: by default V8 starts the young generation at 1 MB, grows it to 16 MB under load and
 // shrinks it again when the load pauses. At 16 MB each scavenge copies ~3 ms worth of

@@ -22,10 +22,6 @@ export class TopK {
     this.counts = new Map(kept);
   }
 
-  get size(): number {
-    return this.counts.size;
-  }
-
   /** Every kept key with its count (to add up the workers' counters). */
   entries(): [string, number][] {
     return [...this.counts];

@@ -8,7 +8,6 @@ export const FLAG_AA = 0x0400;
 export const FLAG_TC = 0x0200;
 export const FLAG_RD = 0x0100;
 export const FLAG_RA = 0x0080;
-export const FLAG_AD = 0x0020;
 export const FLAG_CD = 0x0010;
 export const OPCODE_MASK = 0x7800;
 
@@ -55,7 +54,6 @@ export const EDNS_OPTION_EDE = 15;
 
 // Largest DNS message over UDP without EDNS (RFC 1035 4.2.1).
 export const UDP_PLAIN_LIMIT = 512;
-export const MAX_MESSAGE = 65535;
 
 const TYPE_NAMES: Record<number, string> = {};
 for (const [name, value] of Object.entries(QTYPE)) TYPE_NAMES[value] = name;

@@ -71,12 +71,6 @@ export function keyToText(key: string): string {
   return out;
 }
 
-/** Offset in `key` of its parent name, or -1 at the top label. */
-export function parentOffset(key: string, offset: number): number {
-  const next = offset + key.charCodeAt(offset) + 1;
-  return next < key.length ? next : -1;
-}
-
 /** Text -> key, throwing on an invalid name (for tests and the check command). */
 export function mustKey(text: string): string {
   const key = textToKey(text);

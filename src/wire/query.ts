@@ -1,7 +1,7 @@
 // Reading a client's query straight from its bytes: header checks, the question, and the
 // EDNS OPT record. No DNS library on this path: it runs for every packet.
 import {
-  CLASS_IN, EDNS_DO, FLAG_QR, HEADER_LENGTH, OPCODE_MASK, QTYPE, RCODE, UDP_PLAIN_LIMIT,
+  EDNS_DO, FLAG_QR, HEADER_LENGTH, OPCODE_MASK, QTYPE, RCODE, UDP_PLAIN_LIMIT,
 } from './constants.js';
 import { MAX_LABEL, MAX_NAME_WIRE } from './names.js';
 import type { Transport } from '../net/transport.js';
@@ -13,7 +13,12 @@ export const MAX_QUERY = 4096;
 /** Sentinel results of parseQuery that are not a Query. */
 export const DROP = -1;
 
-/** A parsed client query. One object per packet; every field is set in the constructor. */
+/**
+ * A parsed client query, one object per packet. What the bytes say is set in the
+ * constructor; where the packet came from (clientAddress, clientPort, receivedAt, transport)
+ * is filled in by the listener afterwards. Every field has a value from the start, so all
+ * queries share one object shape.
+ */
 export class Query {
   id: number;
   flags: number;
@@ -167,12 +172,4 @@ export function parseQuery(msg: Buffer): Query | Rejection | typeof DROP {
   const cacheKey = scratch.toString('latin1', 0, k);
   const qnameKey = cacheKey.slice(0, nameLength);
   return new Query(msg, qnameKey, cacheKey, qtype, qclass, questionEnd, edns, dnssecOk, udpLimit, optOffset);
-}
-
-export function isQuery(result: Query | Rejection | typeof DROP): result is Query {
-  return result instanceof Query;
-}
-
-export function isInternetClass(q: Query): boolean {
-  return q.qclass === CLASS_IN;
 }

@@ -8,6 +8,7 @@ import { option } from '../../config/option.js';
 import { positiveSeconds } from '../../config/values.js';
 import type { Command } from './command.js';
 import { CANARY_DOMAIN } from '../../stages/guard/canary.js';
+import { buildQuery } from '../../wire/build-query.js';
 
 export async function waitReady(config: Config, timeoutMs: number): Promise<void> {
   const listen = config.listen[0]!;
@@ -15,8 +16,7 @@ export async function waitReady(config: Config, timeoutMs: number): Promise<void
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   // The canary is answered from the server's own rules: no upstream needs to be up.
-  const labels = CANARY_DOMAIN.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const query = Buffer.concat([Buffer.from([0x5e, 0xad, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+  const query = buildQuery(CANARY_DOMAIN, 'A', { id: 0x5ead });
   try {
     await new Promise<void>((resolve, reject) => {
       const started = Date.now();

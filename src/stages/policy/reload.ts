@@ -8,7 +8,7 @@
 // being answered, and swaps it in with one assignment. Files that did not change are
 // reused; a file that cannot be read keeps its previous rules. The DNS cache is not touched:
 // rules are checked before the cache, so a newly blocked name is blocked at once.
-import { watch, type FSWatcher } from 'node:fs';
+import { watch } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../observe/log.js';
@@ -33,6 +33,37 @@ export function logLoadProblems(log: Logger, report: LoadReport): void {
   }
 }
 
+/** What the reloader needs of a folder watcher (an fs.FSWatcher has it). */
+export interface FolderWatcher {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  close(): void;
+}
+
+/** Starts watching `dir`, calling `onChange` on every change; may throw (inotify limits). */
+export type WatchFolder = (dir: string, onChange: () => void) => FolderWatcher;
+
+/** fs.watch (inotify on Linux); it does not keep the process alive. */
+export const watchWithFs: WatchFolder = (dir, onChange) => watch(dir, { persistent: false }, onChange);
+
+export interface TimerHandle {
+  unref(): unknown;
+}
+
+/** The timers the reloader uses for its debounce and its polls: the global ones, or a test's clock. */
+export interface ReloadTimers {
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+  setInterval(callback: () => void, ms: number): TimerHandle;
+  clearInterval(handle: TimerHandle): void;
+}
+
+export const globalTimers: ReloadTimers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  setInterval: (callback, ms) => setInterval(callback, ms),
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+};
+
 export interface ReloadOptions {
   /** Quiet time after the last change before reloading. */
   debounceMs: number;
@@ -41,6 +72,10 @@ export interface ReloadOptions {
   fallbackPollMs: number;
   /** An unterminated last line in a file changed this recently is held back (being written). */
   partialLineMs: number;
+  /** How the folder is watched; watchWithFs when not given. */
+  watch?: WatchFolder;
+  /** The debounce and poll timers; globalTimers when not given. */
+  timers?: ReloadTimers;
 }
 
 export const DEFAULT_RELOAD_OPTIONS: ReloadOptions = { debounceMs: 250, safetyPollMs: 10_000, fallbackPollMs: 1_000, partialLineMs: 1_000 };
@@ -52,9 +87,11 @@ export interface ReloadResult {
 }
 
 export class Reloader {
-  private watcher: FSWatcher | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
-  private debounceTimer: NodeJS.Timeout | null = null;
+  private readonly watch: WatchFolder;
+  private readonly timers: ReloadTimers;
+  private watcher: FolderWatcher | null = null;
+  private pollTimer: TimerHandle | null = null;
+  private debounceTimer: TimerHandle | null = null;
   private running: Promise<void> | null = null;
   private pendingReason: string | null = null;
   private signature = '';
@@ -64,7 +101,10 @@ export class Reloader {
   onReload: ((result: ReloadResult) => void) | null = null;
 
   constructor(private readonly dir: string, private readonly log: Logger, private readonly getRules: () => RuleSet,
-    private readonly setRules: (rules: RuleSet) => void, private readonly options: ReloadOptions = DEFAULT_RELOAD_OPTIONS) {}
+    private readonly setRules: (rules: RuleSet) => void, private readonly options: ReloadOptions = DEFAULT_RELOAD_OPTIONS) {
+    this.watch = options.watch ?? watchWithFs;
+    this.timers = options.timers ?? globalTimers;
+  }
 
   async start(): Promise<void> {
     this.signature = await this.folderSignature();
@@ -81,8 +121,8 @@ export class Reloader {
   private changed(reason: string): void {
     if (this.stopped) return;
     this.pendingReason ??= reason;
-    if (this.debounceTimer !== null) clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => {
+    if (this.debounceTimer !== null) this.timers.clearTimeout(this.debounceTimer);
+    this.debounceTimer = this.timers.setTimeout(() => {
       this.debounceTimer = null;
       void this.runPending();
     }, this.options.debounceMs);
@@ -138,7 +178,7 @@ export class Reloader {
 
   private watchFolder(): void {
     try {
-      this.watcher = watch(this.dir, { persistent: false }, () => this.changed('watch'));
+      this.watcher = this.watch(this.dir, () => this.changed('watch'));
       this.watcher.on('error', (err) => this.watcherFailed(err));
       this.startPolling(this.options.safetyPollMs);
     } catch (err) {
@@ -155,9 +195,9 @@ export class Reloader {
   }
 
   private startPolling(intervalMs: number): void {
-    if (this.pollTimer !== null) clearInterval(this.pollTimer);
+    if (this.pollTimer !== null) this.timers.clearInterval(this.pollTimer);
     this.polling = intervalMs === this.options.fallbackPollMs;
-    this.pollTimer = setInterval(() => void this.poll(), intervalMs);
+    this.pollTimer = this.timers.setInterval(() => void this.poll(), intervalMs);
     this.pollTimer.unref();
   }
 
@@ -183,15 +223,10 @@ export class Reloader {
     }
   }
 
-  /** Test hook: behave as if the watcher had failed. */
-  simulateWatcherFailure(): void {
-    this.watcherFailed(Object.assign(new Error('simulated'), { code: 'ENOSPC' }));
-  }
-
   close(): void {
     this.stopped = true;
     this.watcher?.close();
-    if (this.pollTimer !== null) clearInterval(this.pollTimer);
-    if (this.debounceTimer !== null) clearTimeout(this.debounceTimer);
+    if (this.pollTimer !== null) this.timers.clearInterval(this.pollTimer);
+    if (this.debounceTimer !== null) this.timers.clearTimeout(this.debounceTimer);
   }
 }

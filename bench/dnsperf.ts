@@ -14,13 +14,25 @@ export interface PerfResult {
   latencies: number[];
 }
 
+export interface PerfOptions {
+  /** Queries kept outstanding (dnsperf -q, over 8 clients); 200 unless given. */
+  outstanding?: number;
+  /** Offered rate (dnsperf -Q); as fast as answers come back when not given. */
+  rate?: number;
+  /** Every answered query's latency, from -v output. */
+  latencies?: boolean;
+  /** Leave out the first N latencies (the warm-up part of a run; -v lists queries in the order they finish). */
+  skipFirst?: number;
+}
+
 /**
- * `latencies`: every answered query's latency, from -v output. `skipFirst`: leave out the
- * first N of them (the warm-up part of a run; -v lists queries in the order they finish).
+ * dnsperf with 8 clients against 127.0.0.1:`port` for `seconds`, pinned to `core`. A query
+ * not answered within 2 s counts as lost, and dnsperf waits those 2 s for it: at a depth
+ * where a server drops queries, throughput measures that wait as much as the server.
  */
-export function runDnsperf(core: number, port: number, file: string, seconds: number,
-  opts: { rate?: number; latencies?: boolean; skipFirst?: number } = {}): Promise<PerfResult> {
-  const args = ['-c', String(core), 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '8', '-q', '2000', '-t', '2'];
+export function runDnsperf(core: number, port: number, file: string, seconds: number, opts: PerfOptions = {}): Promise<PerfResult> {
+  const args = ['-c', String(core), 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '8',
+    '-q', String(opts.outstanding ?? 200), '-t', '2'];
   if (opts.rate !== undefined) args.push('-Q', String(opts.rate));
   if (opts.latencies) args.push('-v');
   // -v writes a line per query: it goes to a file, read after the run, so that no process

@@ -4,8 +4,9 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
+import { buildQuery } from '../src/wire/build-query.js';
 import { percentile } from './dnsperf.js';
-import { firstAnswer, memoryMb, startPinned, stop } from './processes.js';
+import { firstAnswer, memoryMb, startSinkhole, stop } from './processes.js';
 
 export interface ReloadResult {
   rules: number;
@@ -18,17 +19,11 @@ export interface ReloadResult {
   rssPeakMb: number;
 }
 
-function encode(name: string, id: number): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const header = Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-}
-
-export async function reloadBench(opts: { cli: string; dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number }): Promise<ReloadResult> {
+export async function reloadBench(opts: { dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number }): Promise<ReloadResult> {
   const log = join(opts.dir, 'reload-server.log');
   const started = performance.now();
-  const server = startPinned(0, process.execPath, [opts.cli, 'serve', '--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream,
-    '--blocklists', opts.listsDir], log);
+  // With the production V8 flags, like every sinkhole the benchmark starts (issue 18).
+  const server = startSinkhole(0, ['--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream, '--blocklists', opts.listsDir], log);
   try {
     await firstAnswer(opts.port, 'messenger.hotmail.com', started);
     await new Promise((r) => setTimeout(r, 1000));
@@ -57,7 +52,7 @@ export async function reloadBench(opts: { cli: string; dir: string; listsDir: st
       for (let i = 0; i < perTick; i++) {
         id = (id + 1) & 0xffff;
         sentAt.set(id, { t0: performance.now(), duringReload: inReload });
-        socket.send(encode(names[id % names.length]!, id), opts.port, '127.0.0.1');
+        socket.send(buildQuery(names[id % names.length]!, 'A', { id }), opts.port, '127.0.0.1');
         if (inReload) reloadSent++;
         sent++;
       }

@@ -1,5 +1,5 @@
-// Deterministic inputs for the benchmark: the blocklist (the same names for sinkhole and
-// dnsmasq), and the dnsperf query files for each workload. Same seed, same files.
+// Deterministic inputs for the benchmark: the blocklist (the same names for sinkhole,
+// dnsmasq and Unbound), and the dnsperf query files for each workload. Same seed, same files.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,13 +27,29 @@ export function blockedNames(count: number): string[] {
   return names;
 }
 
-/** The same rules for both servers: a sinkhole list file and dnsmasq address= lines. */
-export function writeLists(dir: string, names: string[]): { sinkholeDir: string; dnsmasqConf: string } {
+export interface Lists {
+  /** A folder holding bench.txt, for sinkhole. */
+  sinkholeDir: string;
+  /** address= lines for dnsmasq. */
+  dnsmasqConf: string;
+  /** local-zone/local-data lines for Unbound, to include in its server: clause. */
+  unboundConf: string;
+}
+
+/**
+ * The same rules for every server: a name and every name below it answer 127.0.0.1 to A,
+ * ::1 to AAAA, and no records to other types. Unbound's `redirect` zone answers names
+ * below the listed one with the listed one's data, as sinkhole and dnsmasq do.
+ */
+export function writeLists(dir: string, names: string[]): Lists {
   const sinkholeDir = join(dir, 'lists');
   const dnsmasqConf = join(dir, 'dnsmasq-block.conf');
+  const unboundConf = join(dir, 'unbound-block.conf');
   writeFileSync(join(sinkholeDir, 'bench.txt'), names.join('\n') + '\n');
   writeFileSync(dnsmasqConf, names.map((n) => `address=/${n}/127.0.0.1\naddress=/${n}/::1\n`).join(''));
-  return { sinkholeDir, dnsmasqConf };
+  writeFileSync(unboundConf, names.map((n) =>
+    `local-zone: "${n}." redirect\nlocal-data: "${n}. 3600 IN A 127.0.0.1"\nlocal-data: "${n}. 3600 IN AAAA ::1"\n`).join(''));
+  return { sinkholeDir, dnsmasqConf, unboundConf };
 }
 
 export type Workload = 'W1' | 'W2' | 'W3' | 'W4';

@@ -3,6 +3,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NODE_FLAGS } from '../src/main/node-flags.js';
+import { buildQuery } from '../src/wire/build-query.js';
 
 const started = new Set<ChildProcess>();
 
@@ -30,6 +33,19 @@ export function startPinned(core: number | string, command: string, args: string
   return child;
 }
 
+/** The repository's top folder (this file runs from dist-bench/bench/). */
+export const ROOT = join(import.meta.dirname, '..', '..');
+/** The server as built by `npm run build`. */
+export const CLI = join(ROOT, 'dist', 'main', 'cli.js');
+
+/**
+ * Starts `sinkhole serve ARGS` pinned to `core` with the V8 flags it runs with in
+ * production (node-flags.ts): every sinkhole the benchmark measures starts here.
+ */
+export function startSinkhole(core: number | string, args: string[], logFile?: string): ChildProcess {
+  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', ...args], logFile);
+}
+
 export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -40,18 +56,13 @@ export async function stop(child: ChildProcess): Promise<void> {
   started.delete(child);
 }
 
-function query(name: string): Buffer {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  return Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-}
-
 /** Sends a query every 20 ms until one is answered; resolves with the ms since `since`. */
 export async function firstAnswer(port: number, name: string, since: number, timeoutMs = 60000): Promise<number> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   try {
     return await new Promise<number>((resolve, reject) => {
-      const msg = query(name);
+      const msg = buildQuery(name, 'A');
       const timer = setInterval(() => {
         if (performance.now() - since > timeoutMs) {
           clearInterval(timer);
@@ -96,7 +107,14 @@ function childPids(pid: number): number[] {
   }
 }
 
-/** CPU seconds (user + system) a process and its children have used. */
+/** Clock ticks per second of /proc/PID/stat's utime and stime (100 on Linux, asked once). */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+/**
+ * CPU seconds (user + system, utime + stime of /proc/PID/stat: every thread) a process and
+ * its children have used. Read before and after a run, divided by the answered queries:
+ * the CPU each server spends per answer, whatever its throughput.
+ */
 export function cpuSeconds(pid: number): number {
   let ticks = 0;
   for (const p of [pid, ...childPids(pid)]) {
@@ -107,5 +125,5 @@ export function cpuSeconds(pid: number): number {
       // gone
     }
   }
-  return ticks / 100;
+  return ticks / CLOCK_TICKS;
 }

@@ -2,14 +2,14 @@
 // through the listener's handler and send) on node:dgram and on the batched addon, each
 // pinned to one core and driven by dnsperf on the other; queries/s and CPU µs per query.
 //
-//   node dist/bench/udp-echo.js [seconds] [rounds]      run the comparison
-//   node dist/bench/udp-echo.js serve MODE PORT         one echo server (MODE below)
+//   node dist-bench/bench/udp-echo.js [seconds] [rounds]      run the comparison
+//   node dist-bench/bench/udp-echo.js serve MODE PORT         one echo server (MODE below)
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listenUdp, type QueryHandler } from '../net/udp.js';
-import { listenUdpBatched, loadBatchUdp } from '../net/batch-udp.js';
+import { listenUdp, type QueryHandler } from '../src/net/udp.js';
+import { listenUdpBatched, loadBatchUdp } from '../src/net/batch-udp.js';
 
 const MODES = ['dgram', 'batched', 'batched-no-address-cache'] as const;
 type Mode = (typeof MODES)[number];

@@ -1,0 +1,374 @@
+// `npm run bench`: sinkhole against dnsmasq and Unbound (one thread) on this machine, in the
+// same run, each pinned to core 0 with dnsperf and the upstream on core 1, rounds rotating
+// which goes first. Prints markdown tables, writes them to bench-results.md and, after a
+// full run, into docs/performance.md. Everything runs on 127.0.0.1 and every process it
+// starts is stopped, also on Ctrl-C. Options: see USAGE.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { percentile, runDnsperf, type PerfOptions, type PerfResult } from './dnsperf.js';
+import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Lists, type Workload } from './generate.js';
+import { DOCS, writeDocs } from './docs.js';
+import { cpuSeconds, firstAnswer, haveTool, memoryMb, startPinned, startSinkhole, stop, stopAll } from './processes.js';
+import { reloadBench } from './reload.js';
+
+const USAGE = '--quick (1 round of 2 s, smaller tables: a smoke run), --rounds N, --duration S, --outstanding N, --burst N, ' +
+  '--workers N, --only W1,W3, --skip-reload, --only-reload, --port-base N, --no-docs';
+
+interface Options {
+  rounds: number;
+  duration: number;
+  /** Queries outstanding in the throughput runs (dnsperf -q). */
+  outstanding: number;
+  /** Queries outstanding in the burst runs. */
+  burst: number;
+  workers: number;
+  only: Workload[];
+  reload: boolean;
+  quick: boolean;
+  onlyReload: boolean;
+  portBase: number;
+  docs: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    rounds: 2, duration: 10, outstanding: 200, burst: 2000, workers: 1, only: ['W1', 'W2', 'W3', 'W4'], reload: true, quick: false,
+    onlyReload: false, portBase: 15400, docs: true,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const number = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number (options: ${USAGE})`);
+      return v;
+    };
+    if (a === '--quick') Object.assign(o, { quick: true, rounds: 1, duration: 2 });
+    else if (a === '--rounds') o.rounds = number();
+    else if (a === '--duration') o.duration = number();
+    else if (a === '--outstanding') o.outstanding = number();
+    else if (a === '--burst') o.burst = number();
+    else if (a === '--workers') o.workers = number();
+    else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter((w): w is Workload => w in WORKLOADS);
+    else if (a === '--skip-reload') o.reload = false;
+    else if (a === '--only-reload') o.onlyReload = true;
+    else if (a === '--port-base') o.portBase = number();
+    else if (a === '--no-docs') o.docs = false;
+    else throw new Error(`unknown option ${a} (options: ${USAGE})`);
+  }
+  if (o.onlyReload) o.only = [];
+  return o;
+}
+
+/** Seconds at the offered rate before latencies count. */
+const LATENCY_WARM_S = 3;
+/** Queries a second a dnsperf query file is made for (more than any server here answers). */
+const FILE_RATE = 150_000;
+/**
+ * dnsperf waits 2 s for each lost query, holding one of its outstanding slots. Past this
+ * share of the run's slot-seconds spent waiting, a throughput figure measures that wait
+ * more than the server: the depth is too great for that server.
+ */
+const WAIT_TOLERATED = 0.02;
+const waitShare = (r: PerfResult, outstanding: number, seconds: number): number => (r.lost * 2) / (outstanding * seconds);
+
+type ServerName = 'sinkhole' | 'dnsmasq' | 'unbound';
+const SERVERS: ServerName[] = ['sinkhole', 'dnsmasq', 'unbound'];
+const LABEL: Record<ServerName, string> = { sinkhole: 'sinkhole', dnsmasq: 'dnsmasq', unbound: 'Unbound (1 thread)' };
+const TOOLS: Record<string, string> = { dnsperf: 'dnsperf', dnsmasq: 'dnsmasq-base', nsd: 'nsd', unbound: 'unbound', taskset: 'util-linux' };
+
+function ensureTools(): void {
+  const missing = Object.keys(TOOLS).filter((t) => !haveTool(t));
+  if (missing.length === 0) return;
+  const packages = missing.map((t) => TOOLS[t]!);
+  if (process.getuid?.() === 0 && process.env.CI === 'true') {
+    spawnSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: 'inherit' });
+    if (Object.keys(TOOLS).every(haveTool)) return;
+  }
+  throw new Error(`the benchmark needs ${missing.join(', ')}: apt-get install ${packages.join(' ')} ` +
+    '(then "systemctl disable --now nsd unbound": the benchmark starts its own on high ports)');
+}
+
+interface Ports { upstream: number; sinkhole: number; dnsmasq: number; unbound: number; probe: number }
+
+/**
+ * The upstream every server forwards to: nsd, authoritative for FORWARD_DOMAIN with a
+ * wildcard A and AAAA. It reads with recvmmsg and answers ~120k q/s on one core, so W4
+ * measures the forwarders, not the upstream (a dnsmasq upstream dropped packets at its
+ * socket at ~30k q/s). Response rate limiting is off: every query comes from 127.0.0.1.
+ */
+function startUpstream(dir: string, ports: Ports) {
+  const zone = join(dir, `${FORWARD_DOMAIN}.zone`);
+  writeFileSync(zone, [`$ORIGIN ${FORWARD_DOMAIN}.`, '$TTL 3600', `@ IN SOA ns.${FORWARD_DOMAIN}. admin.${FORWARD_DOMAIN}. 1 3600 600 86400 3600`,
+    `@ IN NS ns.${FORWARD_DOMAIN}.`, 'ns IN A 127.0.0.1', '* IN A 192.0.2.1', '* IN AAAA 2001:db8::1', ''].join('\n'));
+  const conf = join(dir, 'nsd.conf');
+  writeFileSync(conf, ['server:', '  ip-address: 127.0.0.1', `  port: ${ports.upstream}`, '  username: ""', '  chroot: ""',
+    `  zonesdir: "${dir}"`, '  database: ""', `  zonelistfile: "${join(dir, 'nsd-zone.list')}"`, `  pidfile: "${join(dir, 'nsd.pid')}"`,
+    `  xfrdfile: "${join(dir, 'nsd-xfrd.state')}"`, `  xfrdir: "${dir}"`, `  logfile: "${join(dir, 'nsd.log')}"`, '  server-count: 1',
+    '  verbosity: 0', '  rrl-ratelimit: 0', '  rrl-whitelist-ratelimit: 0', 'remote-control:', '  control-enable: no',
+    'zone:', `  name: ${FORWARD_DOMAIN}`, `  zonefile: ${zone}`, ''].join('\n'));
+  return startPinned(1, 'nsd', ['-d', '-c', conf]);
+}
+
+/**
+ * Unbound as an admin who wants speed would run it in front of the same upstream: one
+ * thread, the same list as redirect zones, everything else forwarded, no DNSSEC validation
+ * (neither of the others validates), a cache large enough for every workload, and a 4 MB
+ * socket receive buffer as sinkhole sets (Unbound's tuning guide says so; with the default
+ * 208 KB it drops most of dnsperf's opening burst of 2,000 queries, as dnsmasq does).
+ */
+function unboundConfig(dir: string, lists: Lists, ports: Ports): string {
+  const conf = join(dir, 'unbound.conf');
+  writeFileSync(conf, ['server:', '  interface: 127.0.0.1', `  port: ${ports.unbound}`, '  do-ip6: no', '  num-threads: 1',
+    '  username: ""', '  chroot: ""', `  directory: "${dir}"`, '  pidfile: ""', '  use-syslog: no', `  logfile: "${join(dir, 'unbound.log')}"`,
+    '  verbosity: 0', '  module-config: "iterator"', '  do-not-query-localhost: no', '  qname-minimisation: no',
+    '  num-queries-per-thread: 4096', '  outgoing-range: 8192', '  msg-cache-size: 32m', '  rrset-cache-size: 64m', '  so-rcvbuf: 4m',
+    '  access-control: 127.0.0.0/8 allow', `  include: "${lists.unboundConf}"`,
+    'forward-zone:', '  name: "."', `  forward-addr: 127.0.0.1@${ports.upstream}`, 'remote-control:', '  control-enable: no', ''].join('\n'));
+  return conf;
+}
+
+function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, workers: number, admin = false) {
+  if (name === 'sinkhole') {
+    const args = ['--listen', `127.0.0.1:${ports.sinkhole}`, '--upstream', `127.0.0.1:${ports.upstream}`,
+      '--blocklists', lists.sinkholeDir, '--cache-size', '10000', ...(workers > 1 ? ['--workers', String(workers)] : []),
+      ...(admin ? ['--admin', `127.0.0.1:${ports.probe + 1}`] : [])];
+    // Logging stays at its default (info): blocked queries are logged, as in production.
+    return startSinkhole(workers > 1 ? '0,1' : 0, args, join(dir, 'sinkhole.log'));
+  }
+  if (name === 'unbound') return startPinned(0, 'unbound', ['-d', '-c', unboundConfig(dir, lists, ports)], join(dir, 'unbound.out'));
+  return startPinned(0, 'dnsmasq', ['--keep-in-foreground', `--port=${ports.dnsmasq}`, '--listen-address=127.0.0.1', '--bind-interfaces',
+    '--no-resolv', '--no-hosts', `--server=127.0.0.1#${ports.upstream}`, '--cache-size=10000', '--dns-forward-max=10000',
+    `--conf-file=${lists.dnsmasqConf}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`]);
+}
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+
+interface Measured extends PerfResult {
+  /** CPU microseconds the server spent per answered query. */
+  cpuUs: number;
+}
+
+function versionLine(): string {
+  const first = (cmd: string, args: string[], re: RegExp): string => {
+    const r = spawnSync(cmd, args);
+    return re.exec(`${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`)?.[0] ?? cmd;
+  };
+  return [`Node ${process.version}`, first('dnsmasq', ['--version'], /Dnsmasq version [\d.]+/), first('unbound', ['-V'], /Version [\d.]+/).replace('Version', 'Unbound'),
+    first('nsd', ['-v'], /NSD version [\d.]+/), first('dnsperf', ['-h'], /Version [\d.]+/).replace('Version', 'dnsperf')].join(', ');
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  ensureTools();
+  const base = o.portBase;
+  const ports: Ports = { upstream: base, sinkhole: base + 1, dnsmasq: base + 2, unbound: base + 3, probe: base + 4 };
+  // This process (it starts the servers and reads the results) stays off the servers' core.
+  spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-'));
+  const out: string[] = [];
+  const say = (line = ''): void => {
+    console.log(line);
+    out.push(line);
+  };
+  /** A started server, answering, its cache warmed with the hot set. */
+  const ready = async (name: ServerName, lists: Lists, sub = dir, admin = false) => {
+    const server = startServer(name, lists, sub, ports, o.workers, admin);
+    await firstAnswer(ports[name], 'messenger.hotmail.com', performance.now());
+    await runDnsperf(1, ports[name], join(dir, 'warm.txt'), 1);
+    return server;
+  };
+  /** One dnsperf run of `workload` with the server's CPU time around it. */
+  const measure = async (pid: number, name: ServerName, w: Workload, tag: string, seconds: number, perf: PerfOptions): Promise<Measured> => {
+    const file = join(dir, `${w}-${name}-${tag}.txt`);
+    writeQueries(file, w, blocked, Math.ceil(seconds * (perf.rate ?? FILE_RATE)) + 1000, `${name[0]}${tag}`);
+    const before = cpuSeconds(pid);
+    const r = await runDnsperf(1, ports[name], file, seconds, perf);
+    return { ...r, cpuUs: ((cpuSeconds(pid) - before) * 1e6) / Math.max(1, r.completed) };
+  };
+  const blocked = blockedNames(100_000);
+  try {
+    mkdirSync(join(dir, 'lists'));
+    const lists = writeLists(dir, blocked);
+    writeFileSync(join(dir, 'warm.txt'), HOT_SET.flatMap((n) => [`${n} A`, `${n} AAAA`]).join('\n') + '\n');
+    const upstream = startUpstream(dir, ports);
+    await firstAnswer(ports.upstream, `probe.${FORWARD_DOMAIN}`, performance.now());
+
+    say(`## Benchmark: sinkhole, dnsmasq and Unbound (${new Date().toISOString().slice(0, 10)}${o.quick ? ', --quick: a smoke run, not for comparison' : ''})`);
+    say();
+    say(`Machine: ${cpus().length} × ${cpus()[0]?.model.trim()}; ${versionLine()}.`);
+    say(`Each server pinned to core 0 with ${o.workers > 1 ? `${o.workers} sinkhole workers on cores 0-1` : 'one process (Unbound: num-threads 1)'}; ` +
+      `dnsperf (8 clients) and the upstream (nsd answering *.${FORWARD_DOMAIN}) on core 1. 100,000 blocked domains, the same for every server. ` +
+      `sinkhole and dnsmasq cache 10,000 entries; Unbound has 32 MB of message cache. sinkhole logs at its default level (blocked queries on). ` +
+      `${o.duration} s per run, ${o.rounds} round${o.rounds > 1 ? 's' : ''}, the order rotating.`);
+    say();
+
+    // The upstream's own ceiling, so that W4 is known not to measure it.
+    const ceilingFile = join(dir, 'ceiling.txt');
+    writeQueries(ceilingFile, 'W4', blocked, o.duration * FILE_RATE, 'ceiling');
+    const ceiling = await runDnsperf(0, ports.upstream, ceilingFile, Math.min(o.duration, 5), { outstanding: o.outstanding });
+    say(`Upstream alone (dnsperf on the other core, ${o.outstanding} outstanding): ${fmt(ceiling.qps)} q/s.`);
+    say();
+
+    const results = new Map<string, Measured>();
+    const bursts = new Map<string, Measured>();
+    const key = (w: Workload, name: ServerName, round: number) => `${w}/${name}/${round}`;
+    for (let round = 1; round <= (o.only.length > 0 ? o.rounds : 0); round++) {
+      const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length]!);
+      for (const name of order) {
+        const server = await ready(name, lists);
+        for (const w of o.only) results.set(key(w, name, round), await measure(server.pid!, name, w, `t${round}`, o.duration, { outstanding: o.outstanding }));
+        // The burst runs once, after the first round's throughput runs, on the same start.
+        if (round === 1) for (const w of o.only) bursts.set(key(w, name, 1), await measure(server.pid!, name, w, 'burst', o.duration, { outstanding: o.burst }));
+        await stop(server);
+      }
+    }
+
+    if (o.only.length > 0) {
+      const rounds = Array.from({ length: o.rounds }, (_, i) => i + 1);
+      say(`### Throughput at ${fmt(o.outstanding)} queries outstanding (queries per second)`);
+      say();
+      say(`dnsperf keeps ${fmt(o.outstanding)} queries outstanding over 8 clients: a depth at which no server should lose queries ` +
+        '(the next table shows whether one did). Ratios compare servers of the same round.');
+      say();
+      say(`| workload | round | ${SERVERS.map((s) => LABEL[s]).join(' | ')} | sinkhole / dnsmasq | sinkhole / Unbound |`);
+      say('|---|---|---|---|---|---|---|');
+      for (const w of o.only) {
+        for (const round of rounds) {
+          const [s, d, u] = SERVERS.map((n) => results.get(key(w, n, round))!);
+          say(`| ${w} ${WORKLOADS[w]} | ${round} | ${fmt(s!.qps)} | ${fmt(d!.qps)} | ${fmt(u!.qps)} | ${fmt(s!.qps / d!.qps, 2)}× | ${fmt(s!.qps / u!.qps, 2)}× |`);
+        }
+      }
+      say();
+      say(`### Lost queries and CPU per answered query at ${fmt(o.outstanding)} outstanding`);
+      say();
+      say('CPU: the server process\'s user + system time (/proc/PID/stat) over the run, divided by the queries it answered. ' +
+        'A few lost queries are the opening burst (dnsperf sends its first queries at once) overflowing a socket buffer.');
+      say();
+      say(`| workload | round | ${SERVERS.map((s) => `${LABEL[s]} lost`).join(' | ')} | ${SERVERS.map((s) => `${LABEL[s]} µs`).join(' | ')} |`);
+      say('|---|---|---|---|---|---|---|---|');
+      const lossy = new Set<string>();
+      for (const w of o.only) {
+        for (const round of rounds) {
+          const rs = SERVERS.map((n) => results.get(key(w, n, round))!);
+          SERVERS.forEach((n, i) => {
+            if (waitShare(rs[i]!, o.outstanding, o.duration) > WAIT_TOLERATED) lossy.add(LABEL[n]);
+          });
+          say(`| ${w} | ${round} | ${rs.map((r) => `${fmt(r.lost)} of ${fmt(r.sent)}`).join(' | ')} | ${rs.map((r) => fmt(r.cpuUs, 1)).join(' | ')} |`);
+        }
+      }
+      say();
+      if (lossy.size > 0) {
+        say(`**At this depth ${[...lossy].join(', ')} lost enough queries that dnsperf spent more than ${WAIT_TOLERATED * 100}% of its ` +
+          'outstanding slots waiting 2 s for them: the throughput above partly measures that wait. Run again with a smaller --outstanding.**');
+        say();
+      }
+
+      say(`### Burst: what is lost (${fmt(o.burst)} queries outstanding, round 1)`);
+      say();
+      say(`dnsperf keeps ${fmt(o.burst)} queries outstanding: more than a socket buffer holds for a server that reads one datagram at a ` +
+        'time. A lost query is one not answered within 2 s; dnsperf waits those 2 s, so q/s here is not a throughput figure.');
+      say();
+      say('| workload | server | q/s | sent | lost | lost share | CPU µs per answered query |');
+      say('|---|---|---|---|---|---|---|');
+      for (const w of o.only) {
+        for (const n of SERVERS) {
+          const r = bursts.get(key(w, n, 1))!;
+          say(`| ${w} | ${LABEL[n]} | ${fmt(r.qps)} | ${fmt(r.sent)} | ${fmt(r.lost)} | ${fmt((100 * r.lost) / Math.max(1, r.sent), 2)}% | ${fmt(r.cpuUs, 1)} |`);
+        }
+      }
+      say();
+    }
+
+    if (o.only.includes('W3')) {
+      // The admin API's statistics (and the dashboard they feed) cost a little per query.
+      say(`### Cost of the admin API and statistics (--admin) on W3, ${fmt(o.outstanding)} outstanding`);
+      say();
+      say('| round | without --admin | with --admin | with / without |');
+      say('|---|---|---|---|');
+      for (let round = 1; round <= o.rounds; round++) {
+        const qps: number[] = [];
+        for (const admin of round % 2 ? [false, true] : [true, false]) {
+          const server = await ready('sinkhole', lists, dir, admin);
+          qps[admin ? 1 : 0] = (await measure(server.pid!, 'sinkhole', 'W3', `a${admin ? 1 : 0}${round}`, o.duration, { outstanding: o.outstanding })).qps;
+          await stop(server);
+        }
+        say(`| ${round} | ${fmt(qps[0]!)} q/s | ${fmt(qps[1]!)} q/s | ${fmt(qps[1]! / qps[0]!, 2)}× |`);
+      }
+      say();
+    }
+
+    if (!o.onlyReload) {
+      const seconds = o.quick ? 2 : 5;
+      const warm = o.quick ? 1 : LATENCY_WARM_S;
+      say(`### Latency on W3 at a fixed offered rate (ms): the last ${seconds} s of each run of ${warm + seconds} s`);
+      say();
+      say('dnsperf offers the rate with up to 2,000 queries outstanding, so that a server that falls behind is not sent less (its ' +
+        'queries wait, and count, instead). CPU: µs per answered query over the whole run.');
+      say();
+      say('| rate | server | p50 | p99 | max | lost | CPU µs per answered query |');
+      say('|---|---|---|---|---|---|---|');
+      for (const rate of [5000, 40000]) {
+        for (const name of SERVERS) {
+          const server = await ready(name, lists);
+          // One steady run: the first seconds warm the server (and the load: a new dnsperf
+          // sends its first queries in a burst) and are left out of the percentiles.
+          const r = await measure(server.pid!, name, 'W3', `lat${rate}`, warm + seconds, { rate, outstanding: 2000, latencies: true, skipFirst: rate * warm });
+          say(`| ${fmt(rate)}/s | ${LABEL[name]} | ${fmt(percentile(r.latencies, 50), 2)} | ${fmt(percentile(r.latencies, 99), 2)} | ` +
+            `${fmt(r.latencies.at(-1) ?? NaN, 2)} | ${fmt(r.lost)} | ${fmt(r.cpuUs, 1)} |`);
+          await stop(server);
+        }
+      }
+      say();
+
+      say('### Memory and time to first answer');
+      say();
+      say('| rules | server | first answer after start | RSS after 1 s |');
+      say('|---|---|---|---|');
+      for (const count of o.quick ? [100_000] : [100_000, 1_000_000]) {
+        const sub = join(dir, `mem-${count}`);
+        mkdirSync(join(sub, 'lists'), { recursive: true });
+        const l = writeLists(sub, count === 100_000 ? blocked : blockedNames(count));
+        for (const name of SERVERS) {
+          const t0 = performance.now();
+          const server = startServer(name, l, sub, ports, 1);
+          const ms = await firstAnswer(ports[name], 'messenger.hotmail.com', t0);
+          await new Promise((r) => setTimeout(r, 1000));
+          say(`| ${fmt(count)} | ${LABEL[name]} | ${fmt(ms / 1000, 2)} s | ${memoryMb(server.pid!).rss} MB |`);
+          await stop(server);
+        }
+      }
+      say();
+    }
+
+    if (o.reload) {
+      const rules = o.quick ? 100_000 : 1_000_000;
+      const sub = join(dir, 'reload');
+      mkdirSync(join(sub, 'lists'), { recursive: true });
+      const l = writeLists(sub, blockedNames(rules));
+      const r = await reloadBench({ dir: sub, listsDir: l.sinkholeDir, rules, port: ports.probe, upstream: `127.0.0.1:${ports.upstream}`, rate: 5000 });
+      say(`### Reload of a ${fmt(rules)}-rule folder under a steady 5,000 q/s load (sinkhole)`);
+      say();
+      say('| reload time | queries during reload | lost | p99 | worst | RSS before | RSS peak during reload |');
+      say('|---|---|---|---|---|---|---|');
+      say(`| ${fmt(r.reloadMs)} ms | ${fmt(r.sent)} | ${r.lost} | ${fmt(r.p99Ms, 2)} ms | ${fmt(r.worstMs, 2)} ms | ${r.rssBeforeMb} MB | ${r.rssPeakMb} MB |`);
+      say();
+    }
+    await stop(upstream);
+    writeFileSync('bench-results.md', out.join('\n') + '\n');
+    console.log('(written to bench-results.md)');
+    const full = !o.quick && o.only.length === 4 && o.reload && o.workers === 1;
+    if (full && o.docs) console.log(writeDocs(out.join('\n')));
+    else console.log(`(${DOCS} not touched: ${o.docs ? 'a quick, partial or --workers run' : '--no-docs'})`);
+  } finally {
+    stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  stopAll();
+  console.error(`bench: ${(err as Error).message}`);
+  process.exit(1);
+});
