@@ -3,7 +3,11 @@
 import type { MetricsSink } from '../pipeline/metrics.js';
 import { MetricsSink as Sink } from '../pipeline/metrics.js';
 import type { QueryStats } from '../observe/stats.js';
+import type { AnswerCache } from '../stages/cache/answer-cache.js';
 import { checkName } from '../stages/policy/check.js';
+import { buildQuery } from '../wire/build-query.js';
+import type { PackedAnswer } from '../wire/packed-answer.js';
+import { parseQuery, Query } from '../wire/query.js';
 import type { Reloader } from '../stages/policy/reload.js';
 import type { ReloadFigures } from '../stages/policy/reload-figures.js';
 import type { GuardStage } from '../stages/guard/stage.js';
@@ -24,6 +28,7 @@ export interface Collector {
 
 export interface LocalBackendDeps extends HealthDeps {
   guard: GuardStage;
+  cache: AnswerCache;
   stats: QueryStats;
   reloader: Reloader;
   reloads: ReloadFigures;
@@ -47,8 +52,31 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
       await deps.reloader.trigger('admin');
       return { reloaded: deps.reloads.count > before, rules: ruleCount(), ms: deps.reloads.lastMs };
     },
-    check: (name, qtype, client) => Promise.resolve(checkName({
-      policy: deps.policyStage.policy, allowNets: deps.guard.allowNets, sinkholeIpv4: deps.sinkholeIpv4, sinkholeIpv6: deps.sinkholeIpv6,
-    }, name, qtype, client) as unknown as Record<string, unknown>),
+    check: (name, qtype, client) => {
+      const context = { policy: deps.policyStage.policy, allowNets: deps.guard.allowNets, sinkholeIpv4: deps.sinkholeIpv4, sinkholeIpv6: deps.sinkholeIpv6 };
+      // The answer the server holds for the name, if any: the answer rules (CNAME chain,
+      // addresses) apply to it as they would to the next query.
+      const cached = cachedAnswer(deps.cache, name, qtype);
+      const result = checkName(context, name, qtype, client, cached);
+      return Promise.resolve({ ...result, answerChecked: cached === null ? 'none (not in the cache)' : 'the cached answer' } as unknown as Record<string, unknown>);
+    },
   };
+}
+
+/** The cached answer for NAME and TYPE, whatever the EDNS state of the query that filled it. */
+function cachedAnswer(cache: AnswerCache, name: string, qtype: number): PackedAnswer | null {
+  let q: ReturnType<typeof parseQuery>;
+  try {
+    q = parseQuery(buildQuery(name, qtype));
+  } catch {
+    return null;
+  }
+  if (!(q instanceof Query)) return null;
+  // The key's last byte is the EDNS state: none, EDNS, EDNS with DO (wire/query.ts).
+  const stem = q.cacheKey.slice(0, -1);
+  for (const state of ['\x00', '\x01', '\x02']) {
+    const hit = cache.peek(stem + state);
+    if (hit !== undefined) return hit;
+  }
+  return null;
 }

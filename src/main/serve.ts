@@ -133,7 +133,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     const reloads = new ReloadFigures();
     reloader.onReload = reloads.record;
     const backend = localBackend({
-      policyStage, forwarder, blocklists: config.blocklists, guard, stats, reloader, reloads,
+      policyStage, forwarder, blocklists: config.blocklists, guard, cache: cacheStage.store, stats, reloader, reloads,
       collectors: [pipeline, stats, reloads], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).

@@ -116,7 +116,7 @@ t.test('operands, switches and --', async (t) => {
   const own = COMMANDS.find((c) => c.name === 'check')!.own;
   const input = readCommandLine('check', ['x.example', '--json', '--type=aaaa', '--client', '192.0.2.7'], own);
   t.same(input.operands, ['x.example']);
-  t.same(own.map((o) => input.settings.get(o)), [28, '192.0.2.7', true], 'type, client, json');
+  t.same(own.map((o) => input.settings.get(o)), [28, '192.0.2.7', true, false], 'type, client, json, resolve');
   t.same(readCommandLine('check', ['--', '--odd'], own).operands, ['--odd'], 'after --, everything is an operand');
   t.equal(readCommandLine('check', ['x', '--bogus', '--help'], own).help, true, 'asking for help wins over a mistake');
   t.equal(readCommandLine('check', ['--', '--help'], own).help, false, 'a name after -- is not a flag');

@@ -33,24 +33,24 @@ export const forwardZoneValue: ValueType<ForwardZone> = {
 import type { Area } from './area.js';
 
 export const upstream = list({
-  name: 'upstream', arg: 'HOST[:PORT]', value: endpoint(53), default: [], commands: ['serve'], field: 'upstreams',
+  name: 'upstream', arg: 'HOST[:PORT]', value: endpoint(53), default: [], commands: ['serve', 'check'], field: 'upstreams',
   defaultText: 'the nameservers in /etc/resolv.conf, less this server\'s own addresses',
   help: 'resolver to forward to, tried in turn on failure; port 53 if left out',
   details: 'IP addresses only: a DNS server must not need DNS to start.',
 });
 
 export const upstreamTimeout = option({
-  name: 'upstream-timeout', arg: 'MS', value: wholeNumber(50, 10000), default: '1000', commands: ['serve'], field: 'upstreamTimeoutMs',
+  name: 'upstream-timeout', arg: 'MS', value: wholeNumber(50, 10000), default: '1000', commands: ['serve', 'check'], field: 'upstreamTimeoutMs',
   help: 'longest wait for an upstream before asking again (adapts to its round-trip time)',
 });
 
 export const resolvConf = option({
-  name: 'resolv-conf', arg: 'FILE', value: text, default: '/etc/resolv.conf', commands: ['serve'], field: 'resolvConf',
+  name: 'resolv-conf', arg: 'FILE', value: text, default: '/etc/resolv.conf', commands: ['serve', 'check'], field: 'resolvConf',
   help: 'where to find nameservers when no --upstream is given',
 });
 
 export const forwardZone = list({
-  name: 'forward-zone', arg: 'DOMAIN=UPSTREAM[,UPSTREAM]', value: forwardZoneValue, default: [], commands: ['serve'], field: 'forwardZones',
+  name: 'forward-zone', arg: 'DOMAIN=UPSTREAM[,UPSTREAM]', value: forwardZoneValue, default: [], commands: ['serve', 'check'], field: 'forwardZones',
   help: 'send queries for DOMAIN and the names below it to these upstreams (the most specific zone wins)',
   details: 'In the config file: forward-zone DOMAIN UPSTREAM [UPSTREAM ...]. Blocking still applies first; the same failover, retransmission and 4 s bound as the default upstreams. Typical: forward-zone corp.example 192.168.1.5 192.168.1.6 (an Active Directory domain), forward-zone 168.192.in-addr.arpa 192.168.1.1 (a router\'s reverse zone).',
 });

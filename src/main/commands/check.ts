@@ -6,7 +6,16 @@ import { NetworkList } from '../../stages/policy/cidr.js';
 import { checkName, formatCheck } from '../../stages/policy/check.js';
 import { loadBlocklists } from '../../stages/policy/load.js';
 import { Policy } from '../../stages/policy/policy.js';
-import { parseQtype } from '../../wire/constants.js';
+import type { Config } from '../../config/config.js';
+import { UnreachableError } from '../../config/errors.js';
+import { Forwarder, type ForwardResult } from '../../stages/forward/forwarder.js';
+import { buildQuery } from '../../wire/build-query.js';
+import { parseQtype, rcodeName } from '../../wire/constants.js';
+import { textToKey } from '../../wire/names.js';
+import { ZoneMap } from '../../wire/zone-map.js';
+import type { Endpoint } from '../../net/endpoint.js';
+import { packAnswer, type PackedAnswer } from '../../wire/packed-answer.js';
+import { parseQuery, Query } from '../../wire/query.js';
 import type { Command } from './command.js';
 
 export const qtypeOption = option({
@@ -22,27 +31,63 @@ export const clientOption = optional({
 
 export const jsonOption = flag({ name: 'json', commands: ['check'], help: 'print the result as one JSON object, for scripts' });
 
+export const resolveOption = flag({
+  name: 'resolve', commands: ['check'],
+  help: 'also ask the upstreams and apply the answer rules (CNAME chain, answer addresses), as the server does',
+});
+
+/** Asks the configured upstreams (or the forward-zone's) for NAME, as the server would. */
+async function resolve(config: Config, name: string, qtype: number): Promise<{ answer: PackedAnswer | null; note: string }> {
+  const zones = new ZoneMap<Endpoint[]>();
+  for (const z of config.forwardZones) zones.set(z.key, z.upstreams);
+  const key = textToKey(name);
+  const m = typeof key === 'string' ? zones.match(key) : -1;
+  const q = parseQuery(buildQuery(name, qtype));
+  if (!(q instanceof Query)) throw new ConfigError(`"${name}" cannot be asked as a query`);
+  const forwarder = new Forwarder({ upstreams: m >= 0 ? zones.valueOf(m) : config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: 4000 }, () => undefined);
+  // The upstream sockets do not keep a process alive (unref'd, for the server's shutdown):
+  // this timer does while the answer is awaited.
+  const keepAlive = setInterval(() => undefined, 1000);
+  try {
+    const result = await new Promise<ForwardResult>((done) => forwarder.forward(q, done));
+    if (!result.ok || result.response === null || result.info === null) {
+      throw new UnreachableError(`no usable answer from the upstreams for ${name}: ${result.failure}`);
+    }
+    return { answer: packAnswer(result.response, result.info, Date.now()), note: `${result.upstream} answered ${rcodeName(result.info.rcode)}` };
+  } finally {
+    clearInterval(keepAlive);
+    forwarder.close();
+  }
+}
+
+
 export const checkCommand: Command = {
   name: 'check', operands: 'NAME', minOperands: 1, maxOperands: 1,
   wrongOperands: 'check takes one name, e.g. "sinkhole check gateway.messenger.hotmail.com"',
   summary: 'say whether NAME is blocked and by which rules',
   description: 'Says whether NAME would be blocked, the rule that decides it and every rule that covers it, from the rule files on disk (not the running server). ' +
     'Exit status: 0 when the name is answered normally, 1 when it is blocked or the client is refused, 2 on an error.',
-  own: [qtypeOption, clientOption, jsonOption],
+  own: [qtypeOption, clientOption, jsonOption, resolveOption],
   run: async ({ settings, operands }) => {
     const qtype = settings.get(qtypeOption);
     const client = settings.get(clientOption);
-    const config = configFrom(settings, { needUpstreams: false });
+    const withAnswer = settings.get(resolveOption);
+    const config = configFrom(settings, { needUpstreams: withAnswer });
     const report = await loadBlocklists(config.blocklists);
     for (const f of report.failed) process.stderr.write(`sinkhole: warning: cannot read ${f.path} (${f.reason}); its rules are not considered\n`);
-    const result = checkName({
+    const context = {
       policy: new Policy(report.ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)),
       allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
       sinkholeIpv4: config.sinkholeIpv4,
       sinkholeIpv6: config.sinkholeIpv6,
-    }, operands[0]!, qtype, client);
-    if ('error' in result) throw new ConfigError(result.error);
-    console.log(settings.get(jsonOption) ? JSON.stringify(result) : formatCheck(result));
+    };
+    let checked = checkName(context, operands[0]!, qtype, client);
+    if ('error' in checked) throw new ConfigError(checked.error);
+    // Like the server: only a name that is not blocked (or refused) is asked upstream.
+    const resolved = withAnswer && checked.verdict === 'allowed' ? await resolve(config, operands[0]!, qtype) : null;
+    if (resolved !== null) checked = checkName(context, operands[0]!, qtype, client, resolved.answer) as typeof checked;
+    const result = resolved === null ? checked : { ...checked, resolved: resolved.note };
+    console.log(settings.get(jsonOption) ? JSON.stringify(result) : formatCheck(result) + (resolved === null ? '' : `\n  upstream: ${resolved.note}`));
     return result.verdict === 'blocked' || result.verdict === 'refused' ? 1 : 0;
   },
 };

@@ -34,6 +34,11 @@ export class AnswerCache implements AnswerStore {
     return entry;
   }
 
+  /** The entry without counting a hit or refreshing its place (for `check`, not for queries). */
+  peek(key: string): PackedAnswer | undefined {
+    return this.lru?.peek(key);
+  }
+
   put(key: string, answer: PackedAnswer, ttlSeconds: number): void {
     if (this.lru !== null && ttlSeconds > 0) this.lru.set(key, answer, { ttl: ttlSeconds * 1000 });
   }
