@@ -127,7 +127,7 @@ function onRequest(listener: HttpsListener, handle: QueryHandler, req: Http2Serv
   reject(res, 405, 'use GET or POST', { allow: 'GET, POST' });
 }
 
-export function listenHttps(endpoint: Endpoint, handle: QueryHandler, options: TcpOptions & CertificateFiles): Promise<HttpsListener> {
+export async function listenHttps(endpoint: Endpoint, handle: QueryHandler, options: TcpOptions & CertificateFiles): Promise<HttpsListener> {
   const certificate = loadCertificate(options);
   return new Promise((resolve, rejectListen) => {
     const server = createSecureServer({

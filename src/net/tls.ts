@@ -31,7 +31,7 @@ export class TlsListener {
   }
 }
 
-export function listenTls(endpoint: Endpoint, handle: QueryHandler, options: TcpOptions & CertificateFiles): Promise<TlsListener> {
+export async function listenTls(endpoint: Endpoint, handle: QueryHandler, options: TcpOptions & CertificateFiles): Promise<TlsListener> {
   const certificate = loadCertificate(options);
   return new Promise((resolve, reject) => {
     const server = createServer({ ...certificate, ALPNProtocols: ['dot'], handshakeTimeout: Math.min(HANDSHAKE_TIMEOUT_MS, options.idleTimeoutMs) });
