@@ -10,10 +10,10 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildQuery, decode, T } from './helpers/dns.js';
-import { serverWithUpstream } from './helpers/server.js';
+import { serverWithUpstream, type TestServer } from './helpers/server.js';
 import { freeTcpPort, makeCertificates, needTool, type Certificates } from './helpers/tls-peers.js';
-import { listenTls, type TlsListener } from '../src/net/tls.js';
-import { listenHttps, type HttpsListener } from '../src/net/https.js';
+import { listenTls } from '../src/net/tls.js';
+import { listenHttps } from '../src/net/https.js';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import type { QueryHandler } from '../src/net/udp.js';
 
@@ -26,31 +26,22 @@ t.teardown(() => rmSync(certs.dir, { recursive: true, force: true }));
 const LIMITS = { idleTimeoutMs: 10_000, maxConnections: 64 };
 
 interface Setup {
-  tls: TlsListener;
-  https: HttpsListener;
   tlsPort: number;
   httpsPort: number;
+  server: TestServer;
   upstreamNames: () => string[];
 }
 
-/** The real server (rules, allow-net, upstream) with DoT and DoH listeners feeding its resolver. */
-async function setup(t: Test, args: string[] = [], limits = LIMITS): Promise<Setup> {
+/** The real server (`sinkhole serve` in-process) with --listen-tls and --listen-https. */
+async function setup(t: Test, args: string[] = []): Promise<Setup> {
+  const tlsPort = await freeTcpPort();
+  const httpsPort = await freeTcpPort();
   const { s, upstream } = await serverWithUpstream(t, {
     handler: (q) => ({ answers: q.type === T.A ? [{ name: q.rawName, type: T.A, ttl: 300, data: q.name === 'site.test' ? '127.0.0.1' : '192.0.2.80' }] : [] }),
     lists: { 'msn.txt': 'messenger.hotmail.com\n' },
-    args,
+    args: ['--listen-tls', `127.0.0.1:${tlsPort}`, '--listen-https', `127.0.0.1:${httpsPort}`, '--tls-cert', certs.cert, '--tls-key', certs.key, ...args],
   });
-  const handle: QueryHandler = (msg, address, port, transport) => s.server.resolver.handle(msg, address, port, transport);
-  const files = { cert: certs.cert, key: certs.key };
-  const tlsPort = await freeTcpPort();
-  const tls = await listenTls(parseEndpoint(`127.0.0.1:${tlsPort}`, 853) as Endpoint, handle, { ...limits, ...files });
-  const httpsPort = await freeTcpPort();
-  const https = await listenHttps(parseEndpoint(`127.0.0.1:${httpsPort}`, 443) as Endpoint, handle, { ...limits, ...files });
-  t.teardown(async () => {
-    await tls.close();
-    await https.close();
-  });
-  return { tls, https, tlsPort, httpsPort, upstreamNames: () => upstream.queries.map((q) => q.name) };
+  return { tlsPort, httpsPort, server: s, upstreamNames: () => upstream.queries.map((q) => q.name) };
 }
 
 function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -196,7 +187,7 @@ t.test('--tls-cert/--tls-key errors are one line; reloadCertificate swaps the pa
 });
 
 t.test('idle DoT connections are closed; the connection cap holds', async (t) => {
-  const s = await setup(t, [], { idleTimeoutMs: 300, maxConnections: 2 });
+  const s = await setup(t, ['--tcp-idle-timeout', '300', '--tcp-max-connections', '2']);
   const open = (): Promise<{ secured: boolean; closed: Promise<number> }> => new Promise((resolve) => {
     const started = Date.now();
     const socket = tlsConnect({ host: '127.0.0.1', port: s.tlsPort, ca: readFileSync(certs.ca), servername: 'dns.test' });

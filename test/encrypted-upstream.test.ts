@@ -13,6 +13,9 @@ import type { EncryptedTransport } from '../src/stages/forward/transports/encryp
 import { bootstrapResolver } from '../src/stages/forward/bootstrap.js';
 import { UdpUpstreamClient } from '../src/stages/forward/transports/udp.js';
 import { mustKey } from '../src/wire/names.js';
+import { buildConfig, ConfigError } from '../src/config/config.js';
+import { ask } from './helpers/client.js';
+import { startSinkhole } from './helpers/server.js';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 
 /** n123.example -> 10.0.0.123: each answer says which question it answers. */
@@ -167,4 +170,61 @@ t.test('--bootstrap: a DoH upstream given by name is looked up over plain DNS, o
   const failed = await exchange(none, 'n5.example');
   t.match(failed.failure, /^https:\/\/nowhere\.test:\d+\/dns-query: nowhere\.test is a name: give --bootstrap IP/);
   none.close();
+});
+
+t.test('the server forwards over DoT and DoH upstreams (mixed with failing ones); a handshake failure reaches the log and the EDE', async (t) => {
+  if (!needTool(t, 'dnsdist', 'dnsdist') || !needTool(t, 'openssl', 'openssl')) return;
+  const upstream = await plainUpstream(t);
+  const good = await startDnsdist(t, { upstreamPort: upstream.port, cert: certs.cert, key: certs.key });
+  const expired = await startDnsdist(t, { upstreamPort: upstream.port, cert: certs.expiredCert, key: certs.key });
+  const ca = ['--upstream-ca', certs.ca];
+
+  const dot = await startSinkhole({ upstream: `tls://127.0.0.1:${good.tlsPort}#dns.test`, args: ca });
+  t.teardown(() => dot.close());
+  t.equal((await ask(dot.port, 'n11.example', T.A)).answers[0]?.text, '10.0.0.11', 'UDP client, DoT upstream');
+  t.equal((await ask(dot.port, 'n12.example', T.A, { tcp: true })).answers[0]?.text, '10.0.0.12', 'TCP client, DoT upstream');
+
+  const doh = await startSinkhole({ upstream: `https://127.0.0.1:${good.httpsPort}/dns-query#dns.test`, args: ca });
+  t.teardown(() => doh.close());
+  t.equal((await ask(doh.port, 'n13.example', T.A)).answers[0]?.text, '10.0.0.13', 'DoH upstream');
+
+  // The expired one first: its failure moves the query on to the next upstream at once.
+  const mixed = await startSinkhole({ upstream: [`tls://127.0.0.1:${expired.tlsPort}#dns.test`, `https://127.0.0.1:${good.httpsPort}/dns-query#dns.test`, upstream.address], args: ca });
+  t.teardown(() => mixed.close());
+  const started = Date.now();
+  t.equal((await ask(mixed.port, 'n14.example', T.A)).answers[0]?.text, '10.0.0.14', 'answered by the next upstream');
+  t.ok(Date.now() - started < 1000, 'without waiting for a timeout');
+  t.ok(mixed.logs.some((l) => l.msg === 'encrypted upstream connection failed' && String(l.reason).endsWith('#dns.test: certificate has expired')), 'the handshake failure is logged');
+
+  const bad = await startSinkhole({ upstream: `tls://127.0.0.1:${expired.tlsPort}#dns.test`, args: ca });
+  t.teardown(() => bad.close());
+  const reply = await ask(bad.port, 'n15.example', T.A, { edns: true });
+  t.equal(reply.rcode, 2, 'SERVFAIL');
+  const ede = reply.opt?.options.find((o) => o.code === 15);
+  t.ok(ede, 'with an extended DNS error');
+  t.equal(ede?.data.subarray(2).toString(), `tls://127.0.0.1:${expired.tlsPort}#dns.test: certificate has expired`, 'whose text names the upstream and the reason');
+});
+
+t.test('bad encrypted-DNS settings stop startup with one line (exit 2: ConfigError)', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--upstream', 'quic://192.0.2.1'], /^--upstream: upstream "quic:\/\/192\.0\.2\.1": unknown scheme/],
+    [['--upstream', 'tls://192.0.2.1'], /no name to verify the certificate against/],
+    [['--upstream', 'https://dns.example/dns-query'], /^upstream https:\/\/dns\.example:443\/dns-query is given by name: add --bootstrap IP/],
+    [['--upstream', '192.0.2.1', '--listen-tls', '127.0.0.1:8853'], /needs --tls-cert FILE and --tls-key FILE/],
+    [['--upstream', '192.0.2.1', '--listen-https', '127.0.0.1:8443', '--tls-cert', certs.cert, '--tls-key', certs.otherKey], /the key does not belong to the certificate/],
+    [['--upstream', '192.0.2.1', '--listen-tls', '127.0.0.1:8853', '--tls-cert', '/nonexistent.pem', '--tls-key', certs.key], /^cannot read --tls-cert \/nonexistent\.pem: no such file/],
+    [['--upstream', 'tls://192.0.2.1#a.example', '--upstream-ca', '/nonexistent.pem'], /cannot read \/nonexistent\.pem \(ENOENT\)/],
+  ];
+  for (const [args, message] of cases) {
+    t.throws(() => buildConfig(args), message, args.join(' '));
+    try {
+      buildConfig(args);
+    } catch (err) {
+      t.ok(err instanceof ConfigError, 'a ConfigError (exit 2)');
+      t.notMatch((err as Error).message, /\n/, 'one line');
+    }
+  }
+  const ok = buildConfig(['--upstream', 'https://dns.example/dns-query', '--bootstrap', '192.0.2.53', '--upstream', '192.0.2.1']);
+  t.same(ok.upstreams.map((u) => u.label), ['https://dns.example:443/dns-query', '192.0.2.1:53'], 'mixed kinds, in order');
+  t.same(ok.bootstrap.map((b) => b.label), ['192.0.2.53:53']);
 });

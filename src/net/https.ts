@@ -11,7 +11,9 @@ import { loadCertificate, type CertificateFiles } from './certificate.js';
 import type { TcpOptions } from './tcp.js';
 import type { Transport } from './transport.js';
 import type { QueryHandler } from './udp.js';
-import { MAX_MESSAGE } from '../wire/constants.js';
+
+/** The largest DNS message (its length is a 16-bit number). */
+const MAX_MESSAGE = 65535;
 
 export const DOH_PATH = '/dns-query';
 const HANDSHAKE_TIMEOUT_MS = 5000;

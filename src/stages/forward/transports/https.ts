@@ -7,7 +7,6 @@
 import { connect as http2Connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { answersQuestion } from '../../../wire/response.js';
-import { MAX_MESSAGE } from '../../../wire/constants.js';
 import type { EncryptedUpstream } from '../upstream-url.js';
 import {
   Backoff, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS, describeError, HostAddress,
@@ -16,6 +15,8 @@ import {
 import { trustedCas } from './tls.js';
 
 const SWEEP_MS = 25;
+/** The largest DNS message (its length is a 16-bit number). */
+const MAX_MESSAGE = 65535;
 const { HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_CONTENT_LENGTH, HTTP2_HEADER_ACCEPT } = constants;
 
 interface Pending {
