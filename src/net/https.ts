@@ -140,6 +140,7 @@ export async function listenHttps(endpoint: Endpoint, handle: QueryHandler, opti
     // Registered after the server's own listener, so this idle timeout is the one that holds.
     server.on('secureConnection', (socket: TLSSocket) => {
       listener.connections.add(socket);
+      socket.setNoDelay(true);
       socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
       socket.on('close', () => listener.connections.delete(socket));
     });

@@ -180,9 +180,12 @@ export class HttpsUpstream implements EncryptedTransport {
     const { port, serverName } = this.upstream;
     // Our own TLS socket: to connect to the (bootstrapped) address while verifying the name.
     const session = http2Connect(this.authority, {
-      createConnection: () => tlsConnect({
-        host: ip, port, servername: serverName, ca: this.ca, ALPNProtocols: ['h2'], session: this.tlsSession,
-      }),
+      createConnection: () => {
+        const socket = tlsConnect({ host: ip, port, servername: serverName, ca: this.ca, ALPNProtocols: ['h2'], session: this.tlsSession });
+        // Small frames in both directions: Nagle's algorithm would hold each behind an ACK.
+        socket.setNoDelay(true);
+        return socket;
+      },
     });
     this.session = session;
     this.connected = false;
