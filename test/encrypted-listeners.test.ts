@@ -33,13 +33,13 @@ interface Setup {
 }
 
 /** The real server (`sinkhole serve` in-process) with --listen-tls and --listen-https. */
-async function setup(t: Test, args: string[] = []): Promise<Setup> {
+async function setup(t: Test, args: string[] = [], cert = certs.cert): Promise<Setup> {
   const tlsPort = await freeTcpPort();
   const httpsPort = await freeTcpPort();
   const { s, upstream } = await serverWithUpstream(t, {
     handler: (q) => ({ answers: q.type === T.A ? [{ name: q.rawName, type: T.A, ttl: 300, data: q.name === 'site.test' ? '127.0.0.1' : '192.0.2.80' }] : [] }),
     lists: { 'msn.txt': 'messenger.hotmail.com\n' },
-    args: ['--listen-tls', `127.0.0.1:${tlsPort}`, '--listen-https', `127.0.0.1:${httpsPort}`, '--tls-cert', certs.cert, '--tls-key', certs.key, ...args],
+    args: ['--listen-tls', `127.0.0.1:${tlsPort}`, '--listen-https', `127.0.0.1:${httpsPort}`, '--tls-cert', cert, '--tls-key', certs.key, ...args],
   });
   return { tlsPort, httpsPort, server: s, upstreamNames: () => upstream.queries.map((q) => q.name) };
 }
@@ -74,6 +74,7 @@ t.test('kdig +tls: answers, blocked names, many queries on one connection', asyn
   t.match(blocked.stdout, /gateway\.messenger\.hotmail\.com\.\s+\d+\s+IN\s+A\s+127\.0\.0\.1/, 'blocked: the sinkhole address');
   t.notOk(s.upstreamNames().includes('gateway.messenger.hotmail.com'), 'never sent upstream');
   // kdig sends several names on one connection when given several queries.
+  t.equal(s.server.server.pipeline.queries, 2, 'counted by the pipeline like UDP and TCP queries');
   const many = await run('kdig', ['@127.0.0.1', '-p', String(s.tlsPort), '+tls', `+tls-ca=${certs.ca}`, '+tls-hostname=dns.test', '+timeout=3', '+keepopen',
     'a1.example', 'A', 'a2.example', 'A', 'a3.example', 'A']);
   t.equal((many.stdout.match(/status: NOERROR/g) ?? []).length, 3, 'three answers over a kept-open connection');
@@ -204,4 +205,27 @@ t.test('idle DoT connections are closed; the connection cap holds', async (t) =>
   const idleMs = await a.closed;
   t.ok(idleMs >= 250 && idleMs < 3000, `an idle connection is closed after the idle timeout (${idleMs} ms)`);
   await b.closed;
+});
+
+t.test('SIGHUP (reopenLogs) makes the running server\'s DoT and DoH listeners serve a renewed certificate', async (t) => {
+  const cert = join(certs.dir, 'renewed.pem');
+  copyFileSync(certs.cert, cert);
+  const s = await setup(t, [], cert);
+  const notAfter = (port: number): Promise<string> => new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'dns.test', rejectUnauthorized: false, ALPNProtocols: ['h2', 'dot'] }, () => {
+      resolve(socket.getPeerCertificate().valid_to);
+      socket.destroy();
+    });
+    socket.on('error', reject);
+  });
+  const before = await notAfter(s.tlsPort);
+  copyFileSync(certs.expiredCert, cert);
+  s.server.server.reopenLogs();
+  t.match(await notAfter(s.tlsPort), /2020/, 'DoT serves the new certificate');
+  t.match(await notAfter(s.httpsPort), /2020/, 'DoH too');
+  t.notMatch(before, /2020/);
+  writeFileSync(cert, 'garbage\n');
+  s.server.server.reopenLogs();
+  t.ok(s.server.logs.some((l) => l.level === 50 && /not a PEM certificate and key; .*still serving the previous certificate/.test(String(l.msg))), 'a bad pair is logged');
+  t.match(await notAfter(s.tlsPort), /2020/, 'and the previous one keeps serving');
 });

@@ -2,6 +2,7 @@
 // and DNS over HTTPS on loopback, with a certificate made here by openssl, in front of the
 // in-process plain upstream. Also the --upstream URL forms and the --bootstrap lookup.
 import { readFileSync, rmSync } from 'node:fs';
+import { createServer as createTlsServer } from 'node:tls';
 import t, { type Test } from 'tap';
 import { buildQuery, decode, T } from './helpers/dns.js';
 import { startUpstream, type TestUpstream } from './helpers/upstream.js';
@@ -227,4 +228,44 @@ t.test('bad encrypted-DNS settings stop startup with one line (exit 2: ConfigErr
   const ok = buildConfig(['--upstream', 'https://dns.example/dns-query', '--bootstrap', '192.0.2.53', '--upstream', '192.0.2.1']);
   t.same(ok.upstreams.map((u) => u.label), ['https://dns.example:443/dns-query', '192.0.2.1:53'], 'mixed kinds, in order');
   t.same(ok.bootstrap.map((b) => b.label), ['192.0.2.53:53']);
+});
+
+t.test('DoT reconnects: a connection the server closes with queries in flight is reopened and they are sent again once', async (t) => {
+  // An in-process DoT server that closes its first connection without answering, then answers.
+  let connections = 0;
+  const server = createTlsServer({ cert: readFileSync(certs.cert), key: readFileSync(certs.key) }, (socket) => {
+    const number = ++connections;
+    let buffered = Buffer.alloc(0);
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      if (number === 1) {
+        socket.destroy();
+        return;
+      }
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        const query = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
+        buffered = buffered.subarray(2 + query.length);
+        const answer = Buffer.from(query);
+        answer.writeUInt16BE(0x8183, 2); // a response, NXDOMAIN
+        const frame = Buffer.alloc(2 + answer.length);
+        frame.writeUInt16BE(answer.length, 0);
+        answer.copy(frame, 2);
+        socket.write(frame);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  const tls = new TlsUpstream(url(`tls://127.0.0.1:${port}#dns.test`), { ca: [readFileSync(certs.ca)], idleMs: 200 });
+  t.teardown(() => tls.close());
+  const answers = await Promise.all([exchange(tls, 'r1.example'), exchange(tls, 'r2.example'), exchange(tls, 'r3.example')]);
+  t.same(answers.map((a) => a.answer === null ? a.failure : decode(a.answer).rcode), [3, 3, 3], 'all three answered on the second connection');
+  t.equal(tls.handshakes, 2);
+  // Idle: our side closes after idleMs; the next query opens a new connection.
+  await new Promise((r) => setTimeout(r, 400));
+  const later = await exchange(tls, 'r4.example');
+  t.equal(later.answer === null ? later.failure : decode(later.answer).rcode, 3, 'answered after the idle close');
+  t.equal(tls.handshakes, 3, 'on a new connection');
 });
