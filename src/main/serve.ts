@@ -50,7 +50,7 @@ export interface RunningServer {
   encrypted: Array<TlsListener | HttpsListener>;
   reloader: Reloader;
   reload(reason: string): Promise<void>;
-  /** Reopens the query log file (SIGHUP, for logrotate). */
+  /** SIGHUP: reopens the query log file (logrotate) and re-reads --tls-cert/--tls-key. */
   reopenLogs(): void;
   stop(): Promise<void>;
 }
