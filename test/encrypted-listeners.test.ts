@@ -16,6 +16,9 @@ import { listenTls } from '../src/net/tls.js';
 import { listenHttps } from '../src/net/https.js';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import type { QueryHandler } from '../src/net/udp.js';
+import { HttpsUpstream } from '../src/stages/forward/transports/https.js';
+import { parseUpstream, type EncryptedUpstream } from '../src/stages/forward/upstream-url.js';
+import { mustKey } from '../src/wire/names.js';
 
 let certs: Certificates;
 t.before(() => {
@@ -228,4 +231,16 @@ t.test('SIGHUP (reopenLogs) makes the running server\'s DoT and DoH listeners se
   s.server.server.reopenLogs();
   t.ok(s.server.logs.some((l) => l.level === 50 && /not a PEM certificate and key; .*still serving the previous certificate/.test(String(l.msg))), 'a bad pair is logged');
   t.match(await notAfter(s.tlsPort), /2020/, 'and the previous one keeps serving');
+});
+
+t.test('DoH over HTTP/2: 1,000 queries on one session, beyond the listener\'s 256 streams at once', async (t) => {
+  const s = await setup(t);
+  const https = new HttpsUpstream(parseUpstream(`https://127.0.0.1:${s.httpsPort}/dns-query#dns.test`) as EncryptedUpstream, { ca: [readFileSync(certs.ca)] });
+  t.teardown(() => https.close());
+  const names = Array.from({ length: 1000 }, (_, i) => `s${i}.example`);
+  const answers = await Promise.all(names.map((name) => new Promise<Buffer | null>((resolve) => {
+    https.exchange(buildQuery(name, T.A), { qnameKey: mustKey(name), qtype: T.A, qclass: 1 }, Date.now() + 20_000, (answer) => resolve(answer));
+  })));
+  t.equal(answers.filter((a, i) => a !== null && decode(a).question?.name === names[i] && decode(a).answers[0]?.text === '192.0.2.80').length, 1000, 'every query answered with its own answer');
+  t.equal(https.handshakes, 1, 'on one HTTP/2 session');
 });

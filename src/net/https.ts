@@ -20,6 +20,8 @@ const HANDSHAKE_TIMEOUT_MS = 5000;
 /** A query the handler never answers (dropped as garbage) is closed after this long. */
 const ANSWER_TIMEOUT_MS = 6000;
 const CONTENT_TYPE = 'application/dns-message';
+/** Streams one HTTP/2 client may have open at once (Node's default is unlimited). */
+const MAX_STREAMS_PER_CONNECTION = 256;
 
 /** One HTTP exchange as the resolver sees it: a stream transport whose one answer is the body. */
 class DohExchange implements Transport {
@@ -29,6 +31,7 @@ class DohExchange implements Transport {
 
   constructor(private readonly res: Http2ServerResponse) {
     this.timer = setTimeout(() => this.error(502, 'no answer'), ANSWER_TIMEOUT_MS);
+    this.timer.unref();
   }
 
   send(answer: Buffer): void {
@@ -134,6 +137,7 @@ export async function listenHttps(endpoint: Endpoint, handle: QueryHandler, opti
   return new Promise((resolve, rejectListen) => {
     const server = createSecureServer({
       ...certificate, allowHTTP1: true, handshakeTimeout: Math.min(HANDSHAKE_TIMEOUT_MS, options.idleTimeoutMs),
+      settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION },
     });
     const listener = new HttpsListener(server, endpoint, options);
     server.maxConnections = options.maxConnections;
