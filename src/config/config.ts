@@ -6,6 +6,7 @@ import type { Cidr } from '../stages/policy/cidr.js';
 import type { LogLevel } from '../observe/log.js';
 import type { QueryLogMode } from '../observe/query-log.js';
 import type { Endpoint } from '../net/endpoint.js';
+import type { UpstreamSpec } from '../stages/forward/upstream-url.js';
 import { READS_CONFIG, type CommandName } from './command.js';
 import { ConfigError } from './errors.js';
 import type { Option } from './option.js';
@@ -22,7 +23,8 @@ export interface Config {
   listen: Endpoint[];
   /** True when `listen` is the built-in default: a missing IPv6 loopback is then only a warning. */
   listenIsDefault: boolean;
-  upstreams: Endpoint[];
+  /** Plain (IP[:PORT]) and encrypted (tls://, https://) upstreams, in the order given. */
+  upstreams: UpstreamSpec[];
   /** Where the upstreams came from, for the startup log. */
   upstreamSource: string;
   /** Where upstreams are looked for when none are configured. */
@@ -54,6 +56,15 @@ export interface Config {
   hostsFiles: string[];
   localDomain: string | null;
   adminHostnames: string[];
+  /** DoT and DoH listeners (options/encrypted.ts); they need tlsCert and tlsKey. */
+  listenTls: Endpoint[];
+  listenHttps: Endpoint[];
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** An extra CA for tls:// and https:// upstreams. */
+  upstreamCa: string | null;
+  /** Plain DNS servers that look up upstreams given by name. */
+  bootstrap: Endpoint[];
 }
 
 /** The options of the server and its config file, by area; commands declare their own beside them. */

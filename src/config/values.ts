@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../stages/policy/cidr.js';
 import { parseEndpoint, type Endpoint } from '../net/endpoint.js';
+import { parseUpstream, type UpstreamSpec } from '../stages/forward/upstream-url.js';
 import { Invalid, type ValueType } from './option.js';
 
 export function wholeNumber(min: number, max: number): ValueType<number> {
@@ -69,3 +70,11 @@ export function checked<T>(parse: (t: string) => T | null | undefined, reason: (
     },
   };
 }
+
+/** An upstream: IP[:PORT] (plain DNS), tls://IP[:853][#NAME] or https://HOST[:443]/PATH[#NAME]. */
+export const upstreamUrl: ValueType<UpstreamSpec> = {
+  parse: (t) => {
+    const u = parseUpstream(t);
+    return 'error' in u ? new Invalid(u.error) : u;
+  },
+};

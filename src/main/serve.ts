@@ -7,6 +7,8 @@ import { startAdmin } from '../admin/http.js';
 import type { Config } from '../config/config.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenUdpPreferBatched, loadBatchUdp, type AnyUdpListener } from '../net/batch-udp.js';
+import { listenTls, type TlsListener } from '../net/tls.js';
+import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
 import type { QueryObserver } from '../observe/event.js';
@@ -16,8 +18,9 @@ import { QueryStats } from '../observe/stats.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { AnswerCache } from '../stages/cache/answer-cache.js';
 import { CacheStage } from '../stages/cache/stage.js';
-import { Forwarder } from '../stages/forward/forwarder.js';
+import { Forwarder, type UpstreamTarget } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
+import { buildUpstreams } from '../stages/forward/upstreams.js';
 import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
 import { HostsSource } from '../stages/local/hosts.js';
@@ -43,9 +46,11 @@ export interface RunningServer {
   /** 'batched' (recvmmsg/sendmmsg through the native addon) or 'dgram' (node:dgram). */
   udpMode: 'batched' | 'dgram';
   tcp: TcpListener[];
+  /** DoT and DoH listeners (--listen-tls, --listen-https). */
+  encrypted: Array<TlsListener | HttpsListener>;
   reloader: Reloader;
   reload(reason: string): Promise<void>;
-  /** Reopens the query log file (SIGHUP, for logrotate). */
+  /** SIGHUP: reopens the query log file (logrotate) and re-reads --tls-cert/--tls-key. */
   reopenLogs(): void;
   stop(): Promise<void>;
 }
@@ -68,7 +73,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
     new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)), templates);
-  const forwarderFor = (upstreams: Config['upstreams'], zone?: string): Forwarder => new Forwarder(
+  const forwarderFor = (upstreams: UpstreamTarget[], zone?: string): Forwarder => new Forwarder(
     { upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
   const forwardZones = config.forwardZones.length === 0 ? null : new ZoneMap<Forwarder>();
@@ -81,7 +86,12 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   });
   const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
-  const forwarder = forwarderFor(config.upstreams);
+  const upstreams = buildUpstreams(config.upstreams, {
+    upstreamCa: config.upstreamCa, bootstrap: config.bootstrap,
+    onFailure: (failure) => log.warn({ reason: failure }, 'encrypted upstream connection failed'),
+    onSocketError: (err) => log.warn({ err: err.message }, 'bootstrap socket error'),
+  });
+  const forwarder = forwarderFor(upstreams.targets);
   const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log, forwardZones)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
@@ -92,9 +102,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const udpMode = udpLoad.addon === null ? 'dgram' : 'batched';
   const udp: AnyUdpListener[] = [];
   const tcp: TcpListener[] = [];
+  const encrypted: Array<TlsListener | HttpsListener> = [];
   const closeAll = async (): Promise<void> => {
-    await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close())]);
+    await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close()), ...encrypted.map((l) => l.close())]);
     pipeline.close();
+    upstreams.close();
   };
   try {
     for (const endpoint of config.listen) {
@@ -111,6 +123,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         throw err;
       }
     }
+    // Same handler, same limits as TCP: policy, allow-net and statistics see the client's address.
+    const streamLimits = { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections };
+    const certificate = { cert: config.tlsCert ?? '', key: config.tlsKey ?? '' };
+    for (const endpoint of config.listenTls) encrypted.push(await listenTls(endpoint, handle, { ...streamLimits, ...certificate }));
+    for (const endpoint of config.listenHttps) encrypted.push(await listenHttps(endpoint, handle, { ...streamLimits, ...certificate }));
   } catch (err) {
     await closeAll();
     throw err;
@@ -155,16 +172,26 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     reloader.close();
     admin?.close();
     admin?.closeAllConnections();
-    for (const l of [...udp, ...tcp]) l.draining = true;
+    for (const l of [...udp, ...tcp, ...encrypted]) l.draining = true;
     // Answer what is in flight (bounded by the forward budget), then close.
     const until = Date.now() + FORWARD_BUDGET_MS + 500;
     while (pipeline.pending() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await closeAll();
     queryLog?.flush();
   };
-  const reopenLogs = (): void => queryLog?.reopen();
+  const reopenLogs = (): void => {
+    queryLog?.reopen();
+    // SIGHUP also picks up a renewed certificate; a bad new pair leaves the old one serving.
+    for (const l of encrypted) {
+      try {
+        l.reloadCertificate();
+      } catch (err) {
+        log.error({ listen: l.endpoint.label }, `${(err as Error).message}; still serving the previous certificate`);
+      }
+    }
+  };
 
-  return { pipeline, policyStage, udp, udpMode, tcp, reloader, reload, reopenLogs, stop };
+  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, reload, reopenLogs, stop };
 }
 
 export async function serve(config: Config): Promise<void> {
@@ -187,6 +214,8 @@ export async function serve(config: Config): Promise<void> {
   });
   log.info({
     listen: [...new Set(server.udp.map((l) => l.endpoint.label))], udp: server.udpMode,
+    ...(config.listenTls.length > 0 ? { listenTls: config.listenTls.map((e) => e.label) } : {}),
+    ...(config.listenHttps.length > 0 ? { listenHttps: config.listenHttps.map((e) => `https://${e.label}/dns-query`) } : {}),
     upstreams: config.upstreams.map((u) => u.label), upstreamSource: config.upstreamSource,
     allowNets: config.allowNets === null ? 'any' : config.allowNets.map((c) => c.text),
   }, 'ready');

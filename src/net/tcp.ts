@@ -12,11 +12,12 @@ export interface TcpOptions {
   maxConnections: number;
 }
 
-class TcpConnection implements Transport {
+/** One stream connection's framing (RFC 7766); also used for DoT connections (tls.ts). */
+export class TcpConnection implements Transport {
   readonly udp = false;
   private buffered: Buffer | null = null;
 
-  constructor(private readonly socket: Socket, private readonly handle: QueryHandler, private readonly listener: TcpListener) {}
+  constructor(private readonly socket: Socket, private readonly handle: QueryHandler, private readonly listener: { readonly draining: boolean }) {}
 
   send(answer: Buffer): void {
     if (this.socket.destroyed || !this.socket.writable) return;

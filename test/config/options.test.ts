@@ -34,10 +34,10 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
   const config = configFrom(readCommandLine('serve', []).settings, { needUpstreams: false });
   const fields = Object.keys(config).sort();
   t.same(fields, [
-    'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'cacheMaxTtl', 'cacheMinTtl', 'cacheSize',
-    'exemptClients', 'forwardZones', 'hostsFiles', 'listen', 'listenIsDefault', 'localDomain', 'logLevel', 'privateReverse', 'queryLog',
-    'queryLogMode', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'tcpIdleTimeoutMs', 'tcpMaxConnections', 'upstreamSource',
-    'upstreamTimeoutMs', 'upstreams', 'workers',
+    'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'bootstrap', 'cacheMaxTtl', 'cacheMinTtl',
+    'cacheSize', 'exemptClients', 'forwardZones', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
+    'privateReverse', 'queryLog', 'queryLogMode', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
+    'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
   ]);
   t.ok(fields.every((f) => (config as unknown as Record<string, unknown>)[f] !== undefined), 'no field left undefined');
   t.match(config, {
@@ -46,6 +46,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
     cacheMaxTtl: 86400, servfailTtl: 3, upstreamTimeoutMs: 1000, tcpIdleTimeoutMs: 10000, tcpMaxConnections: 256, logLevel: 'info',
     exemptClients: [], workers: 1, admin: null, adminToken: null, queryLog: null, queryLogMode: { kind: 'all' }, resolvConf: '/etc/resolv.conf',
     forwardZones: [], anyQueries: 'minimal', privateReverse: 'local', hostsFiles: [], localDomain: null, adminHostnames: [],
+    listenTls: [], listenHttps: [], tlsCert: null, tlsKey: null, upstreamCa: null, bootstrap: [],
   });
   t.equal(config.allowNets?.length, 9, 'the private networks and loopback');
 });

@@ -2,7 +2,7 @@
 import { ConfigError } from '../errors.js';
 import { list, option } from '../option.js';
 import { upstreamsFromResolvConf } from '../resolv-conf.js';
-import { endpoint, text, wholeNumber } from '../values.js';
+import { text, upstreamUrl, wholeNumber } from '../values.js';
 import { Invalid, type ValueType } from '../option.js';
 import { parseEndpoint, type Endpoint } from '../../net/endpoint.js';
 import { textToKey } from '../../wire/names.js';
@@ -33,10 +33,12 @@ export const forwardZoneValue: ValueType<ForwardZone> = {
 import type { Area } from './area.js';
 
 export const upstream = list({
-  name: 'upstream', arg: 'HOST[:PORT]', value: endpoint(53), default: [], commands: ['serve', 'check'], field: 'upstreams',
+  name: 'upstream', arg: 'IP[:PORT]|tls://IP[:853]#NAME|https://HOST/PATH', value: upstreamUrl, default: [], commands: ['serve', 'check'], field: 'upstreams',
   defaultText: 'the nameservers in /etc/resolv.conf, less this server\'s own addresses',
-  help: 'resolver to forward to, tried in turn on failure; port 53 if left out',
-  details: 'IP addresses only: a DNS server must not need DNS to start.',
+  help: 'resolver to forward to, tried in turn on failure; port 53 if left out; tls:// for DNS over TLS, https:// for DNS over HTTPS',
+  details: 'Plain upstreams are IP addresses only: a DNS server must not need DNS to start. ' +
+    'A tls:// or https:// upstream is verified against the system\'s CAs (and --upstream-ca) for NAME, or HOST; ' +
+    'a HOST name is looked up through --bootstrap. See docs/encrypted-dns.md.',
 });
 
 export const upstreamTimeout = option({
@@ -62,13 +64,14 @@ export const forwardArea: Area = {
     if (settings.isSet(upstream)) config.upstreamSource = 'configuration';
     else if (!ctx.needUpstreams) config.upstreamSource = 'none';
     else {
-      config.upstreams = upstreamsFromResolvConf(config.resolvConf, config.listen);
+      config.upstreams = upstreamsFromResolvConf(config.resolvConf, config.listen).map((endpoint) => ({ kind: 'udp', endpoint, label: endpoint.label }));
       config.upstreamSource = config.resolvConf;
       if (config.upstreams.length === 0) {
         throw new ConfigError(`no upstream resolver: ${config.resolvConf} names none that is not this server itself; pass --upstream ADDR (e.g. --upstream 192.0.2.1)`);
       }
     }
-    for (const u of [...config.upstreams, ...config.forwardZones.flatMap((z) => z.upstreams)]) {
+    const plain = config.upstreams.flatMap((u) => (u.kind === 'udp' ? [u.endpoint] : []));
+    for (const u of [...plain, ...config.forwardZones.flatMap((z) => z.upstreams)]) {
       if (config.listen.some((l) => l.host === u.host && l.port === u.port)) {
         throw new ConfigError(`upstream ${u.label} is this server's own listen address (a forwarding loop); choose another --upstream`);
       }

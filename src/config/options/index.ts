@@ -4,6 +4,7 @@
 import type { Area } from './area.js';
 import { adminArea } from './admin.js';
 import { cacheArea } from './cache.js';
+import { encryptedArea } from './encrypted.js';
 import { forwardArea } from './forward.js';
 import { guardArea } from './guard.js';
 import { localArea } from './local.js';
@@ -12,4 +13,4 @@ import { observeArea } from './observe.js';
 import { policyArea } from './policy.js';
 import { processArea } from './process.js';
 
-export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, guardArea, policyArea, localArea, cacheArea, observeArea, adminArea];
+export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, policyArea, localArea, cacheArea, observeArea, adminArea];

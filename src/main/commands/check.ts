@@ -9,6 +9,7 @@ import { Policy } from '../../stages/policy/policy.js';
 import type { Config } from '../../config/config.js';
 import { UnreachableError } from '../../config/errors.js';
 import { Forwarder, type ForwardResult } from '../../stages/forward/forwarder.js';
+import { buildUpstreams } from '../../stages/forward/upstreams.js';
 import { buildQuery } from '../../wire/build-query.js';
 import { parseQtype, rcodeName } from '../../wire/constants.js';
 import { textToKey } from '../../wire/names.js';
@@ -44,7 +45,11 @@ async function resolve(config: Config, name: string, qtype: number): Promise<{ a
   const m = typeof key === 'string' ? zones.match(key) : -1;
   const q = parseQuery(buildQuery(name, qtype));
   if (!(q instanceof Query)) throw new ConfigError(`"${name}" cannot be asked as a query`);
-  const forwarder = new Forwarder({ upstreams: m >= 0 ? zones.valueOf(m) : config.upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: 4000 }, () => undefined);
+  // The failure text of an encrypted upstream reaches the result's `failure` too: no separate log here.
+  const built = buildUpstreams(config.upstreams, {
+    upstreamCa: config.upstreamCa, bootstrap: config.bootstrap, onFailure: () => undefined, onSocketError: () => undefined,
+  });
+  const forwarder = new Forwarder({ upstreams: m >= 0 ? zones.valueOf(m) : built.targets, timeoutMs: config.upstreamTimeoutMs, budgetMs: 4000 }, () => undefined);
   // The upstream sockets do not keep a process alive (unref'd, for the server's shutdown):
   // this timer does while the answer is awaited.
   const keepAlive = setInterval(() => undefined, 1000);
@@ -57,6 +62,7 @@ async function resolve(config: Config, name: string, qtype: number): Promise<{ a
   } finally {
     clearInterval(keepAlive);
     forwarder.close();
+    built.close();
   }
 }
 

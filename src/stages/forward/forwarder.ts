@@ -4,7 +4,9 @@
 // the next upstream or to the only one, while the earlier tries keep waiting: whichever good
 // answer comes first wins. SERVFAIL, REFUSED or a malformed answer moves on at once; a
 // truncated UDP answer is asked again over TCP. The whole attempt is bounded (`budgetMs`), so
-// a client always gets an answer within a few seconds.
+// a client always gets an answer within a few seconds. Upstreams may be plain (UDP, then TCP)
+// or encrypted (DoT, DoH: transports/tls.ts, https.ts), mixed in one list: all get the same
+// failover, retransmission timeout and bound.
 import type { MetricsSink } from '../../pipeline/metrics.js';
 import { RCODE, rcodeName } from '../../wire/constants.js';
 import { inspectResponse, type ResponseInfo } from '../../wire/response.js';
@@ -13,6 +15,14 @@ import { EDNS_UDP_SIZE } from '../../wire/constants.js';
 import type { Endpoint } from '../../net/endpoint.js';
 import { tcpQuery } from './transports/tcp.js';
 import { UdpUpstreamClient } from './transports/udp.js';
+import type { EncryptedTransport } from './transports/encrypted.js';
+
+/** A plain upstream (an address, UDP with TCP on truncation) or an encrypted transport. */
+export type UpstreamTarget = Endpoint | EncryptedTransport;
+
+function isEncrypted(u: UpstreamTarget): u is EncryptedTransport {
+  return 'exchange' in u;
+}
 
 export interface ForwardResult {
   /** The upstream's answer when one was usable (NOERROR/NXDOMAIN) or the last failure answer. */
@@ -40,7 +50,7 @@ export interface UpstreamStats {
 }
 
 export interface ForwarderOptions {
-  upstreams: Endpoint[];
+  upstreams: UpstreamTarget[];
   /** The longest wait for an answer before asking again; also the wait before any sample. */
   timeoutMs: number;
   /** Upper bound on the time spent for one query across every try. */
@@ -82,7 +92,7 @@ export class Forwarder {
   private readonly udp: UdpUpstreamClient;
   /** Index of the upstream to try first: the one that answered last. */
   private preferred = 0;
-  readonly upstreams: Endpoint[];
+  readonly upstreams: UpstreamTarget[];
   /** Per upstream: Date.now() of its last good answer (0 = never). */
   readonly lastAnswerAt: number[];
   /** Per upstream: tries, timeouts, failed answers, and answer latency in LATENCY_BUCKETS_MS. */
@@ -109,9 +119,10 @@ export class Forwarder {
     if (q.optOffset >= 0 && wire.readUInt16BE(q.optOffset) < EDNS_UDP_SIZE) wire.writeUInt16BE(EDNS_UDP_SIZE, q.optOffset);
     const start = this.preferred;
     let tries = 0;
-    /** Handles of the tries still waiting for an answer (UDP), and how many wait over TCP. */
+    /** Handles of the tries still waiting for an answer (UDP), and how many wait over TCP, TLS or HTTPS. */
     const waiting: number[] = [];
     let waitingTcp = 0;
+    let waitingStream = 0;
     let settled = false;
     let lastFailure: Buffer | null = null;
     let lastInfo: ResponseInfo | null = null;
@@ -126,7 +137,7 @@ export class Forwarder {
       done(result);
     };
     const giveUpIfIdle = (): void => {
-      if (waiting.length === 0 && waitingTcp === 0) finish({ response: lastFailure, info: lastInfo, ok: false, upstream: lastUpstream, failure, reachable });
+      if (waiting.length === 0 && waitingTcp === 0 && waitingStream === 0) finish({ response: lastFailure, info: lastInfo, ok: false, upstream: lastUpstream, failure, reachable });
     };
 
     const next = (): void => {
@@ -146,17 +157,19 @@ export class Forwarder {
       // A retry gets its own bytes: the earlier try's may still be queued for sending.
       const msg = tries === 1 ? wire : Buffer.from(wire);
 
-      const onAnswer = (response: Buffer | null, viaTcp: boolean): void => {
+      /** `via`: 0 UDP, 1 the TCP retry of a truncated answer, 2 an encrypted transport (`why`: its failure). */
+      const onAnswer = (response: Buffer | null, via: 0 | 1 | 2, why = ''): void => {
         if (settled) return;
         if (response === null) {
-          // The deadline passed, the send failed, or the TCP retry got nothing.
-          failure = `${upstream.label} did not answer${viaTcp ? ' over TCP' : ''} in time`;
+          // The deadline passed, the send failed, the TCP retry got nothing, or (DoT/DoH)
+          // the connection failed: then `why` names the upstream and the reason.
+          failure = why !== '' ? why : `${upstream.label} did not answer${via === 1 ? ' over TCP' : ''} in time`;
           next();
           giveUpIfIdle();
           return;
         }
         const ms = Date.now() - now;
-        if (!viaTcp) this.roundTrips[index]!.sample(ms);
+        if (via !== 1) this.roundTrips[index]!.sample(ms);
         const info = inspectResponse(response, q.questionEnd);
         if (info === null) {
           failure = `${upstream.label} sent a malformed answer`;
@@ -165,11 +178,11 @@ export class Forwarder {
           giveUpIfIdle();
           return;
         }
-        if (info.truncated && !viaTcp) {
+        if (info.truncated && via === 0 && !isEncrypted(upstream)) {
           waitingTcp++;
           tcpQuery(upstream, wire, q.qnameKey, q.qtype, q.qclass, Math.max(1, deadline - Date.now()), (tcpResponse) => {
             waitingTcp--;
-            onAnswer(tcpResponse, true);
+            onAnswer(tcpResponse, 1);
           });
           return;
         }
@@ -198,11 +211,30 @@ export class Forwarder {
         finish({ response, info, ok: true, upstream: upstream.label, failure: '', reachable: true });
       };
 
+      if (isEncrypted(upstream)) {
+        // The connection is reliable, but an upstream slower than its usual round trip is
+        // still asked to share the work: the next one is tried while this try keeps waiting.
+        waitingStream++;
+        let retryTimer: NodeJS.Timeout | null = setTimeout(() => {
+          retryTimer = null;
+          if (settled) return;
+          stats.timeouts++;
+          failure = `${upstream.label} did not answer in time`;
+          next();
+        }, Math.max(1, Math.min(retryAt, deadline) - now));
+        upstream.exchange(msg, q, deadline, (response, why) => {
+          waitingStream--;
+          if (retryTimer !== null) clearTimeout(retryTimer);
+          retryTimer = null;
+          onAnswer(response, 2, why);
+        });
+        return;
+      }
       let handle = -1;
       handle = this.udp.send(upstream, msg, q.qnameKey, q.qtype, q.qclass, deadline, (response) => {
         const at = waiting.indexOf(handle);
         if (at >= 0) waiting.splice(at, 1);
-        onAnswer(response, false);
+        onAnswer(response, 0);
       }, Math.min(retryAt, deadline), () => {
         stats.timeouts++;
         failure = `${upstream.label} did not answer in time`;
@@ -236,5 +268,6 @@ export class Forwarder {
 
   close(): void {
     this.udp.close();
+    for (const upstream of this.upstreams) if (isEncrypted(upstream)) upstream.close();
   }
 }
