@@ -1,8 +1,10 @@
 // RFC 5452 at an in-process upstream: forwarded queries leave from a fresh random source port
 // each (not from a handful of long-lived sockets) with random IDs, open sockets are capped,
 // and every socket is closed once its query is done.
+import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
 import { UdpUpstreamClient } from '../src/stages/forward/transports/udp.js';
@@ -128,4 +130,36 @@ t.test('sockets of cancelled and expired queries are closed; a spoofed answer fr
     client.send(endpoint, buildQuery('spoofed.example', T.A), mustKey('spoofed.example'), T.A, 1, Date.now() + 2000, resolve);
   });
   t.equal(real && decode(real).answers[0]?.text, '192.0.2.46', 'the real answer, not the forged one from another port');
+});
+
+t.test('out of file descriptors (ulimit -n 64): queries share the open sockets and are answered, not left to their deadline', async (t) => {
+  const dist = JSON.stringify(join(import.meta.dirname, '..', 'dist'));
+  const script = `
+    import { createSocket } from 'node:dgram';
+    const { UdpUpstreamClient } = await import(${dist} + '/stages/forward/transports/udp.js');
+    const { mustKey } = await import(${dist} + '/wire/names.js');
+    const responder = createSocket('udp4');
+    responder.on('message', (m, r) => { m[2] |= 0x80; setTimeout(() => responder.send(m, r.port, r.address), 50); });
+    await new Promise((r) => responder.bind(0, '127.0.0.1', r));
+    const upstream = { host: '127.0.0.1', port: responder.address().port, family: 4, label: 'x' };
+    const errors = [];
+    const client = new UdpUpstreamClient((e) => errors.push(e.code));
+    const query = (name) => Buffer.concat([Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => new Promise((resolve) => {
+      const name = 'q' + i + '.example';
+      const ask = (tries) => client.send(upstream, query(name), mustKey(name), 1, 1, Date.now() + 3000,
+        (r) => (r === null && tries < 3 ? ask(tries + 1) : resolve(r !== null)));
+      ask(1);
+    })));
+    console.log(JSON.stringify({ answered: results.filter(Boolean).length, ms: Date.now() - started, shared: client.counters.shared, errors: [...new Set(errors)] }));
+    process.exit(0);`;
+  const child = spawnSync('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --input-type=module -e "$0"`, script], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(child.status, 0, child.stderr);
+  const r = JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}') as { answered: number; ms: number; shared: number; errors: string[] };
+  t.equal(r.answered, 200, 'all 200 answered');
+  t.ok(r.ms < 2000, `within ${r.ms} ms: failed binds did not wait for the 3 s deadline`);
+  t.ok(r.shared > 0, `${r.shared} queries shared an open socket`);
+  t.same(r.errors, ['EMFILE'], 'the error was told (folded)');
 });

@@ -14,6 +14,9 @@ import { answersQuestion } from '../../../wire/response.js';
 import { literalLookup, type Endpoint } from '../../../net/endpoint.js';
 
 const SWEEP_MS = 25;
+/** After running out of file descriptors, open no more sockets than were open, for this long. */
+const LIMITED_MS = 60_000;
+const ERROR_REPORT_MS = 10_000;
 
 /** Open upstream sockets at most, by default: far below a service's file limit (systemd unit: 65536). */
 export const DEFAULT_MAX_UPSTREAM_SOCKETS = 1024;
@@ -64,10 +67,16 @@ export class UdpUpstreamClient {
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
   readonly maxSockets: number;
+  /** maxSockets, or fewer for a while after the process ran out of file descriptors. */
+  private limit: number;
+  private limitedAt = 0;
+  private lastErrorAt = 0;
+  private unreportedErrors = 0;
   readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0 };
 
   constructor(private readonly onError: (err: Error) => void, options: UdpUpstreamOptions = {}) {
     this.maxSockets = Math.max(1, Math.min(32768, options.maxSockets ?? DEFAULT_MAX_UPSTREAM_SOCKETS));
+    this.limit = this.maxSockets;
     this.slots = new Array<Port | null>(this.maxSockets).fill(null);
     this.freeSlots = Array.from({ length: this.maxSockets }, (_, i) => this.maxSockets - 1 - i);
   }
@@ -89,7 +98,8 @@ export class UdpUpstreamClient {
 
   /** A new socket on a random port, or (at the cap) a random open one of the family; null when none. */
   private port(family: 4 | 6): Port | null {
-    const slot = this.freeSlots.pop();
+    if (this.limit < this.maxSockets && Date.now() - this.limitedAt > LIMITED_MS) this.limit = this.maxSockets;
+    const slot = this.openSockets < this.limit ? this.freeSlots.pop() : undefined;
     if (slot === undefined) {
       const list = this.open[family];
       if (list.length === 0) return null;
@@ -99,7 +109,7 @@ export class UdpUpstreamClient {
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
     const port: Port = { socket, slot, family, pending: 0, at: this.open[family].length };
     socket.on('message', (msg, rinfo) => this.receive(slot, msg, rinfo.address, rinfo.port));
-    socket.on('error', (err) => this.onError(err));
+    socket.on('error', (err) => this.socketError(port, err));
     // Port 0: the kernel picks a free port at random. Exclusive: in a cluster worker a bind
     // would otherwise go through the primary and share its socket.
     socket.bind({ port: 0, exclusive: true });
@@ -108,6 +118,38 @@ export class UdpUpstreamClient {
     this.open[family].push(port);
     this.counters.socketsOpened++;
     return port;
+  }
+
+  /**
+   * A socket that could not bind (out of file descriptors: EMFILE/ENFILE, or of ports) never
+   * sends: its queries fail now, so that the forwarder tries again at once instead of waiting
+   * for their deadline, and for a while queries share the sockets that are open.
+   */
+  private socketError(port: Port, err: NodeJS.ErrnoException): void {
+    if (err.syscall === 'bind') {
+      this.limit = Math.max(1, this.openSockets - 1);
+      this.limitedAt = Date.now();
+      const failed: Pending[] = [];
+      for (const [key, entry] of this.pending) {
+        if (entry.port !== port) continue;
+        this.pending.delete(key);
+        failed.push(entry);
+      }
+      port.pending = 1;
+      this.release(port);
+      for (const entry of failed) entry.done(null);
+    }
+    // One report per ERROR_REPORT_MS, with the count of the others: a socket per query must
+    // not mean a log line per query.
+    const now = Date.now();
+    if (now - this.lastErrorAt < ERROR_REPORT_MS) {
+      this.unreportedErrors++;
+      return;
+    }
+    this.lastErrorAt = now;
+    const more = this.unreportedErrors;
+    this.unreportedErrors = 0;
+    this.onError(more > 0 ? Object.assign(new Error(`${err.message} (and ${more} more socket errors)`), { code: err.code }) : err);
   }
 
   /** One query less on `port`; with none left its socket is closed and the slot freed. */
