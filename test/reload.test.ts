@@ -214,12 +214,14 @@ t.test('a change during a reload is not lost: another reload follows', async (t)
 
 t.test('an unreadable file keeps its previous rules; the others reload', async (t) => {
   const { s } = await setup(t, { 'good.txt': 'good.example\n', 'bad.txt': 'kept.example\n' });
-  writeFileSync(join(s.dir, 'bad.txt'), Buffer.from([0x6b, 0x65, 0xff, 0xfe, 0x0a]));
+  // Unreadable even for root: a FIFO took the file's place (never opened: it would block).
+  unlinkSync(join(s.dir, 'bad.txt'));
+  t.equal(spawnSync('mkfifo', [join(s.dir, 'bad.txt')]).status, 0, 'mkfifo');
   appendFileSync(join(s.dir, 'good.txt'), 'more.example\n');
   t.not(await within2s(s, 'more.example', true), -1);
   t.ok(await blocked(s, 'kept.example'), 'the bad file\'s previous rules still apply');
   t.match(s.logs.find((l) => String(l.msg).startsWith(`cannot read ${s.dir}/bad.txt`)), {
-    file: `${s.dir}/bad.txt`, reason: 'not UTF-8 text', msg: /keeping its previous rules/,
+    file: `${s.dir}/bad.txt`, reason: 'a FIFO (named pipe), not a regular file', msg: /keeping its previous rules/,
   });
 });
 

@@ -6,17 +6,23 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Endpoint } from './endpoint.js';
 import { bindErrorMessage, StartupError } from './bind-error.js';
 import { loadCertificate, type CertificateFiles } from './certificate.js';
-import { TcpConnection, type TcpOptions } from './tcp.js';
+import { TcpListener, type TcpOptions } from './tcp.js';
 import type { QueryHandler } from './udp.js';
 
 /** A client that has not finished its handshake within this long is dropped. */
 const HANDSHAKE_TIMEOUT_MS = 5000;
 
+/** A DoT listener: a TCP listener's connection handling (caps, deadlines, pipelining) over TLS. */
 export class TlsListener {
-  draining = false;
-  readonly connections = new Set<TLSSocket>();
+  constructor(readonly server: Server, readonly endpoint: Endpoint, private readonly files: CertificateFiles, readonly stream: TcpListener) {}
 
-  constructor(readonly server: Server, readonly endpoint: Endpoint, private readonly files: CertificateFiles) {}
+  get draining(): boolean {
+    return this.stream.draining;
+  }
+
+  set draining(value: boolean) {
+    this.stream.draining = value;
+  }
 
   /** Re-reads --tls-cert and --tls-key (SIGHUP); throws (keeping the old pair) when they are unusable. */
   reloadCertificate(): void {
@@ -24,27 +30,21 @@ export class TlsListener {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      for (const socket of this.connections) socket.destroy();
-    });
+    return this.stream.close();
   }
 }
 
 export async function listenTls(endpoint: Endpoint, handle: QueryHandler, options: TcpOptions & CertificateFiles): Promise<TlsListener> {
   const certificate = loadCertificate(options);
   return new Promise((resolve, reject) => {
-    const server = createServer({ ...certificate, ALPNProtocols: ['dot'], handshakeTimeout: Math.min(HANDSHAKE_TIMEOUT_MS, options.idleTimeoutMs) });
-    const listener = new TlsListener(server, endpoint, options);
-    server.maxConnections = options.maxConnections;
+    // Not allowHalfOpen (as TCP is): with it, a TLS server's close() never completes once a
+    // client has gone. A DoT client that half-closes loses answers still being forwarded.
+    const server = createServer({ ...certificate, ALPNProtocols: ['dot'],
+      handshakeTimeout: Math.min(HANDSHAKE_TIMEOUT_MS, options.idleTimeoutMs) });
+    const listener = new TlsListener(server, endpoint, options, new TcpListener(server, endpoint, options));
     server.on('secureConnection', (socket: TLSSocket) => {
       socket.setNoDelay(true);
-      listener.connections.add(socket);
-      const connection = new TcpConnection(socket, handle, listener);
-      socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
-      socket.on('data', (chunk: Buffer) => connection.receive(chunk));
-      socket.on('error', () => socket.destroy());
-      socket.on('close', () => listener.connections.delete(socket));
+      listener.stream.accept(socket, handle);
     });
     // A failed handshake (wrong certificate on the client's side, a port scan) is the client's business.
     server.on('tlsClientError', (_err, socket) => socket.destroy());

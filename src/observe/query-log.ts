@@ -2,7 +2,7 @@
 // rcode, upstream, latency), to stdout or a file, reopened on SIGHUP for logrotate. On a
 // busy network, "blocked" logs only blocked queries and "sample:N" one in N of the others
 // (blocked queries are always logged).
-import { createLogger, type LogOutput } from './log.js';
+import { createLogger, type Logger, type LogOutput } from './log.js';
 import type { QueryEvent, QueryObserver } from './event.js';
 import { qtypeName, rcodeName } from '../wire/constants.js';
 import { keyToText } from '../wire/names.js';
@@ -14,8 +14,10 @@ export class QueryLog implements QueryObserver {
   private seen = 0;
   readonly wantsTiming = true;
 
-  constructor(destination: string, private readonly mode: QueryLogMode) {
-    this.output = createLogger('info', destination === 'stdout' ? undefined : destination);
+  /** `problems`: the server's log, told when the file cannot be written or reopened (else stderr). */
+  constructor(destination: string, private readonly mode: QueryLogMode, problems?: Logger) {
+    this.output = createLogger('info', destination === 'stdout' ? undefined : destination,
+      problems === undefined ? undefined : (message, fields) => problems.error(fields, message));
   }
 
   answered(e: QueryEvent): void {

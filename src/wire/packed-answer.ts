@@ -47,6 +47,25 @@ const wireStartOf = (p: PackedAnswer): number => p.readUInt16BE(14);
 const cnameTable = (p: PackedAnswer): number => HEAD + 2 * p.readUInt16BE(8);
 const addressTable = (p: PackedAnswer): number => cnameTable(p) + 2 * p.readUInt16BE(10);
 
+/** Date.now() when the answer was stored. */
+export function storedAt(p: PackedAnswer): number {
+  return p.readDoubleLE(0);
+}
+
+/** Where the answer's own bytes begin inside `p`. */
+export function answerStart(p: PackedAnswer): number {
+  return wireStartOf(p);
+}
+
+export function ttlCount(p: PackedAnswer): number {
+  return p.readUInt16BE(8);
+}
+
+/** Offset of the i-th record's TTL, counted from the answer's first byte (answerStart). */
+export function ttlOffset(p: PackedAnswer, i: number): number {
+  return p.readUInt16BE(HEAD + 2 * i);
+}
+
 export function cnameCount(p: PackedAnswer): number {
   return p.readUInt16BE(10);
 }

@@ -2,7 +2,8 @@
 // answer-IP rules, and the lines it had to skip. Kept per file so that a reload can reuse
 // the files that did not change and keep a file's old rules when it cannot be read.
 import { isUtf8 } from 'node:buffer';
-import { readFile, stat } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Cidr } from './cidr.js';
 import { parseRuleLine } from './rule-line.js';
@@ -26,6 +27,9 @@ export interface ListFile {
   /** The first invalid lines (at most MAX_INVALID_KEPT) and how many there were in all. */
   invalid: InvalidLine[];
   invalidCount: number;
+  /** Lines that are not UTF-8, read as Latin-1 (the first MAX_INVALID_KEPT line numbers), and how many. */
+  latin1Lines: number[];
+  latin1Count: number;
   /** Identity of the file as read, for change detection on reload. */
   mtimeMs: number;
   size: number;
@@ -34,6 +38,23 @@ export interface ListFile {
 }
 
 export const MAX_INVALID_KEPT = 20;
+
+/**
+ * Largest list file read (64 MiB): about 2.5 million rules of the usual 25 bytes, well above
+ * the largest public lists. A bigger file is left out with a message, so that one stray file
+ * (a log, a disk image) cannot take the server's memory.
+ */
+export const MAX_LIST_FILE_BYTES = 64 * 1024 * 1024;
+
+/** What a directory entry is when it is not a regular file, for messages. */
+export function fileKind(info: Stats): string {
+  if (info.isDirectory()) return 'a directory';
+  if (info.isFIFO()) return 'a FIFO (named pipe)';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'a special file';
+}
 
 /** `msn-messenger.txt` -> `msn-messenger`; `local.allow.txt` -> `local`. */
 export function bundleName(path: string): string {
@@ -102,7 +123,10 @@ function scanPlainDomain(bytes: Buffer, start: number, end: number): string | ty
   return keyScratch.toString('latin1', 0, lengthAt);
 }
 
-/** Parses a file's bytes (UTF-8). Pure: no I/O, so tests and the reloader can call it directly. */
+/**
+ * Parses a file's bytes (UTF-8; a line that is not is read as Latin-1 and reported). Pure: no
+ * I/O, so tests and the reloader can call it directly.
+ */
 export function parseListBytes(path: string, bytes: Buffer, mtimeMs = 0, size = bytes.length): ListFile {
   const steps = parseSteps(path, bytes, mtimeMs, size, false);
   let step = steps.next();
@@ -155,6 +179,11 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
   const ipRules: { cidr: Cidr; line: number }[] = [];
   const invalid: InvalidLine[] = [];
   let invalidCount = 0;
+  // A file that is not UTF-8 as a whole (an old list with a Latin-1 comment such as
+  // `# Müller`) loses nothing: only its lines that are not UTF-8 are read as Latin-1, and named.
+  const checkLines = !isUtf8(bytes);
+  const latin1Lines: number[] = [];
+  let latin1Count = 0;
   // Skip a UTF-8 byte order mark.
   let start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   let lineNo = 0;
@@ -163,11 +192,16 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
     if (end < 0) end = bytes.length;
     lineNo++;
     if ((lineNo & (YIELD_EVERY - 1)) === 0) yield;
+    let encoding: 'utf8' | 'latin1' = 'utf8';
+    if (checkLines && !lineIsUtf8(bytes, start, end)) {
+      encoding = 'latin1';
+      if (latin1Count++ < MAX_INVALID_KEPT) latin1Lines.push(lineNo);
+    }
     const plain = scanPlainDomain(bytes, start, end);
     if (typeof plain === 'string') {
       addKey(plain, lineNo, allowFile);
     } else if (plain === null) {
-      const text = bytes.toString('utf8', start, end);
+      const text = bytes.toString(encoding, start, end);
       const rule = parseRuleLine(text);
       switch (rule.kind) {
         case 'name':
@@ -189,8 +223,14 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
   keys.length = count;
   return {
     path, bundle: bundleName(path), keys, lines: lines.slice(0, count), allow: allow.slice(0, count),
-    ipRules, invalid, invalidCount, mtimeMs, size, partial,
+    ipRules, invalid, invalidCount, latin1Lines, latin1Count, mtimeMs, size, partial,
   };
+}
+
+function lineIsUtf8(bytes: Buffer, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && bytes[i]! < 0x80) i++;
+  return i === end || isUtf8(bytes.subarray(start, end));
 }
 
 /** The same from text (tests, and callers that already hold a string). */
@@ -206,15 +246,42 @@ export interface ReadOptions {
   sliced?: boolean;
   /** Hold back an unterminated last line when the file changed less than this many ms ago. */
   holdPartialWithinMs?: number;
+  /** Larger files are not read (default MAX_LIST_FILE_BYTES). */
+  maxBytes?: number;
 }
 
-/** Reads and parses one file. Throws (with the reason in the message) when it cannot be read or is not UTF-8. */
+/**
+ * Reads and parses one file. Throws (with the reason in the message) when it cannot be read,
+ * is not a regular file (a FIFO, a directory, a device such as /dev/zero behind a symlink: these
+ * are never opened) or is larger than `maxBytes`.
+ */
 export async function readListFile(path: string, options: ReadOptions = {}): Promise<ListFile> {
-  const info = await stat(path);
-  const bytes = await readFile(path);
-  if (!isUtf8(bytes)) throw new Error('not UTF-8 text');
+  const before = await stat(path);
+  if (!before.isFile()) throw new Error(`${fileKind(before)}, not a regular file`);
+  const max = options.maxBytes ?? MAX_LIST_FILE_BYTES;
+  if (before.size > max) throw new Error(`${sizeText(before.size)} is over the ${sizeText(max)} limit for one list file; split it`);
+  // Non-blocking: should a FIFO have taken the file's place since, opening it must not wait for a writer.
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  let bytes: Buffer;
+  let info: Stats;
+  try {
+    info = await handle.stat();
+    if (!info.isFile()) throw new Error(`${fileKind(info)}, not a regular file`);
+    if (info.size > max) throw new Error(`${sizeText(info.size)} is over the ${sizeText(max)} limit for one list file; split it`);
+    // What is there now; lines appended meanwhile are read next time (the change is seen).
+    bytes = Buffer.allocUnsafe(info.size);
+    let got = 0;
+    while (got < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    bytes = bytes.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
   const holdPartial = options.holdPartialWithinMs !== undefined && Date.now() - info.mtimeMs < options.holdPartialWithinMs;
-  const steps = parseSteps(path, bytes, info.mtimeMs, bytes.length, holdPartial, options.previous?.keys);
+  const steps = parseSteps(path, bytes, info.mtimeMs, info.size, holdPartial, options.previous?.keys);
   let step = steps.next();
   let due = performance.now() + SLICE_MS;
   while (!step.done) {
@@ -225,4 +292,10 @@ export async function readListFile(path: string, options: ReadOptions = {}): Pro
     step = steps.next();
   }
   return step.value;
+}
+
+function sizeText(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} bytes`;
 }

@@ -3,7 +3,7 @@
 // at first load), so one bad file never empties the rule set.
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readListFile, type ListFile, type ReadOptions } from './list-file.js';
+import { fileKind, readListFile, type ListFile, type ReadOptions } from './list-file.js';
 import { RuleSet } from './ruleset.js';
 
 export interface LoadReport {
@@ -19,6 +19,18 @@ export class FolderError extends Error {}
 
 /** The `*.txt` files directly in `dir`, sorted, so rule order (and "first rule wins") is stable. */
 export async function listFiles(dir: string): Promise<string[]> {
+  return (await scanFolder(dir)).paths;
+}
+
+export interface FolderScan {
+  /** Regular files (or symlinks to them) named *.txt, sorted. */
+  paths: string[];
+  /** *.txt entries that are not regular files (FIFO, directory, device, broken symlink), and what they are. */
+  skipped: { path: string; reason: string }[];
+}
+
+/** Looks at the folder's entries without opening any of them: a FIFO would block a read, /dev/zero never end. */
+export async function scanFolder(dir: string): Promise<FolderScan> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -27,13 +39,26 @@ export async function listFiles(dir: string): Promise<string[]> {
     const hint = code === 'ENOENT' ? 'create it or pass --blocklists DIR' : code === 'EACCES' ? 'make it readable by the server' : 'check the path';
     throw new FolderError(`cannot read blocklist folder ${dir}: ${code ?? (err as Error).message}; ${hint}`);
   }
-  const names: string[] = [];
+  const paths: string[] = [];
+  const skipped: FolderScan['skipped'] = [];
   for (const e of entries) {
     if (!e.name.endsWith('.txt') || e.name.startsWith('.')) continue;
     const path = join(dir, e.name);
-    if (e.isFile() || (e.isSymbolicLink() && (await stat(path).catch(() => null))?.isFile())) names.push(path);
+    if (e.isFile()) {
+      paths.push(path);
+    } else if (e.isSymbolicLink()) {
+      const target = await stat(path).catch((err: NodeJS.ErrnoException) => err);
+      if (target instanceof Error) skipped.push({ path, reason: `a symlink that cannot be followed (${target.code ?? target.message})` });
+      else if (target.isFile()) paths.push(path);
+      else skipped.push({ path, reason: `a symlink to ${fileKind(target)}, not a regular file` });
+    } else {
+      // A FIFO, a directory, a device; or a file system that does not say (then stat does).
+      const info = await stat(path).catch(() => null);
+      if (info?.isFile()) paths.push(path);
+      else skipped.push({ path, reason: info === null ? 'not a regular file' : `${fileKind(info)}, not a regular file` });
+    }
   }
-  return names.sort();
+  return { paths: paths.sort(), skipped };
 }
 
 /**
@@ -44,13 +69,21 @@ export async function listFiles(dir: string): Promise<string[]> {
 export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, ListFile> = new Map(),
   options: ReadOptions = {}): Promise<LoadReport> {
   const started = performance.now();
-  const paths = await listFiles(dir);
+  const scan = await scanFolder(dir);
+  const entries: { path: string; reason?: string }[] = [...scan.paths.map((path) => ({ path })), ...scan.skipped];
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const files: ListFile[] = [];
   const parsed: ListFile[] = [];
   const failed: LoadReport['failed'] = [];
   let reused = 0;
-  for (const path of paths) {
+  for (const { path, reason } of entries) {
     const old = previous.get(path);
+    if (reason !== undefined) {
+      // Named in the log like a file that cannot be read; one that was a list before keeps its rules.
+      failed.push({ path, reason, keptPrevious: old !== undefined });
+      if (old !== undefined) files.push(old);
+      continue;
+    }
     try {
       const info = await stat(path);
       if (old !== undefined && !old.partial && old.mtimeMs === info.mtimeMs && old.size === info.size) {

@@ -25,6 +25,12 @@ export function logLoadProblems(log: Logger, report: LoadReport): void {
     if (file.invalidCount > file.invalid.length) {
       log.warn({ file: file.path, more: file.invalidCount - file.invalid.length }, 'more invalid rules skipped in this file, not listed');
     }
+    for (const line of file.latin1Lines) {
+      log.warn({ where: `${file.path}:${line}` }, `line is not UTF-8, read as Latin-1: ${file.path}:${line} (save the file as UTF-8)`);
+    }
+    if (file.latin1Count > file.latin1Lines.length) {
+      log.warn({ file: file.path, more: file.latin1Count - file.latin1Lines.length }, 'more lines not UTF-8 in this file, read as Latin-1, not listed');
+    }
   }
   for (const f of report.failed) {
     log.error({ file: f.path, reason: f.reason }, f.keptPrevious
