@@ -43,7 +43,8 @@ export const CLI = join(ROOT, 'dist', 'main', 'cli.js');
  * production (node-flags.ts): every sinkhole the benchmark measures starts here.
  */
 export function startSinkhole(core: number | string, args: string[], logFile?: string): ChildProcess {
-  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', ...args], logFile);
+  // dnsperf is one client address sending the whole load: per-client limits off (docs/performance.md).
+  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', '--rate-limit', '0', '--max-inflight-per-client', '0', ...args], logFile);
 }
 
 export async function stop(child: ChildProcess): Promise<void> {

@@ -65,6 +65,15 @@ export interface Config {
   upstreamCa: string | null;
   /** Plain DNS servers that look up upstreams given by name. */
   bootstrap: Endpoint[];
+  staleMaxAge: number;
+  tcpMaxPerClient: number;
+  /** The guard stage's rate limiter (options/limits.ts). */
+  rateLimit: number;
+  rateBurst: number;
+  networkRateLimit: number;
+  maxInflightPerClient: number;
+  maxInflight: number;
+  rateExempt: Cidr[];
 }
 
 /** The options of the server and its config file, by area; commands declare their own beside them. */

@@ -7,7 +7,8 @@ import { startAdmin } from '../admin/http.js';
 import type { Config } from '../config/config.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenUdpPreferBatched, loadBatchUdp, type AnyUdpListener } from '../net/batch-udp.js';
-import { listenTls, type TlsListener } from '../net/tls.js';
+import { listenTls, TlsListener } from '../net/tls.js';
+import { collectStreamListeners } from '../net/metrics.js';
 import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
@@ -21,6 +22,7 @@ import { CacheStage } from '../stages/cache/stage.js';
 import { Forwarder, type UpstreamTarget } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
 import { buildUpstreams } from '../stages/forward/upstreams.js';
+import { RateLimiter } from '../stages/guard/rate-limit.js';
 import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
 import { HostsSource } from '../stages/local/hosts.js';
@@ -68,8 +70,13 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   if (ruleSet.files.length === 0) log.warn({ folder: config.blocklists }, 'no *.txt files in the blocklist folder: nothing will be blocked');
   if (ruleSet.nameRuleCount > 100_000) collectStartupGarbage();
 
+  // How much one client may ask: checked by the guard (rate) and the forward stage (queries waiting upstream).
+  const limiter = new RateLimiter({
+    rate: config.rateLimit, burst: config.rateBurst, networkRate: config.networkRateLimit, networkBurst: config.networkRateLimit * 5,
+    maxInflightPerClient: config.maxInflightPerClient, maxInflight: config.maxInflight, exempt: config.rateExempt,
+  });
   // The chain, in the order a query meets it.
-  const guard = new GuardStage(config.allowNets === null ? null : new NetworkList(config.allowNets));
+  const guard = new GuardStage(config.allowNets === null ? null : new NetworkList(config.allowNets), limiter, log);
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
     new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)), templates);
@@ -85,17 +92,18 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     forwardZones, hosts, templates,
   });
   const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
-    { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl });
+    { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl, staleMaxAge: config.staleMaxAge });
   const upstreams = buildUpstreams(config.upstreams, {
     upstreamCa: config.upstreamCa, bootstrap: config.bootstrap,
     onFailure: (failure) => log.warn({ reason: failure }, 'encrypted upstream connection failed'),
     onSocketError: (err) => log.warn({ err: err.message }, 'bootstrap socket error'),
   });
   const forwarder = forwarderFor(upstreams.targets);
-  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log, forwardZones)], log);
+  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log, forwardZones, limiter)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
   const handle = pipeline.handle.bind(pipeline);
+  const streamLimits = { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections, maxConnectionsPerClient: config.tcpMaxPerClient };
   // Batched UDP (src/net/batch-udp/) where the addon was built at install; node:dgram otherwise.
   const udpLoad = loadBatchUdp();
   if (udpLoad.addon === null) log.info(`${udpLoad.reason}; using node:dgram`);
@@ -112,7 +120,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     for (const endpoint of config.listen) {
       try {
         udp.push((await listenUdpPreferBatched(endpoint, handle, (err) => log.warn({ err: err.message }, 'UDP socket error'), udpLoad)).listener);
-        tcp.push(await listenTcp(endpoint, handle, { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections }));
+        tcp.push(await listenTcp(endpoint, handle, streamLimits));
       } catch (err) {
         // The default [::1] may be missing on a machine without IPv6: serve IPv4 and say so.
         const unavailable = err instanceof StartupError && /no interface|not available/.test(err.message);
@@ -124,7 +132,6 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       }
     }
     // Same handler, same limits as TCP: policy, allow-net and statistics see the client's address.
-    const streamLimits = { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections };
     const certificate = { cert: config.tlsCert ?? '', key: config.tlsKey ?? '' };
     for (const endpoint of config.listenTls) encrypted.push(await listenTls(endpoint, handle, { ...streamLimits, ...certificate }));
     for (const endpoint of config.listenHttps) encrypted.push(await listenHttps(endpoint, handle, { ...streamLimits, ...certificate }));
@@ -141,7 +148,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   // Who is told about answered queries.
   const observers: QueryObserver[] = [new BlockedQueryLog(log)];
-  const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode);
+  const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode, log);
   if (queryLog !== null) observers.push(queryLog);
   let admin: import('node:http').Server | null = null;
   if (config.admin !== null) {
@@ -151,7 +158,10 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     reloader.onReload = reloads.record;
     const backend = localBackend({
       policyStage, forwarder, blocklists: config.blocklists, guard, cache: cacheStage.store, stats, reloader, reloads,
-      collectors: [pipeline, stats, reloads], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
+      collectors: [pipeline, stats, reloads, { collect: (sink) => collectStreamListeners(sink, [
+        ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
+        ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
+      ]) }], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);

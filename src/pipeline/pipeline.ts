@@ -11,6 +11,7 @@ import type { Logger } from '../observe/log.js';
 import type { Outcome, QueryObserver } from '../observe/event.js';
 import { emptyAnswer } from '../wire/answer.js';
 import { relayPacked, type PackedAnswer } from '../wire/packed-answer.js';
+import { relayStale } from '../wire/stale-answer.js';
 import { DROP, parseQuery, Query } from '../wire/query.js';
 import { MetricsSink } from './metrics.js';
 import { PipelineEvent, type RuleExplainer } from './query-event.js';
@@ -80,13 +81,15 @@ export class Pipeline {
    * onAnswer sees it, last to first, and may answer instead (a blocked CNAME target); else it
    * is relayed to the client, aged and fitted to the transport.
    */
-  deliver(q: Query, answer: PackedAnswer, outcome: Outcome, upstream: string): void {
+  deliver(q: Query, answer: PackedAnswer, outcome: Outcome, upstream: string, stale = false): void {
     const stages = this.stages;
     for (let i = q.stage - 1; i >= 0; i--) {
       const stage = stages[i]!;
       if (stage.onAnswer !== undefined && stage.onAnswer(q, answer, this) === ANSWERED) return;
     }
-    this.reply(q, relayPacked(q, answer, Date.now(), q.transport!.udp), outcome, upstream);
+    // A stale answer (serve-stale, RFC 8767): TTLs 30 and EDE 3 "Stale Answer".
+    const bytes = stale ? relayStale(q, answer, q.transport!.udp) : relayPacked(q, answer, Date.now(), q.transport!.udp);
+    this.reply(q, bytes, outcome, upstream);
   }
 
   /**

@@ -5,6 +5,7 @@ import {
 } from './constants.js';
 import { MAX_LABEL, MAX_NAME_WIRE } from './names.js';
 import type { Transport } from '../net/transport.js';
+import type { PackedAnswer } from './packed-answer.js';
 import type { ResponseInfo } from './response.js';
 
 /** Largest query we look at. Real queries are a few hundred bytes; anything bigger is abuse. */
@@ -47,6 +48,10 @@ export class Query {
   stage = 0;
   /** Set on the query whose upstream answer is fresh (not yet in the cache); null otherwise. */
   upstreamInfo: ResponseInfo | null = null;
+  /** An expired cached answer (serve-stale, RFC 8767): sent when the upstreams fail. */
+  stale: PackedAnswer | null = null;
+  /** The rate limiter's in-flight ticket while the query waits for an upstream; -1 otherwise. */
+  ticket = -1;
 
   constructor(readonly msg: Buffer, qnameKey: string, cacheKey: string, qtype: number, qclass: number,
     questionEnd: number, edns: boolean, dnssecOk: boolean, udpLimit: number, optOffset: number) {

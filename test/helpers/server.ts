@@ -53,7 +53,12 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const config = buildConfig([
-      '--listen', `127.0.0.1:${port}`, ...upstreams.flatMap((u) => ['--upstream', u]), '--blocklists', dir, ...(opts.args ?? []),
+      '--listen', `127.0.0.1:${port}`, ...upstreams.flatMap((u) => ['--upstream', u]), '--blocklists', dir,
+      // Every test query comes from one address, often thousands at once: the per-client limits
+      // are off unless a test sets them (test/stages/guard/ does).
+      ...(opts.args?.some((a) => a.startsWith('--rate-limit')) ? [] : ['--rate-limit', '0']),
+      ...(opts.args?.some((a) => a.startsWith('--max-inflight-per-client')) ? [] : ['--max-inflight-per-client', '0']),
+      ...(opts.args ?? []),
     ]);
     const { output, logs } = captureLogs();
     try {

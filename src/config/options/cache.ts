@@ -24,9 +24,15 @@ export const servfailTtl = option({
   help: 'how long an upstream SERVFAIL is cached',
 });
 
+export const staleMaxAge = option({
+  name: 'stale-max-age', arg: 'SECONDS', value: wholeNumber(0, 604800), default: '86400', commands: ['serve'], field: 'staleMaxAge',
+  help: 'keep answers this long past their TTL, to answer with when no upstream answers (RFC 8767); 0 turns it off',
+  details: 'A stale answer carries TTL 30 and, for EDNS clients, Extended DNS Error 3 (Stale Answer). An upstream failure never turns a name the cache knew into SERVFAIL.',
+});
+
 export const cacheArea: Area = {
   title: 'Cache',
-  options: [cacheSize, cacheMinTtl, cacheMaxTtl, servfailTtl],
+  options: [cacheSize, cacheMinTtl, cacheMaxTtl, servfailTtl, staleMaxAge],
   finish: (config) => {
     if (config.cacheMinTtl > config.cacheMaxTtl) {
       throw new ConfigError(`cache-min-ttl (${config.cacheMinTtl}) is above cache-max-ttl (${config.cacheMaxTtl}); lower one of them`);

@@ -7,10 +7,11 @@ import { cacheArea } from './cache.js';
 import { encryptedArea } from './encrypted.js';
 import { forwardArea } from './forward.js';
 import { guardArea } from './guard.js';
+import { limitsArea } from './limits.js';
 import { localArea } from './local.js';
 import { netArea } from './net.js';
 import { observeArea } from './observe.js';
 import { policyArea } from './policy.js';
 import { processArea } from './process.js';
 
-export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, policyArea, localArea, cacheArea, observeArea, adminArea];
+export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, limitsArea, policyArea, localArea, cacheArea, observeArea, adminArea];

@@ -20,9 +20,15 @@ export const tcpMaxConnections = option({
   help: 'open client TCP connections at most, per listen address',
 });
 
+export const tcpMaxPerClient = option({
+  name: 'tcp-max-per-client', arg: 'N', value: wholeNumber(1, 100000), default: '32', commands: ['serve'], field: 'tcpMaxPerClient',
+  help: 'open TCP (and DoT) connections from one client address at most',
+  details: 'At either cap the connection idle the longest is closed to make room (RFC 7766 6.2.3); a new one is refused only when every open one is busy. A query must arrive whole within 2 s of its first byte, so a trickle of bytes cannot hold a connection.',
+});
+
 export const netArea: Area = {
   title: 'Listening',
-  options: [listen, tcpIdleTimeout, tcpMaxConnections],
+  options: [listen, tcpIdleTimeout, tcpMaxConnections, tcpMaxPerClient],
   finish: (config, settings) => {
     config.listenIsDefault = !settings.isSet(listen);
   },

@@ -7,7 +7,8 @@ import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { MetricsSink } from '../../pipeline/metrics.js';
 import { ANSWERED, PASS, type Stage, type StageResult } from '../../pipeline/stage.js';
 import { RCODE } from '../../wire/constants.js';
-import { clampPackedTtls, type PackedAnswer } from '../../wire/packed-answer.js';
+import { answerStart, clampPackedTtls, type PackedAnswer } from '../../wire/packed-answer.js';
+import { staleSeconds } from '../../wire/stale-answer.js';
 import type { Query } from '../../wire/query.js';
 import { isNegative, type ResponseInfo } from '../../wire/response.js';
 import type { AnswerCache } from './answer-cache.js';
@@ -17,6 +18,8 @@ export interface CacheOptions {
   maxTtl: number;
   /** How long an upstream SERVFAIL is kept, in seconds. */
   servfailTtl: number;
+  /** How long past its TTL an answer is kept to be served when the upstreams fail (RFC 8767); 0 = never. */
+  staleMaxAge: number;
 }
 
 export class CacheStage implements Stage {
@@ -27,6 +30,11 @@ export class CacheStage implements Stage {
   onQuery(q: Query, pipeline: Pipeline): StageResult {
     const hit = this.store.get(q.cacheKey);
     if (hit === undefined) return PASS;
+    if (this.options.staleMaxAge > 0 && isExpired(hit)) {
+      // Ask the upstreams again; if they fail, the forward stage sends this instead.
+      q.stale = hit;
+      return PASS;
+    }
     pipeline.deliver(q, hit, 'cached', '');
     return ANSWERED;
   }
@@ -37,7 +45,11 @@ export class CacheStage implements Stage {
     if (info === null) return PASS;
     const lifetime = this.lifetime(info);
     if (lifetime >= 0) clampPackedTtls(answer, this.options.minTtl, this.options.maxTtl);
-    if (lifetime > 0) this.store.put(q.cacheKey, answer, lifetime);
+    // A SERVFAIL must not push out an answer kept to be served stale.
+    if (info.rcode === RCODE.SERVFAIL && q.stale !== null) return PASS;
+    // Answers (not failures) are kept past their TTL, for serve-stale; isExpired tells them apart.
+    const keep = info.rcode === RCODE.SERVFAIL ? lifetime : lifetime + this.options.staleMaxAge;
+    if (lifetime > 0) this.store.put(q.cacheKey, answer, keep);
     return PASS;
   }
 
@@ -59,4 +71,9 @@ export class CacheStage implements Stage {
     sink.add('sinkhole_cache_misses_total', 'counter', 'Cache lookups that found none.', this.store.misses);
     sink.add('sinkhole_cache_entries', 'gauge', 'Answers in the cache.', this.store.size);
   }
+}
+
+/** Past its TTL (every record's TTL counts from when it was stored); a kept SERVFAIL never is. */
+function isExpired(p: PackedAnswer): boolean {
+  return (p[answerStart(p) + 3]! & 0x0f) !== RCODE.SERVFAIL && staleSeconds(p, Date.now()) > 0;
 }

@@ -107,9 +107,10 @@ export class Forwarder {
     this.udp = new UdpUpstreamClient(onError);
   }
 
-  forward(q: Query, done: (result: ForwardResult) => void): void {
+  /** `budgetMs`: a shorter bound for this query (a stale answer is waiting to be sent instead). */
+  forward(q: Query, done: (result: ForwardResult) => void, budgetMs = this.options.budgetMs): void {
     const { upstreams, timeoutMs } = this.options;
-    const deadline = Date.now() + this.options.budgetMs;
+    const deadline = Date.now() + Math.min(budgetMs, this.options.budgetMs);
     // With one upstream, ask it three times: a lost UDP packet should not cost the client an answer.
     const maxTries = Math.max(3, upstreams.length);
     // Our own copy: its ID is rewritten for every try, and the client's bytes must stay as

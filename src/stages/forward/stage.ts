@@ -7,7 +7,8 @@
 import type { Logger } from '../../observe/log.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { MetricsSink } from '../../pipeline/metrics.js';
-import { PENDING, type Stage, type StageResult } from '../../pipeline/stage.js';
+import { ANSWERED, PENDING, type Stage, type StageResult } from '../../pipeline/stage.js';
+import { INFLIGHT_REFUSE, type RateLimiter } from '../guard/rate-limit.js';
 import { queryEmptyAnswer } from '../../wire/answer.js';
 import { RCODE, qtypeName, rcodeName } from '../../wire/constants.js';
 import { keyToText } from '../../wire/names.js';
@@ -18,6 +19,8 @@ import { FailureLog } from './failure-log.js';
 import type { Forwarder, ForwardResult } from './forwarder.js';
 
 const EDE_NO_REACHABLE_AUTHORITY = 22;
+/** RFC 8767's "client response timer": 1.8 s, then the stale answer. */
+export const STALE_WAIT_MS = 1800;
 
 export class ForwardStage implements Stage {
   readonly name = 'forward';
@@ -25,14 +28,25 @@ export class ForwardStage implements Stage {
   private readonly inflight = new Map<string, Query[]>();
   private readonly debug: boolean;
   private readonly failures: FailureLog;
+  private staleAnswers = 0;
 
   /** `zones`: forward-zone name -> the Forwarder of its upstreams; null when there are none. */
-  constructor(readonly forwarder: Forwarder, private readonly log: Logger, readonly zones: ZoneMap<Forwarder> | null = null) {
+  /** `limiter`: bounds the queries waiting upstream, per client and in all (memory stays bounded when an upstream is down). */
+  constructor(readonly forwarder: Forwarder, private readonly log: Logger, readonly zones: ZoneMap<Forwarder> | null = null,
+    private readonly limiter: RateLimiter | null = null) {
     this.debug = log.isLevelEnabled('debug');
     this.failures = new FailureLog(log);
   }
 
   onQuery(q: Query, pipeline: Pipeline): StageResult {
+    if (this.limiter !== null) {
+      const ticket = this.limiter.enter(q.clientAddress, performance.now());
+      if (ticket < 0) {
+        if (ticket === INFLIGHT_REFUSE) pipeline.reply(q, queryEmptyAnswer(q, RCODE.REFUSED), 'refused');
+        return ANSWERED;
+      }
+      q.ticket = ticket;
+    }
     const waiting = this.inflight.get(q.cacheKey);
     if (waiting !== undefined) {
       waiting.push(q);
@@ -41,7 +55,8 @@ export class ForwardStage implements Stage {
     this.inflight.set(q.cacheKey, [q]);
     const zone = this.zones === null ? -1 : this.zones.match(q.qnameKey);
     const forwarder = zone < 0 ? this.forwarder : this.zones!.valueOf(zone);
-    forwarder.forward(q, (result) => this.answered(q, result, pipeline));
+    // With a stale answer in hand, the client waits at most STALE_WAIT_MS for a fresh one.
+    forwarder.forward(q, (result) => this.answered(q, result, pipeline), q.stale === null ? undefined : STALE_WAIT_MS);
     return PENDING;
   }
 
@@ -61,6 +76,15 @@ export class ForwardStage implements Stage {
     const outcome = result.ok ? 'forwarded' : 'servfail';
     for (let i = 0; i < waiters.length; i++) {
       const q = waiters[i]!;
+      this.limiter?.leave(q.ticket);
+      q.ticket = -1;
+      if (!result.ok && q.stale !== null) {
+        // Serve-stale (RFC 8767): what the cache knew beats SERVFAIL.
+        this.staleAnswers++;
+        q.upstreamInfo = null;
+        pipeline.deliver(q, q.stale, 'cached', '', true);
+        continue;
+      }
       if (packed === null) {
         pipeline.reply(q, queryEmptyAnswer(q, RCODE.SERVFAIL,
           q.edns ? { code: EDE_NO_REACHABLE_AUTHORITY, text: result.failure } : undefined), 'servfail', result.upstream);
@@ -77,6 +101,7 @@ export class ForwardStage implements Stage {
   }
 
   collect(sink: MetricsSink): void {
+    sink.add('sinkhole_stale_answers_total', 'counter', 'Expired cached answers sent because no upstream answered (RFC 8767).', this.staleAnswers);
     this.forwarder.collect(sink);
     for (const [, f] of this.zones?.entries() ?? []) f.collect(sink);
   }
