@@ -85,8 +85,8 @@ export class GuardStage implements Stage {
     const l = this.limiter;
     if (l !== null) {
       sink.add('sinkhole_ratelimited_total', 'counter', 'Queries over a client\'s rate or in-flight limit, by what was done.',
-        [[{ limit: 'rate', action: 'refused' }, l.counters.rateRefused], [{ limit: 'rate', action: 'dropped' }, l.counters.rateDropped],
-          [{ limit: 'inflight', action: 'refused' }, l.counters.inflightRefused], [{ limit: 'inflight', action: 'dropped' }, l.counters.inflightDropped]]);
+        [[{ reason: 'rate', action: 'refused' }, l.counters.rateRefused], [{ reason: 'rate', action: 'dropped' }, l.counters.rateDropped],
+          [{ reason: 'inflight', action: 'refused' }, l.counters.inflightRefused], [{ reason: 'inflight', action: 'dropped' }, l.counters.inflightDropped]]);
       sink.add('sinkhole_inflight_queries', 'gauge', 'Queries waiting for an upstream now.', l.inflight);
     }
     sink.add('sinkhole_guard_answered_total', 'counter', 'Queries the guard answered itself, by reason.',
