@@ -6,13 +6,13 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
-import { freePort } from './helpers/server.js';
-import { startUpstream } from './helpers/upstream.js';
+import { ask } from '../helpers/client.js';
+import { T } from '../helpers/dns.js';
+import { freePort } from '../helpers/server.js';
+import { startUpstream } from '../helpers/upstream.js';
 import { spawn } from 'node:child_process';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 const inCi = process.env.CI === 'true';
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 

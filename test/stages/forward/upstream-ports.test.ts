@@ -6,12 +6,12 @@ import { createSocket } from 'node:dgram';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
-import { UdpUpstreamClient } from '../src/stages/forward/transports/udp.js';
-import { mustKey } from '../src/wire/names.js';
-import { buildQuery, decode, T } from './helpers/dns.js';
-import { serverWithUpstream } from './helpers/server.js';
-import { startUpstream } from './helpers/upstream.js';
+import { parseEndpoint, type Endpoint } from '../../../src/net/endpoint.js';
+import { UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
+import { mustKey } from '../../../src/wire/names.js';
+import { buildQuery, decode, T } from '../../helpers/dns.js';
+import { serverWithUpstream } from '../../helpers/server.js';
+import { startUpstream } from '../../helpers/upstream.js';
 
 /** Sockets this process has open (Linux). */
 function openSockets(): number {
@@ -133,7 +133,7 @@ t.test('sockets of cancelled and expired queries are closed; a spoofed answer fr
 });
 
 t.test('out of file descriptors (ulimit -n 64): queries share the open sockets and are answered, not left to their deadline', async (t) => {
-  const dist = JSON.stringify(join(import.meta.dirname, '..', 'dist'));
+  const dist = JSON.stringify(join(import.meta.dirname, '..', '..', '..', 'dist'));
   const script = `
     import { createSocket } from 'node:dgram';
     const { UdpUpstreamClient } = await import(${dist} + '/stages/forward/transports/udp.js');

@@ -4,20 +4,20 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer as createTlsServer } from 'node:tls';
 import t, { type Test } from 'tap';
-import { buildQuery, decode, T } from './helpers/dns.js';
-import { startUpstream, type TestUpstream } from './helpers/upstream.js';
-import { makeCertificates, needTool, startDnsdist, type Certificates } from './helpers/tls-peers.js';
-import { parseUpstream, type EncryptedUpstream } from '../src/stages/forward/upstream-url.js';
-import { TlsUpstream } from '../src/stages/forward/transports/tls.js';
-import { HttpsUpstream } from '../src/stages/forward/transports/https.js';
-import type { EncryptedTransport } from '../src/stages/forward/transports/encrypted.js';
-import { bootstrapResolver } from '../src/stages/forward/bootstrap.js';
-import { UdpUpstreamClient } from '../src/stages/forward/transports/udp.js';
-import { mustKey } from '../src/wire/names.js';
-import { buildConfig, ConfigError } from '../src/config/config.js';
-import { ask } from './helpers/client.js';
-import { startSinkhole } from './helpers/server.js';
-import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
+import { buildQuery, decode, T } from '../../helpers/dns.js';
+import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
+import { makeCertificates, needTool, startDnsdist, type Certificates } from '../../helpers/tls-peers.js';
+import { parseUpstream, type EncryptedUpstream } from '../../../src/stages/forward/upstream-url.js';
+import { TlsUpstream } from '../../../src/stages/forward/transports/tls.js';
+import { HttpsUpstream } from '../../../src/stages/forward/transports/https.js';
+import type { EncryptedTransport } from '../../../src/stages/forward/transports/encrypted.js';
+import { bootstrapResolver } from '../../../src/stages/forward/bootstrap.js';
+import { UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
+import { mustKey } from '../../../src/wire/names.js';
+import { buildConfig, ConfigError } from '../../../src/config/config.js';
+import { ask } from '../../helpers/client.js';
+import { startSinkhole } from '../../helpers/server.js';
+import { parseEndpoint, type Endpoint } from '../../../src/net/endpoint.js';
 
 /** n123.example -> 10.0.0.123: each answer says which question it answers. */
 const addressFor = (name: string): string => {

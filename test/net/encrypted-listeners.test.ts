@@ -9,16 +9,16 @@ import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { buildQuery, decode, T } from './helpers/dns.js';
-import { serverWithUpstream, type TestServer } from './helpers/server.js';
-import { freeTcpPort, makeCertificates, needTool, type Certificates } from './helpers/tls-peers.js';
-import { listenTls } from '../src/net/tls.js';
-import { listenHttps } from '../src/net/https.js';
-import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
-import type { QueryHandler } from '../src/net/udp.js';
-import { HttpsUpstream } from '../src/stages/forward/transports/https.js';
-import { parseUpstream, type EncryptedUpstream } from '../src/stages/forward/upstream-url.js';
-import { mustKey } from '../src/wire/names.js';
+import { buildQuery, decode, T } from '../helpers/dns.js';
+import { serverWithUpstream, type TestServer } from '../helpers/server.js';
+import { freeTcpPort, makeCertificates, needTool, type Certificates } from '../helpers/tls-peers.js';
+import { listenTls } from '../../src/net/tls.js';
+import { listenHttps } from '../../src/net/https.js';
+import { parseEndpoint, type Endpoint } from '../../src/net/endpoint.js';
+import type { QueryHandler } from '../../src/net/udp.js';
+import { HttpsUpstream } from '../../src/stages/forward/transports/https.js';
+import { parseUpstream, type EncryptedUpstream } from '../../src/stages/forward/upstream-url.js';
+import { mustKey } from '../../src/wire/names.js';
 
 let certs: Certificates;
 t.before(() => {

@@ -1,17 +1,17 @@
 // The query log and the statistics behind /api/stats and `sinkhole stats`: one JSON line
 // per query with the fields admins grep for; blocked-only and sampled modes; reopened for
 // logrotate; statistics bounded however many clients and names there are.
-import { PipelineEvent } from '../src/pipeline/query-event.js';
+import { PipelineEvent } from '../../src/pipeline/query-event.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { QueryStats } from '../src/observe/stats.js';
-import { parseQuery, Query } from '../src/wire/query.js';
-import { ask } from './helpers/client.js';
-import { buildQuery, T } from './helpers/dns.js';
-import { freePort, serverWithUpstream } from './helpers/server.js';
+import { QueryStats } from '../../src/observe/stats.js';
+import { parseQuery, Query } from '../../src/wire/query.js';
+import { ask } from '../helpers/client.js';
+import { buildQuery, T } from '../helpers/dns.js';
+import { freePort, serverWithUpstream } from '../helpers/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const answer = (q: { rawName: string }) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] });
@@ -93,7 +93,7 @@ t.test('/api/stats and sinkhole stats show who tried which bundle', async (t) =>
   });
   t.equal((stats.last24h as unknown[]).length, 24);
   const out = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'main', 'cli.js'), 'stats', '--admin', `127.0.0.1:${adminPort}`]);
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js'), 'stats', '--admin', `127.0.0.1:${adminPort}`]);
     let text = '';
     child.stdout.on('data', (c: Buffer) => (text += c.toString()));
     child.on('close', () => resolve(text));

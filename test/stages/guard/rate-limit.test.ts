@@ -3,11 +3,11 @@
 // and a take() that allocates nothing.
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import t from 'tap';
-import { addressBytes } from '../src/wire/answer.js';
-import { parseCidr, type Cidr } from '../src/stages/policy/cidr.js';
+import { addressBytes } from '../../../src/wire/answer.js';
+import { parseCidr, type Cidr } from '../../../src/stages/policy/cidr.js';
 import {
   DEFAULT_RATE_LIMIT, INFLIGHT_DROP, INFLIGHT_REFUSE, RATE_OK, RATE_REFUSE, RateLimiter,
-} from '../src/stages/guard/rate-limit.js';
+} from '../../../src/stages/guard/rate-limit.js';
 
 /** Sends `count` queries from `address` evenly over [from, from + ms); returns how each was judged. */
 function send(limiter: RateLimiter, address: string, count: number, from: number, ms: number): { ok: number; refused: number; dropped: number } {

@@ -4,11 +4,11 @@
 // answers after the client half-closes, and pipelined queries cut by a reset.
 import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { parseEndpoint, type Endpoint } from '../src/net/endpoint.js';
-import { listenTcp, type TcpListener, type TcpOptions } from '../src/net/tcp.js';
-import type { Transport } from '../src/net/transport.js';
-import { buildQuery, decode, T } from './helpers/dns.js';
-import { freePort, serverWithUpstream } from './helpers/server.js';
+import { parseEndpoint, type Endpoint } from '../../src/net/endpoint.js';
+import { listenTcp, type TcpListener, type TcpOptions } from '../../src/net/tcp.js';
+import type { Transport } from '../../src/net/transport.js';
+import { buildQuery, decode, T } from '../helpers/dns.js';
+import { freePort, serverWithUpstream } from '../helpers/server.js';
 
 interface Client {
   socket: Socket;

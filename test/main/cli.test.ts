@@ -6,14 +6,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { upstreamsFromResolvConf } from '../src/config/config.js';
-import { UDP_REUSE_PORT } from '../src/net/udp.js';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
-import { freePort } from './helpers/server.js';
-import { startUpstream } from './helpers/upstream.js';
+import { upstreamsFromResolvConf } from '../../src/config/config.js';
+import { UDP_REUSE_PORT } from '../../src/net/udp.js';
+import { ask } from '../helpers/client.js';
+import { T } from '../helpers/dns.js';
+import { freePort } from '../helpers/server.js';
+import { startUpstream } from '../helpers/upstream.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'main', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
 const inCi = process.env.CI === 'true';
 
 function run(args: string[], opts: { asNobody?: boolean } = {}) {

@@ -2,12 +2,12 @@
 // upstream, subdomains are covered at label boundaries, case and trailing dots do not matter.
 import dns2 from 'dns2';
 import t from 'tap';
-import { udpExchange } from './helpers/client.js';
-import { buildQuery } from './helpers/dns.js';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
-import { startSinkhole } from './helpers/server.js';
-import { startUpstream } from './helpers/upstream.js';
+import { udpExchange } from '../../helpers/client.js';
+import { buildQuery } from '../../helpers/dns.js';
+import { ask } from '../../helpers/client.js';
+import { T } from '../../helpers/dns.js';
+import { startSinkhole } from '../../helpers/server.js';
+import { startUpstream } from '../../helpers/upstream.js';
 
 const LIST = `# MSN Messenger
 messenger.hotmail.com

@@ -3,12 +3,12 @@
 // Microsoft's and Yahoo's and AOL's own sites).
 import { join } from 'node:path';
 import t from 'tap';
-import { checkName } from '../src/stages/policy/check.js';
-import { loadBlocklists, listFiles } from '../src/stages/policy/load.js';
-import { Policy } from '../src/stages/policy/policy.js';
-import { QTYPE } from '../src/wire/constants.js';
+import { checkName } from '../../src/stages/policy/check.js';
+import { loadBlocklists, listFiles } from '../../src/stages/policy/load.js';
+import { Policy } from '../../src/stages/policy/policy.js';
+import { QTYPE } from '../../src/wire/constants.js';
 
-const DIR = join(import.meta.dirname, '..', 'blocklists');
+const DIR = join(import.meta.dirname, '..', '..', 'blocklists');
 
 async function verdicts(dir: string) {
   const report = await loadBlocklists(dir);
@@ -51,7 +51,7 @@ t.test('the default set blocks none of the names admins must keep', async (t) =>
 
 t.test('no answer-IP rule in the default set covers Microsoft\'s, Yahoo\'s or AOL\'s web addresses seen in the seeds', async (t) => {
   const { report } = await verdicts(DIR);
-  const { addressBytes } = await import('../src/wire/answer.js');
+  const { addressBytes } = await import('../../src/wire/answer.js');
   // Addresses the seeds name as Hotmail / Microsoft web (seed 002: "Allow: 65.54.244.42"; 207.46.x.x serves microsoft.com).
   for (const address of ['65.54.244.42', '207.46.19.190', '207.46.130.100', '13.107.42.14', '20.70.246.20', '40.97.153.146']) {
     t.equal(report.ruleSet.matchAddress(addressBytes(address), 0, 4), -1, `${address} is not in an ip: rule`);

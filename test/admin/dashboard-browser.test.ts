@@ -5,9 +5,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
-import { freePort, serverWithUpstream } from './helpers/server.js';
+import { ask } from '../helpers/client.js';
+import { T } from '../helpers/dns.js';
+import { freePort, serverWithUpstream } from '../helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -56,7 +56,7 @@ t.test('the dashboard shows the numbers of the queries the server answered', asy
   t.equal(bars.reduce((a, b) => a + b, 0), 4, 'the blocked attempts are in the chart');
   t.same(external, [], 'every asset comes from the server (works offline)');
 
-  const dir = join(import.meta.dirname, '..', '.tap', 'screenshots');
+  const dir = join(import.meta.dirname, '..', '..', '.tap', 'screenshots');
   mkdirSync(dir, { recursive: true });
   const shot = join(dir, 'dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });

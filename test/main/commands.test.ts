@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'main', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20000 });
 
 function folder(t: Test): string {

@@ -4,10 +4,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ask } from './helpers/client.js';
-import { soa, T } from './helpers/dns.js';
-import { serverWithUpstream } from './helpers/server.js';
-import type { Handler } from './helpers/upstream.js';
+import { ask } from '../../helpers/client.js';
+import { soa, T } from '../../helpers/dns.js';
+import { serverWithUpstream } from '../../helpers/server.js';
+import type { Handler } from '../../helpers/upstream.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

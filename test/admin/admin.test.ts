@@ -3,11 +3,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { buildConfig } from '../src/config/config.js';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
-import { freePort, startSinkhole } from './helpers/server.js';
-import { startUpstream, type Handler } from './helpers/upstream.js';
+import { buildConfig } from '../../src/config/config.js';
+import { ask } from '../helpers/client.js';
+import { T } from '../helpers/dns.js';
+import { freePort, startSinkhole } from '../helpers/server.js';
+import { startUpstream, type Handler } from '../helpers/upstream.js';
 
 const answer: Handler = (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] });
 

@@ -2,10 +2,10 @@
 // ID and question, failover, SERVFAIL within the bound, TC -> TCP, truncation for the client.
 import { createSocket } from 'node:dgram';
 import t, { type Test } from 'tap';
-import { ask, tcpExchange, udpExchange } from './helpers/client.js';
-import { buildQuery, decode, T } from './helpers/dns.js';
-import { serverWithUpstream, startSinkhole } from './helpers/server.js';
-import { buildReply, startUpstream, type Handler } from './helpers/upstream.js';
+import { ask, tcpExchange, udpExchange } from '../../helpers/client.js';
+import { buildQuery, decode, T } from '../../helpers/dns.js';
+import { serverWithUpstream, startSinkhole } from '../../helpers/server.js';
+import { buildReply, startUpstream, type Handler } from '../../helpers/upstream.js';
 
 const answerA = (address = '192.0.2.7', ttl = 300): Handler => (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl, data: address }] });
 

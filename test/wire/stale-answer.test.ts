@@ -4,12 +4,12 @@
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import t from 'tap';
-import { packAnswer, type PackedAnswer } from '../src/wire/packed-answer.js';
-import { parseQuery, Query } from '../src/wire/query.js';
-import { inspectResponse } from '../src/wire/response.js';
-import { EDE_STALE_ANSWER, relayStale, STALE_TTL, staleSeconds } from '../src/wire/stale-answer.js';
-import { buildQuery, decode, soa, T, type QueryOptions } from './helpers/dns.js';
-import { buildReply, type Reply, type UpstreamQuery } from './helpers/upstream.js';
+import { packAnswer, type PackedAnswer } from '../../src/wire/packed-answer.js';
+import { parseQuery, Query } from '../../src/wire/query.js';
+import { inspectResponse } from '../../src/wire/response.js';
+import { EDE_STALE_ANSWER, relayStale, STALE_TTL, staleSeconds } from '../../src/wire/stale-answer.js';
+import { buildQuery, decode, soa, T, type QueryOptions } from '../helpers/dns.js';
+import { buildReply, type Reply, type UpstreamQuery } from '../helpers/upstream.js';
 
 /** What the cache would hold: the upstream's answer to `name`, packed, stored `ageMs` ago. */
 function stored(name: string, type: number, reply: Reply, ageMs: number, edns = true): { packed: PackedAnswer; wire: Buffer } {

@@ -7,12 +7,12 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { watchWithFs, type FolderWatcher, type ReloadOptions } from '../src/stages/policy/reload.js';
-import { ask } from './helpers/client.js';
-import { ManualClock } from './helpers/clock.js';
-import { T } from './helpers/dns.js';
-import { freePort, serverWithUpstream, startSinkhole, type TestServer } from './helpers/server.js';
-import { startUpstream, type TestUpstream } from './helpers/upstream.js';
+import { watchWithFs, type FolderWatcher, type ReloadOptions } from '../../../src/stages/policy/reload.js';
+import { ask } from '../../helpers/client.js';
+import { ManualClock } from '../../helpers/clock.js';
+import { T } from '../../helpers/dns.js';
+import { freePort, serverWithUpstream, startSinkhole, type TestServer } from '../../helpers/server.js';
+import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -297,7 +297,7 @@ t.test('SIGHUP reloads a running server', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'a.txt'), 'a.example\n');
   const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'dist', 'main', 'cli.js'), 'serve', '--listen', `127.0.0.1:${port}`,
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', '..', 'dist', 'main', 'cli.js'), 'serve', '--listen', `127.0.0.1:${port}`,
     '--upstream', upstream.address, '--blocklists', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => child.kill('SIGKILL'));
   let out = '';
@@ -318,7 +318,7 @@ t.test('sinkhole enable / disable on a running server: the watcher reloads by it
   mkdirSync(join(s.dir, 'available'));
   writeFileSync(join(s.dir, 'available', 'whatsapp.txt'), '# WhatsApp\nwhatsapp.net\n');
   t.notOk(await blocked(s, 'web.whatsapp.net'));
-  const cli = join(import.meta.dirname, '..', 'dist', 'main', 'cli.js');
+  const cli = join(import.meta.dirname, '..', '..', '..', 'dist', 'main', 'cli.js');
   t.equal(spawnSync(process.execPath, [cli, 'enable', 'whatsapp', '--blocklists', s.dir]).status, 0);
   t.not(await within2s(s, 'web.whatsapp.net', true), -1, 'enabled: blocked within 2 s');
   t.equal(spawnSync(process.execPath, [cli, 'disable', 'msn-messenger', '--blocklists', s.dir]).status, 0);

@@ -3,10 +3,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ask, udpExchange } from './helpers/client.js';
-import { buildQuery, decode, encodeName, ipv4, T } from './helpers/dns.js';
-import { serverWithUpstream } from './helpers/server.js';
-import type { Handler } from './helpers/upstream.js';
+import { ask, udpExchange } from '../../helpers/client.js';
+import { buildQuery, decode, encodeName, ipv4, T } from '../../helpers/dns.js';
+import { serverWithUpstream } from '../../helpers/server.js';
+import type { Handler } from '../../helpers/upstream.js';
 
 const real: Handler = (q) => ({
   answers: q.type === T.AAAA ? [{ name: q.rawName, type: T.AAAA, ttl: 300, data: '2001:db8::7' }]
@@ -29,7 +29,7 @@ t.test('exceptions: the most specific rule wins; on equal specificity allow wins
 });
 
 t.test('exempt clients by IPv4 and IPv6 CIDR are never blocked', async (t) => {
-  const { freePort } = await import('./helpers/server.js');
+  const { freePort } = await import('../../helpers/server.js');
   const v6port = await freePort();
   const { s } = await setup(t, { 'msn.txt': 'messenger.hotmail.com\n' }, ['--exempt-client', '127.0.0.2/32', '--exempt-client', '::1/128', '--listen', `[::1]:${v6port}`]);
   t.equal((await ask(s.port, 'messenger.hotmail.com', T.A, { from: '127.0.0.1' })).answers[0]?.text, '127.0.0.1', '127.0.0.1 is blocked');
@@ -59,7 +59,7 @@ t.test('who may ask: clients outside allow-net get REFUSED', async (t) => {
 t.test('the default allow-net answers loopback and private networks only', async (t) => {
   const { s } = await setup(t, {});
   t.same(s.config.allowNets?.map((c) => c.text), ['127.0.0.0/8', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10']);
-  const { NetworkList } = await import('../src/stages/policy/cidr.js');
+  const { NetworkList } = await import('../../../src/stages/policy/cidr.js');
   const nets = new NetworkList(s.config.allowNets!);
   for (const ok of ['127.0.0.1', '10.1.2.3', '172.31.0.1', '192.168.1.16', '100.64.0.1', '169.254.1.1', '::1', 'fd12::1', 'fe80::1', '::ffff:192.168.1.2']) t.ok(nets.contains(ok), `${ok} may ask`);
   for (const no of ['8.8.8.8', '172.32.0.1', '192.0.2.1', '2001:db8::1', '::ffff:8.8.8.8']) t.notOk(nets.contains(no), `${no} may not`);
