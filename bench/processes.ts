@@ -36,7 +36,14 @@ export function startPinned(core: number | string, command: string, args: string
 /** The repository's top folder (this file runs from dist-bench/bench/). */
 export const ROOT = join(import.meta.dirname, '..', '..');
 /** The server as built by `npm run build`. */
-export const CLI = join(ROOT, 'dist', 'main', 'cli.js');
+/**
+ * The sinkhole under test: this tree's build, or another build given by SINKHOLE_BENCH_CLI
+ * (to compare two versions with the same harness on the same day, e.g. before and after a change).
+ */
+export const CLI = process.env.SINKHOLE_BENCH_CLI ?? join(ROOT, 'dist', 'main', 'cli.js');
+/** Builds from before the per-client limits existed do not know their flags. */
+const LIMIT_FLAGS = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8' }).stdout.includes('--rate-limit')
+  ? ['--rate-limit', '0', '--max-inflight-per-client', '0'] : [];
 
 /**
  * Starts `sinkhole serve ARGS` pinned to `core` with the V8 flags it runs with in
@@ -44,7 +51,7 @@ export const CLI = join(ROOT, 'dist', 'main', 'cli.js');
  */
 export function startSinkhole(core: number | string, args: string[], logFile?: string): ChildProcess {
   // dnsperf is one client address sending the whole load: per-client limits off (docs/performance.md).
-  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', '--rate-limit', '0', '--max-inflight-per-client', '0', ...args], logFile);
+  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', ...LIMIT_FLAGS, ...args], logFile);
 }
 
 export async function stop(child: ChildProcess): Promise<void> {
