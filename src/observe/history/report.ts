@@ -1,0 +1,177 @@
+// Reports over the history database: blocked attempts grouped by client, bundle, domain,
+// group, day or hour in a time range. Whole hours come from the hourly roll-ups (a 90-day
+// report reads ~2,000 hours per client, not millions of rows); the partial hours at the
+// ends of the range, and every `--by domain` report, come from the raw rows.
+import type { Db } from './schema.js';
+import { BLOCKED, HOUR_MS, ID_PER_MS } from './schema.js';
+
+export const REPORT_BY = ['client', 'bundle', 'domain', 'group', 'day', 'hour'] as const;
+export type ReportBy = (typeof REPORT_BY)[number];
+
+export interface ReportQuery {
+  /** ms, inclusive. */
+  since: number;
+  /** ms, exclusive. */
+  until: number;
+  by: ReportBy;
+  /** An address, or a client name (case-insensitive). */
+  client?: string;
+  bundle?: string;
+}
+
+export interface ReportRow {
+  key: string;
+  /** The client's name for `by: client` (null when none is known); null for the other groupings. */
+  name: string | null;
+  count: number;
+  first: string;
+  last: string;
+}
+
+/** The stable JSON shape of `sinkhole report --format json` and GET /api/report. */
+export interface Report {
+  since: string;
+  until: string;
+  by: ReportBy;
+  rows: ReportRow[];
+}
+
+interface Part {
+  k: number;
+  n: number;
+  f: number;
+  l: number;
+}
+
+/** The SQL column each grouping groups by, in the roll-ups and in the raw rows. */
+const ROLLUP_KEY: Record<Exclude<ReportBy, 'domain'>, string> = { client: 'client', bundle: 'bundle', group: 'grp', day: 'hour', hour: 'hour' };
+const RAW_KEY: Record<ReportBy, string> = {
+  client: 'client', bundle: 'coalesce(bundle, -1)', group: 'grp', domain: 'domain', day: `id / ${HOUR_MS * ID_PER_MS}`, hour: `id / ${HOUR_MS * ID_PER_MS}`,
+};
+
+/** Blocked attempts in [since, until) grouped by `by`. Reads only: `db` may be opened read-only. */
+export function report(db: Db, q: ReportQuery): Report {
+  const read = db.transaction((): ReportRow[] => {
+    const filters: string[] = [];
+    const params: number[] = [];
+    if (q.client !== undefined) {
+      const ids = (db.prepare('SELECT id FROM clients WHERE address = ? OR lower(name) = lower(?)').all(q.client, q.client) as { id: number }[]).map((r) => r.id);
+      if (ids.length === 0) return [];
+      filters.push(`client IN (${ids.join(',')})`);
+    }
+    if (q.bundle !== undefined) {
+      const id = (db.prepare('SELECT id FROM labels WHERE text = ?').get(q.bundle) as { id: number } | undefined)?.id;
+      if (id === undefined) return [];
+      filters.push('bundle = ?');
+      params.push(id);
+    }
+    const where = filters.map((f) => ` AND ${f}`).join('');
+    const parts: Part[] = [];
+    const raw = (from: number, to: number): void => {
+      if (from >= to) return;
+      const rows = db.prepare(`SELECT ${RAW_KEY[q.by]} AS k, count(*) AS n, min(id) / ${ID_PER_MS} AS f, max(id) / ${ID_PER_MS} AS l ` +
+        `FROM queries WHERE id >= ? AND id < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from * ID_PER_MS, to * ID_PER_MS, ...params) as Part[];
+      for (const r of rows) parts.push({ ...r, k: q.by === 'day' || q.by === 'hour' ? r.k * HOUR_MS : r.k });
+    };
+    if (q.by === 'domain') raw(q.since, q.until);
+    else {
+      const firstHour = Math.ceil(q.since / HOUR_MS);
+      const endHour = Math.floor(q.until / HOUR_MS);
+      if (firstHour >= endHour) raw(q.since, q.until);
+      else {
+        raw(q.since, firstHour * HOUR_MS);
+        const rows = db.prepare(`SELECT ${ROLLUP_KEY[q.by]} AS k, sum(count) AS n, min(first) AS f, max(last) AS l ` +
+          `FROM hourly WHERE hour >= ? AND hour < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(firstHour, endHour, ...params) as Part[];
+        for (const r of rows) parts.push({ ...r, k: q.by === 'day' || q.by === 'hour' ? r.k * HOUR_MS : r.k });
+        raw(endHour * HOUR_MS, q.until);
+      }
+    }
+    return merge(db, q.by, parts);
+  });
+  return { since: new Date(q.since).toISOString(), until: new Date(q.until).toISOString(), by: q.by, rows: read() };
+}
+
+/** Turns ids into keys, and sums the parts that share a key. */
+function merge(db: Db, by: ReportBy, parts: Part[]): ReportRow[] {
+  const text = keyText(db, by, parts);
+  const sums = new Map<string, { name: string | null; nameAt: number; n: number; f: number; l: number }>();
+  for (const p of parts) {
+    const { key, name } = text(p.k);
+    const s = sums.get(key);
+    if (s === undefined) sums.set(key, { name, nameAt: name === null ? -Infinity : p.l, n: p.n, f: p.f, l: p.l });
+    else {
+      s.n += p.n;
+      s.f = Math.min(s.f, p.f);
+      s.l = Math.max(s.l, p.l);
+      // A client known under several names is shown with the latest.
+      if (name !== null && p.l > s.nameAt) {
+        s.name = name;
+        s.nameAt = p.l;
+      }
+    }
+  }
+  const rows = [...sums].map(([key, s]) => ({ key, name: s.name, count: s.n, first: new Date(s.f).toISOString(), last: new Date(s.l).toISOString() }));
+  if (by === 'day' || by === 'hour') rows.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  else rows.sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return rows;
+}
+
+function keyText(db: Db, by: ReportBy, parts: Part[]): (k: number) => { key: string; name: string | null } {
+  if (by === 'day') return (k) => ({ key: localDay(k), name: null });
+  if (by === 'hour') return (k) => ({ key: localHour(k), name: null });
+  const ids = [...new Set(parts.map((p) => p.k))].filter((k) => k >= 0);
+  const table = by === 'client' ? 'clients' : by === 'domain' ? 'domains' : 'labels';
+  const column = by === 'client' ? "address AS t, name AS name" : by === 'domain' ? 'qname AS t, NULL AS name' : 'text AS t, NULL AS name';
+  const found = new Map<number, { t: string; name: string | null }>();
+  // In slices: SQLite limits the number of values in one statement.
+  for (let i = 0; i < ids.length; i += 500) {
+    const slice = ids.slice(i, i + 500);
+    for (const r of db.prepare(`SELECT id, ${column} FROM ${table} WHERE id IN (${slice.join(',')})`).all() as { id: number; t: string; name: string | null }[]) found.set(r.id, r);
+  }
+  return (k) => {
+    const r = found.get(k);
+    return { key: r?.t ?? '', name: by === 'client' ? (r?.name ? r.name : null) : null };
+  };
+}
+
+const pad = (n: number): string => String(n).padStart(2, '0');
+
+/** YYYY-MM-DD in local time. */
+export function localDay(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** YYYY-MM-DDTHH:00:00+HH:MM: the hour in local time, with its offset, so it is unambiguous. */
+export function localHour(ms: number): string {
+  const d = new Date(ms);
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  return `${localDay(ms)}T${pad(d.getHours())}:00:00${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+}
+
+/** Local date and time for the table format: YYYY-MM-DD HH:MM:SS. */
+export function localTime(iso: string): string {
+  const d = new Date(iso);
+  return `${localDay(d.getTime())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function csvField(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** `key,name,count,first,last`, one row per key; name empty when null; times ISO (UTC). */
+export function reportCsv(r: Report): string {
+  return ['key,name,count,first,last', ...r.rows.map((row) => [row.key, row.name ?? '', String(row.count), row.first, row.last].map(csvField).join(','))].join('\n') + '\n';
+}
+
+/** A table for people: local times with date. */
+export function reportTable(r: Report): string {
+  const head = `blocked attempts by ${r.by}, ${localTime(r.since)} to ${localTime(r.until)} (local time)`;
+  if (r.rows.length === 0) return `${head}\n  (none)\n`;
+  const cells = [[r.by.toUpperCase(), 'NAME', 'COUNT', 'FIRST', 'LAST'],
+    ...r.rows.map((row) => [row.key === '' ? '(none)' : row.key, row.name ?? '-', String(row.count), localTime(row.first), localTime(row.last)])];
+  const width = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
+  const lines = cells.map((row) => row.map((cell, c) => (c === 2 ? cell.padStart(width[c]!) : cell.padEnd(width[c]!))).join('  ').trimEnd());
+  return `${head}\n${lines.join('\n')}\n`;
+}

@@ -1,0 +1,104 @@
+// The history database: its tables, and opening it as the one writer or as a reader.
+// Names, clients and labels are stored once and referenced by integer id (as Pi-hole
+// does), so a raw row is a handful of small integers.
+import Database from 'better-sqlite3';
+import { OUTCOMES, type Outcome } from '../event.js';
+
+export type Db = Database.Database;
+
+export const DB_FILE = 'history.sqlite';
+export const SCHEMA_VERSION = 1;
+
+/** Raw row ids are the time in ms times this plus a sequence number (see `queries.id`). */
+export const ID_PER_MS = 1000;
+export const HOUR_MS = 3_600_000;
+
+/** Verdict numbers stored in `queries.verdict` and `hourly.verdict`: the index in OUTCOMES. */
+export function verdictCode(outcome: Outcome): number {
+  return OUTCOMES.indexOf(outcome);
+}
+export const BLOCKED = verdictCode('blocked');
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verdicts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+-- One row per (address, name) pair seen: a client renamed by DHCP gets a second row.
+CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, address TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', UNIQUE (address, name));
+CREATE TABLE IF NOT EXISTS domains (id INTEGER PRIMARY KEY, qname TEXT NOT NULL UNIQUE);
+-- Bundles, rule files, groups, node names and upstreams: few distinct texts.
+CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+-- id = time in ms * 1000 + a sequence number: rows are in time order by their key, so a time
+-- range is a range of the primary key and no separate time index is needed.
+CREATE TABLE IF NOT EXISTS queries (
+  id INTEGER PRIMARY KEY,
+  client INTEGER NOT NULL,
+  domain INTEGER NOT NULL,
+  qtype INTEGER NOT NULL,
+  verdict INTEGER NOT NULL,
+  grp INTEGER NOT NULL,
+  bundle INTEGER,
+  rule_file INTEGER,
+  rule_line INTEGER,
+  node INTEGER NOT NULL,
+  rcode INTEGER,
+  upstream INTEGER,
+  latency_ms REAL
+);
+-- hour = floor(ms / 3600000); first and last in ms.
+CREATE TABLE IF NOT EXISTS hourly (
+  hour INTEGER NOT NULL,
+  client INTEGER NOT NULL,
+  grp INTEGER NOT NULL,
+  bundle INTEGER NOT NULL,
+  verdict INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  first INTEGER NOT NULL,
+  last INTEGER NOT NULL,
+  PRIMARY KEY (hour, client, grp, bundle, verdict)
+) WITHOUT ROWID;
+-- For people with the sqlite3 shell: the raw rows in words.
+CREATE VIEW IF NOT EXISTS attempts AS
+  SELECT strftime('%Y-%m-%dT%H:%M:%fZ', q.id / 1000 / 1000.0, 'unixepoch') AS time, c.address AS client, c.name AS client_name,
+         g.text AS grp, d.qname, q.qtype, v.name AS verdict, b.text AS bundle, f.text || ':' || q.rule_line AS rule,
+         n.text AS node, q.rcode, u.text AS upstream, q.latency_ms
+  FROM queries q JOIN clients c ON c.id = q.client JOIN domains d ON d.id = q.domain JOIN verdicts v ON v.id = q.verdict
+  JOIN labels g ON g.id = q.grp JOIN labels n ON n.id = q.node
+  LEFT JOIN labels b ON b.id = q.bundle LEFT JOIN labels f ON f.id = q.rule_file LEFT JOIN labels u ON u.id = q.upstream;
+`;
+
+/**
+ * Opens (creating if needed) the database as its one writer: WAL, so readers (reports)
+ * never block the writer; synchronous=NORMAL, so a commit does not wait for the disk (a
+ * power cut may lose the last commits, never corrupt the file); incremental auto-vacuum, so
+ * space freed by retention can be given back in small steps.
+ */
+export function openWriter(path: string): Db {
+  const db = new Database(path);
+  try {
+    db.pragma('busy_timeout = 5000');
+    if (db.pragma('auto_vacuum', { simple: true }) !== 2 && !hasTables(db)) db.pragma('auto_vacuum = INCREMENTAL');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    // After a checkpoint the log is cut back to 4 MB: a burst does not leave a big file behind.
+    db.pragma('journal_size_limit = 4194304');
+    db.exec(SCHEMA);
+    const insert = db.prepare('INSERT OR IGNORE INTO verdicts (id, name) VALUES (?, ?)');
+    OUTCOMES.forEach((o, i) => insert.run(i, o));
+    db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function hasTables(db: Db): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").get() !== undefined;
+}
+
+/** Opens the database read-only, for reports (works while the server writes, and while it is stopped). */
+export function openReader(path: string): Db {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  return db;
+}

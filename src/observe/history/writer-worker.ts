@@ -1,0 +1,162 @@
+// The history worker thread: owns the HistoryWriter, writes each batch the observer posts in
+// one transaction, keeps failed batches (bounded) and retries, and runs retention in small
+// chunks. Writing 10,000 rows takes 14-20 ms (measured, docs/history.md): on the DNS
+// thread that would hold up every query behind it, here it holds up nothing.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Batch, RollupCell } from './batch.js';
+import { DB_FILE, HOUR_MS } from './schema.js';
+import { HistoryWriter } from './writer.js';
+import type { ToMain, ToWorker, WorkerSettings } from './messages.js';
+
+const settings = workerData as WorkerSettings;
+const path = join(settings.stateDir, DB_FILE);
+const port = parentPort!;
+const post = (m: ToMain): void => port.postMessage(m);
+
+let writer: HistoryWriter | null = null;
+const pending: Batch[] = [];
+let pendingRows = 0;
+let written = 0;
+let dropped = 0;
+let writeErrors = 0;
+let failing = false;
+let retryTimer: NodeJS.Timeout | null = null;
+let retaining = false;
+
+function describe(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const message = (e.message ?? String(err)).split('\n')[0]!;
+  // Node's own errors begin with their code already ("ENOTDIR: not a directory, mkdir ...").
+  return e.code === undefined || message.startsWith(e.code) ? message : `${e.code}: ${message}`;
+}
+
+/** Batches kept while the database cannot be written: about ten minutes' worth. */
+const MAX_PENDING_BATCHES = 600;
+
+/** Sums cells of the same (hour, client, bundle, verdict). */
+export function aggregate(cells: RollupCell[]): RollupCell[] {
+  const sums = new Map<string, RollupCell>();
+  for (const c of cells) {
+    const key = `${c.hour}\0${c.client}\0${c.bundle}\0${c.verdict}`;
+    const sum = sums.get(key);
+    if (sum === undefined) sums.set(key, { ...c });
+    else {
+      sum.count += c.count;
+      sum.first = Math.min(sum.first, c.first);
+      sum.last = Math.max(sum.last, c.last);
+    }
+  }
+  return [...sums.values()];
+}
+
+/** The raw rows of a batch that cannot be kept become roll-up counts: reports still count them. */
+function foldRows(batch: Batch): void {
+  const { rows } = batch;
+  if (rows.n === 0) return;
+  const cells = batch.rollups;
+  for (let i = 0; i < rows.n; i++) {
+    const at = rows.at[i]!;
+    cells.push({ hour: Math.floor(at / HOUR_MS), client: rows.client[i]!, bundle: rows.bundle[i]!, verdict: rows.verdict[i]!, count: 1, first: at, last: at });
+  }
+  batch.rollups = aggregate(cells);
+  dropped += rows.n;
+  pendingRows -= rows.n;
+  rows.n = 0;
+}
+
+/** Keeps what waits for the database bounded: raw rows past queueLimit, and batches past MAX_PENDING_BATCHES, become counts. */
+function bound(): void {
+  for (let i = 0; pendingRows > settings.queueLimit && i < pending.length - 1; i++) foldRows(pending[i]!);
+  while (pending.length > MAX_PENDING_BATCHES) {
+    const oldest = pending.shift()!;
+    foldRows(oldest);
+    const next = pending[0]!;
+    next.rollups = aggregate([...oldest.rollups, ...next.rollups]);
+    next.clients = { ...oldest.clients, ...next.clients };
+  }
+}
+
+function flush(): void {
+  try {
+    if (writer === null) {
+      mkdirSync(settings.stateDir, { recursive: true });
+      writer = new HistoryWriter(path);
+    } else if (failing) {
+      // After a full disk: move the write-ahead log into the database and cut it to nothing,
+      // so the next transaction has room.
+      writer.db.pragma('wal_checkpoint(TRUNCATE)');
+    }
+    while (pending.length > 0) {
+      const batch = pending[0]!;
+      written += writer.write(batch);
+      pending.shift();
+      pendingRows -= batch.rows.n;
+    }
+    if (failing) {
+      failing = false;
+      post({ type: 'log', level: 'info', msg: `history: writing ${path} again (${dropped} raw rows dropped so far)` });
+    }
+  } catch (err) {
+    writeErrors++;
+    if (!failing) {
+      failing = true;
+      post({ type: 'log', level: 'warn', msg: `history: cannot write ${path} (${describe(err)}); DNS keeps answering, ` +
+        `history retries every ${settings.retryMs >= 1000 ? `${Math.round(settings.retryMs / 1000)} s` : `${settings.retryMs} ms`}: check free space and permissions of --state-dir` });
+    }
+    if (retryTimer === null) retryTimer = setTimeout(() => {
+      retryTimer = null;
+      flush();
+      report();
+    }, settings.retryMs);
+  }
+}
+
+function report(): void {
+  post({ type: 'stats', written, dropped, writeErrors, pendingRows, databaseBytes: writer?.sizeBytes() ?? 0 });
+}
+
+/** Deletes old rows one chunk at a time, letting batches in between. */
+function retain(now: number): void {
+  if (retaining || writer === null || failing) return;
+  retaining = true;
+  let deleted = 0;
+  const step = (): void => {
+    try {
+      const n = writer === null ? 0 : writer.retainChunk(now, settings.days);
+      deleted += n;
+      if (n > 0) {
+        setImmediate(step);
+        return;
+      }
+    } catch (err) {
+      writeErrors++;
+      post({ type: 'log', level: 'warn', msg: `history: retention in ${path} failed (${describe(err)}); tried again at the next hour` });
+    }
+    retaining = false;
+    post({ type: 'retained', deleted });
+    report();
+  };
+  step();
+}
+
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'batch') {
+    pending.push(m.batch);
+    pendingRows += m.batch.rows.n;
+    bound();
+    if (!failing) flush();
+    report();
+  } else if (m.type === 'retain') {
+    retain(m.now);
+  } else if (m.type === 'close') {
+    if (retryTimer !== null) clearTimeout(retryTimer);
+    flush();
+    report();
+    writer?.close();
+    writer = null;
+    post({ type: 'closed' });
+    port.close();
+  }
+});

@@ -1,0 +1,168 @@
+// The one writer of the history database: a batch of raw rows and roll-up counts in one
+// transaction, retention in small chunks. Runs in the history worker thread (see
+// writer-worker.ts), never on the thread that answers DNS.
+import { statSync } from 'node:fs';
+import type { Statement } from 'better-sqlite3';
+import { keyToText } from '../../wire/names.js';
+import type { Batch } from './batch.js';
+import { HOUR_MS, ID_PER_MS, openWriter, type Db } from './schema.js';
+
+/** Rows deleted per retention transaction: each takes a few ms, so batches are never held up long. */
+export const RETENTION_CHUNK = 2000;
+/** Ids of this many domains are remembered; past it the memory is cleared and refilled. */
+const DOMAIN_CACHE = 100_000;
+
+export class HistoryWriter {
+  readonly db: Db;
+  private lastId: number;
+  private readonly clientIds = new Map<string, number>();
+  private readonly domainIds = new Map<string, number>();
+  private readonly labelIds = new Map<string, number>();
+  private readonly stmt: Record<'client' | 'domain' | 'label' | 'row' | 'lastInMs' | 'rollup' | 'deleteRows' | 'deleteRollups', Statement>;
+  private readonly writeTx: (batch: Batch) => number;
+
+  constructor(readonly path: string) {
+    this.db = openWriter(path);
+    const db = this.db;
+    this.stmt = {
+      client: db.prepare('INSERT INTO clients (address, name) VALUES (?, ?) ON CONFLICT DO UPDATE SET name = excluded.name RETURNING id'),
+      domain: db.prepare('INSERT INTO domains (qname) VALUES (?) ON CONFLICT DO UPDATE SET qname = excluded.qname RETURNING id'),
+      label: db.prepare('INSERT INTO labels (text) VALUES (?) ON CONFLICT DO UPDATE SET text = excluded.text RETURNING id'),
+      row: db.prepare('INSERT INTO queries (id, client, domain, qtype, verdict, grp, bundle, rule_file, rule_line, node, rcode, upstream, latency_ms) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      lastInMs: db.prepare('SELECT max(id) AS id FROM queries WHERE id >= ? AND id < ?'),
+      rollup: db.prepare('INSERT INTO hourly (hour, client, grp, bundle, verdict, count, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
+      deleteRows: db.prepare('DELETE FROM queries WHERE id IN (SELECT id FROM queries WHERE id < ? ORDER BY id LIMIT ?)'),
+      deleteRollups: db.prepare('DELETE FROM hourly WHERE (hour, client, grp, bundle, verdict) IN ' +
+        '(SELECT hour, client, grp, bundle, verdict FROM hourly WHERE hour < ? LIMIT ?)'),
+    };
+    this.lastId = (db.prepare('SELECT max(id) AS id FROM queries').get() as { id: number | null }).id ?? 0;
+    this.writeTx = db.transaction((batch: Batch) => this.writeRows(batch));
+  }
+
+  /** Writes a batch in one transaction; returns the raw rows written. Throws on SQLite errors (nothing written). */
+  write(batch: Batch): number {
+    try {
+      return this.writeTx(batch);
+    } catch (err) {
+      // Ids handed out inside the rolled-back transaction no longer exist.
+      this.clientIds.clear();
+      this.domainIds.clear();
+      this.labelIds.clear();
+      throw err;
+    }
+  }
+
+  private writeRows(batch: Batch): number {
+    const { rows, clients } = batch;
+    const node = this.labelId(batch.node);
+    const cells = new Map<string, [number, number, number, number, number, number, number, number]>();
+    const count = (hour: number, client: number, group: number, bundle: number, verdict: number, n: number, first: number, last: number): void => {
+      const key = `${hour},${client},${group},${bundle},${verdict}`;
+      const cell = cells.get(key);
+      if (cell === undefined) cells.set(key, [hour, client, group, bundle, verdict, n, first, last]);
+      else {
+        cell[5] += n;
+        if (first < cell[6]) cell[6] = first;
+        if (last > cell[7]) cell[7] = last;
+      }
+    };
+    for (let i = 0; i < rows.n; i++) {
+      const at = Math.floor(rows.at[i]!);
+      const info = clients[rows.client[i]!];
+      const client = this.clientId(rows.client[i]!, info?.name ?? '');
+      const group = this.labelId(info?.group ?? 'default');
+      const bundle = rows.bundle[i]!;
+      const bundleId = this.labelId(bundle);
+      const id = this.rowId(at);
+      if (id < 0) continue;
+      const latency = rows.latencyMs[i]!;
+      this.stmt.row.run(id, client, this.domainId(rows.qnameKey[i]!), rows.qtype[i], rows.verdict[i], group,
+        bundle === '' ? null : bundleId, rows.ruleFile[i] === '' ? null : this.labelId(rows.ruleFile[i]!), rows.ruleFile[i] === '' ? null : rows.ruleLine[i],
+        node, rows.rcode[i], rows.upstream[i] === '' ? null : this.labelId(rows.upstream[i]!), Number.isNaN(latency) ? null : Math.round(latency * 1000) / 1000);
+      count(Math.floor(at / HOUR_MS), client, group, bundleId, rows.verdict[i]!, 1, at, at);
+    }
+    for (const r of batch.rollups) {
+      const info = clients[r.client];
+      count(r.hour, this.clientId(r.client, info?.name ?? ''), this.labelId(info?.group ?? 'default'), this.labelId(r.bundle), r.verdict, r.count, r.first, r.last);
+    }
+    for (const cell of cells.values()) this.stmt.rollup.run(cell);
+    return rows.n;
+  }
+
+  /**
+   * The id of a new row at `at` ms: at * 1000 for the first row of a millisecond, then +1.
+   * A row older than the newest (the clock was set back) gets the next free id of its own
+   * millisecond, so one wrong timestamp never shifts the rows after it; -1 when that
+   * millisecond is full (a thousand rows: not seen in practice).
+   */
+  private rowId(at: number): number {
+    const base = at * ID_PER_MS;
+    if (base > this.lastId) return (this.lastId = base);
+    if (this.lastId < base + ID_PER_MS - 1) return ++this.lastId;
+    const taken = (this.stmt.lastInMs.get(base, base + ID_PER_MS) as { id: number | null }).id;
+    const id = taken === null ? base : taken + 1;
+    return id < base + ID_PER_MS ? id : -1;
+  }
+
+  private clientId(address: string, name: string): number {
+    const key = `${address}\0${name}`;
+    let id = this.clientIds.get(key);
+    if (id === undefined) {
+      id = (this.stmt.client.get(address, name) as { id: number }).id;
+      this.clientIds.set(key, id);
+    }
+    return id;
+  }
+
+  private domainId(qnameKey: string): number {
+    let id = this.domainIds.get(qnameKey);
+    if (id === undefined) {
+      if (this.domainIds.size >= DOMAIN_CACHE) this.domainIds.clear();
+      id = (this.stmt.domain.get(keyToText(qnameKey)) as { id: number }).id;
+      this.domainIds.set(qnameKey, id);
+    }
+    return id;
+  }
+
+  private labelId(text: string): number {
+    let id = this.labelIds.get(text);
+    if (id === undefined) {
+      id = (this.stmt.label.get(text) as { id: number }).id;
+      this.labelIds.set(text, id);
+    }
+    return id;
+  }
+
+  /**
+   * Deletes one chunk of what retention says is old: raw rows older than `days`, roll-ups
+   * older than twice that. Returns the rows deleted (0 when nothing old is left); the caller
+   * repeats it, letting batches in between.
+   */
+  retainChunk(now: number, days: number): number {
+    const rawBefore = (now - days * 86_400_000) * ID_PER_MS;
+    const rollupBefore = Math.floor((now - 2 * days * 86_400_000) / HOUR_MS);
+    const deleted = this.stmt.deleteRows.run(rawBefore, RETENTION_CHUNK).changes + this.stmt.deleteRollups.run(rollupBefore, RETENTION_CHUNK).changes;
+    // Give freed pages back to the file system a few at a time (auto_vacuum = INCREMENTAL).
+    if (deleted === 0) this.db.pragma('incremental_vacuum(256)');
+    return deleted;
+  }
+
+  /** Bytes on disk: the database and its write-ahead log. */
+  sizeBytes(): number {
+    let bytes = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        bytes += statSync(this.path + suffix).size;
+      } catch {
+        // No WAL file right now.
+      }
+    }
+    return bytes;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
