@@ -1,0 +1,76 @@
+// `sinkhole report`: blocked attempts from the history database, grouped and counted, as a
+// table, CSV or JSON. Opens the database read-only: works while the server runs and while
+// it is stopped.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../../config/config.js';
+import { DEFAULT_STATE_DIR } from '../../observe/history/history.js';
+import { parseReportArgs } from '../../observe/history/report-args.js';
+import { report, reportCsv, reportTable } from '../../observe/history/report.js';
+import { DB_FILE, openReader } from '../../observe/history/schema.js';
+
+export const REPORT_HELP = `Usage: sinkhole report [options]
+
+Blocked attempts stored by the server (--history blocked|all), counted per key, with the
+first and last time. Reads the history database read-only, so it works while the server
+runs and while it is stopped.
+
+Options:
+  --since WHEN        start: 7d, 12h, 30m, 2w (before now), a date (2026-11-01, local
+                      midnight) or an ISO time (default 7d)
+  --until WHEN        end: now (default), the same forms; a date means the end of that day
+  --by KEY            client (default), bundle, domain, group, day or hour
+  --client IP|NAME    only this client (address, or name as the server knows it)
+  --bundle NAME       only this bundle (e.g. whatsapp)
+  --format FORMAT     table (default; local times), csv (key,name,count,first,last) or
+                      json ({"since","until","by","rows":[{"key","name","count","first","last"}]})
+  --state-dir DIR     the server's --state-dir (default ${DEFAULT_STATE_DIR}; /var/lib/sinkhole
+                      with the systemd unit)
+
+Examples:
+  sinkhole report --since 7d --by client
+  sinkhole report --since 2026-11-01 --until 2026-11-30 --by bundle --format csv
+  sinkhole report --client laptop-7 --by domain`;
+
+const FLAGS = ['since', 'until', 'by', 'client', 'bundle', 'format', 'state-dir'];
+const FORMATS = ['table', 'csv', 'json'];
+
+/** Runs `sinkhole report ARGS`: prints the report and returns the exit code; throws ConfigError for a bad flag or a missing database. */
+export function runReport(args: string[], now = Date.now(), print: (text: string) => void = (t) => process.stdout.write(t)): number {
+  const values = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--help' || arg === '-h') {
+      print(`${REPORT_HELP}\n`);
+      return 0;
+    }
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!m || !FLAGS.includes(m[1]!)) throw new ConfigError(`report: unknown argument "${arg}" (see "sinkhole report --help")`);
+    const value = m[2] ?? args[++i];
+    if (value === undefined) throw new ConfigError(`report: option --${m[1]} needs a value`);
+    values.set(m[1]!, value);
+  }
+  const q = parseReportArgs((name) => values.get(name), now);
+  if ('error' in q) throw new ConfigError(`report: ${q.error}`);
+  const format = values.get('format') ?? 'table';
+  if (!FORMATS.includes(format)) throw new ConfigError(`report: --format "${format}" is not one of ${FORMATS.join(', ')}`);
+  const dir = values.get('state-dir') ?? DEFAULT_STATE_DIR;
+  const path = join(dir, DB_FILE);
+  if (!existsSync(path)) {
+    const why = existsSync(dir) && statSync(dir).isDirectory() ? `${dir} holds no ${DB_FILE}` : `${dir} is not a folder`;
+    throw new ConfigError(`report: no history database at ${path} (${why}); pass the server's --state-dir, and run it with --history blocked or all`);
+  }
+  let db;
+  try {
+    db = openReader(path);
+  } catch (err) {
+    throw new ConfigError(`report: cannot open ${path} read-only: ${(err as Error).message}`);
+  }
+  try {
+    const r = report(db, q);
+    print(format === 'json' ? `${JSON.stringify(r)}\n` : format === 'csv' ? reportCsv(r) : reportTable(r));
+  } finally {
+    db.close();
+  }
+  return 0;
+}
