@@ -1,7 +1,7 @@
 // History: QueryEvents from real parsed queries go into history.sqlite (raw rows and hourly
 // roll-ups), survive a restart and a kill -9 (less at most the last batch), are deleted by
 // retention, and a state folder that cannot be written never makes the observer throw.
-import { spawn, spawnSync } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import Database from 'better-sqlite3';
 import { History, type HistoryOptions } from '../src/observe/history/history.js';
 import { report } from '../src/observe/history/report.js';
 import { DB_FILE, openReader } from '../src/observe/history/schema.js';
+import { WriterThread } from '../src/observe/history/writer-thread.js';
+import type { Batch } from '../src/observe/history/batch.js';
 import { eventSource } from './helpers/history.js';
 
 const HOUR = 3_600_000;
@@ -36,7 +38,7 @@ function rows<T>(dir: string, sql: string, ...params: unknown[]): T[] {
   }
 }
 
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
+async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
   for (const end = Date.now() + ms; !ok(); await sleep(20)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
 }
 
@@ -153,6 +155,20 @@ t.test('kill -9 loses at most the last batch; the database stays whole', async (
   t.equal(reported, stored, 'the report (roll-ups) counts exactly the raw rows: both are in one transaction');
 });
 
+t.test('--workers: two processes send their batches over IPC to the one writer thread of the primary', async (t) => {
+  const dir = stateDir(t);
+  const thread = new WriterThread({ stateDir: dir, days: 90, queueLimit: 10_000, retryMs: 1000 }, { warn: (m) => t.fail(m), info: () => undefined });
+  const workers = ['10.0.0.1', '10.0.0.2'].map((client) => fork(join(import.meta.dirname, 'fixtures', 'history-child.ts'),
+    [JSON.stringify({ scenario: 'sink', stateDir: dir, flushMs: 50, retryMs: 1000, client })],
+    { execArgv: process.execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  for (const w of workers) w.on('message', (m: { history: Batch }) => thread.write(m.history));
+  await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
+  await thread.close();
+  t.same(rows(dir, 'SELECT client, count(DISTINCT node) AS nodes, count(*) AS n FROM attempts GROUP BY client'),
+    [{ client: '10.0.0.1', nodes: 1, n: 100 }, { client: '10.0.0.2', nodes: 1, n: 100 }], 'every blocked attempt of both, with the node that answered');
+  t.same(rows(dir, 'SELECT verdict, sum(count) AS n FROM hourly GROUP BY verdict ORDER BY verdict'), [{ verdict: 0, n: 200 }, { verdict: 1, n: 100 }], 'roll-ups of both');
+});
+
 t.test('retention: raw rows older than --history-days and roll-ups older than twice that are deleted', async (t) => {
   const dir = stateDir(t);
   let now = T0;
@@ -163,16 +179,18 @@ t.test('retention: raw rows older than --history-days and roll-ups older than tw
   h.flush();
   await until('rows written', () => h.collect().written === 3600);
   const deleted = await h.retain();
-  t.equal(deleted, 3000 + 360 + 120, 'raw rows older than 10 days (3000 + 360), roll-ups older than 20 days (120 hours)');
+  t.equal(deleted, 3000 + 360 + 120 + 5 + 5, 'raw rows older than 10 days (3000 + 360); roll-ups older than 20 days: 120 hourly, 5 daily, 5 daily per name');
   t.same(rows(dir, 'SELECT min(id) / 1000 >= ? AS ok, count(*) AS n FROM queries', T0 - 10 * DAY), [{ ok: 1, n: 240 }], 'the last 10 days kept');
   t.same(rows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM hourly'), [{ n: 481, c: 3480 }], 'roll-ups of the last 20 days kept');
   now = T0 + 10 * DAY;
-  t.equal(await h.retain(), 240 + 240 + 1, 'ten days later: raw rows all gone, roll-ups older than 20 days gone');
+  t.equal(await h.retain(), 240 + 241 + 11 + 11, 'ten days later: raw rows all gone; roll-ups older than 20 days gone (241 hourly, 11 daily, 11 daily per name)');
   t.same(rows(dir, 'SELECT count(*) AS n FROM queries'), [{ n: 0 }]);
   t.same(rows(dir, 'SELECT min(hour) >= ? AS ok, count(*) AS n FROM hourly', Math.floor((now - 20 * DAY) / HOUR)), [{ ok: 1, n: 240 }]);
+  // A day's roll-up goes only when the whole day is older: the cutoff's day (14 attempts before 14:20) stays.
+  t.same(rows(dir, 'SELECT min(day) = ? AS ok, sum(count) AS n FROM daily', Math.floor((now - 20 * DAY) / DAY)), [{ ok: 1, n: 240 + 14 }]);
   const db = openReader(join(dir, DB_FILE));
   t.teardown(() => db.close());
-  t.equal(report(db, { since: now - 30 * DAY, until: now, by: 'client' }).rows[0]!.count, 240, 'reports still count what only roll-ups hold');
+  t.equal(report(db, { since: now - 30 * DAY, until: now, by: 'client' }).rows[0]!.count, 254, 'reports count what only roll-ups hold (whole days from the daily roll-ups)');
   await h.close();
 });
 

@@ -1,9 +1,9 @@
 // Reports over the history database: blocked attempts grouped by client, bundle, domain,
-// group, day or hour in a time range. Whole hours come from the hourly roll-ups (a 90-day
-// report reads ~2,000 hours per client, not millions of rows); the partial hours at the
-// ends of the range, and every `--by domain` report, come from the raw rows.
+// group, day or hour in a time range. Whole days come from the daily roll-ups, whole hours
+// from the hourly ones, and only the partial hours at the ends of the range from raw rows:
+// a 90-day report never scans the raw rows of 90 days (except by domain for one client).
 import type { Db } from './schema.js';
-import { BLOCKED, HOUR_MS, ID_PER_MS } from './schema.js';
+import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS } from './schema.js';
 
 export const REPORT_BY = ['client', 'bundle', 'domain', 'group', 'day', 'hour'] as const;
 export type ReportBy = (typeof REPORT_BY)[number];
@@ -67,22 +67,51 @@ export function report(db: Db, q: ReportQuery): Report {
     }
     const where = filters.map((f) => ` AND ${f}`).join('');
     const parts: Part[] = [];
+    const dayOrHour = q.by === 'day' || q.by === 'hour';
     const raw = (from: number, to: number): void => {
       if (from >= to) return;
       const rows = db.prepare(`SELECT ${RAW_KEY[q.by]} AS k, count(*) AS n, min(id) / ${ID_PER_MS} AS f, max(id) / ${ID_PER_MS} AS l ` +
         `FROM queries WHERE id >= ? AND id < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from * ID_PER_MS, to * ID_PER_MS, ...params) as Part[];
-      for (const r of rows) parts.push({ ...r, k: q.by === 'day' || q.by === 'hour' ? r.k * HOUR_MS : r.k });
+      for (const r of rows) parts.push({ ...r, k: dayOrHour ? r.k * HOUR_MS : r.k });
     };
-    if (q.by === 'domain') raw(q.since, q.until);
-    else {
+    const hourly = (from: number, to: number): void => {
+      if (from >= to) return;
+      const rows = db.prepare(`SELECT ${ROLLUP_KEY[q.by as Exclude<ReportBy, 'domain'>]} AS k, sum(count) AS n, min(first) AS f, max(last) AS l ` +
+        `FROM hourly WHERE hour >= ? AND hour < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from, to, ...params) as Part[];
+      for (const r of rows) parts.push({ ...r, k: dayOrHour ? r.k * HOUR_MS : r.k });
+    };
+    const daily = (from: number, to: number): void => {
+      if (from >= to) return;
+      const rows = q.by === 'domain'
+        ? db.prepare(`SELECT domain AS k, sum(count) AS n, min(first) AS f, max(last) AS l FROM daily_domains WHERE day >= ? AND day < ?${where} GROUP BY k`)
+          .all(from, to, ...params) as Part[]
+        : db.prepare(`SELECT ${ROLLUP_KEY[q.by as Exclude<ReportBy, 'domain'>]} AS k, sum(count) AS n, min(first) AS f, max(last) AS l ` +
+          `FROM daily WHERE day >= ? AND day < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from, to, ...params) as Part[];
+      parts.push(...rows);
+    };
+    // The range in pieces: whole UTC days from the daily tables (not for day and hour, which
+    // are local time), whole hours from the hourly one, the ends from raw rows. By domain
+    // there is no hourly table: the days' ends come from raw rows; with a client, all of it.
+    const firstDay = Math.ceil(q.since / DAY_MS);
+    const endDay = Math.floor(q.until / DAY_MS);
+    const useDaily = !dayOrHour && !(q.by === 'domain' && q.client !== undefined) && firstDay < endDay;
+    if (q.by === 'domain') {
+      if (useDaily) {
+        raw(q.since, firstDay * DAY_MS);
+        daily(firstDay, endDay);
+        raw(endDay * DAY_MS, q.until);
+      } else raw(q.since, q.until);
+    } else {
       const firstHour = Math.ceil(q.since / HOUR_MS);
       const endHour = Math.floor(q.until / HOUR_MS);
       if (firstHour >= endHour) raw(q.since, q.until);
       else {
         raw(q.since, firstHour * HOUR_MS);
-        const rows = db.prepare(`SELECT ${ROLLUP_KEY[q.by]} AS k, sum(count) AS n, min(first) AS f, max(last) AS l ` +
-          `FROM hourly WHERE hour >= ? AND hour < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(firstHour, endHour, ...params) as Part[];
-        for (const r of rows) parts.push({ ...r, k: q.by === 'day' || q.by === 'hour' ? r.k * HOUR_MS : r.k });
+        if (useDaily) {
+          hourly(firstHour, firstDay * 24);
+          daily(firstDay, endDay);
+          hourly(endDay * 24, endHour);
+        } else hourly(firstHour, endHour);
         raw(endHour * HOUR_MS, q.until);
       }
     }

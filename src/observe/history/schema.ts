@@ -12,6 +12,7 @@ export const SCHEMA_VERSION = 1;
 /** Raw row ids are the time in ms times this plus a sequence number (see `queries.id`). */
 export const ID_PER_MS = 1000;
 export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
 
 /** Verdict numbers stored in `queries.verdict` and `hourly.verdict`: the index in OUTCOMES. */
 export function verdictCode(outcome: Outcome): number {
@@ -55,6 +56,29 @@ CREATE TABLE IF NOT EXISTS hourly (
   first INTEGER NOT NULL,
   last INTEGER NOT NULL,
   PRIMARY KEY (hour, client, grp, bundle, verdict)
+) WITHOUT ROWID;
+-- The same per UTC day (day = floor(ms / 86400000)): a 90-day report by client, bundle or
+-- group reads ~90 rows per (client, bundle) instead of ~2,000 hourly ones.
+CREATE TABLE IF NOT EXISTS daily (
+  day INTEGER NOT NULL,
+  client INTEGER NOT NULL,
+  grp INTEGER NOT NULL,
+  bundle INTEGER NOT NULL,
+  verdict INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  first INTEGER NOT NULL,
+  last INTEGER NOT NULL,
+  PRIMARY KEY (day, client, grp, bundle, verdict)
+) WITHOUT ROWID;
+-- Blocked raw rows per (UTC day, name, bundle), for reports by domain without a client.
+CREATE TABLE IF NOT EXISTS daily_domains (
+  day INTEGER NOT NULL,
+  domain INTEGER NOT NULL,
+  bundle INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  first INTEGER NOT NULL,
+  last INTEGER NOT NULL,
+  PRIMARY KEY (day, domain, bundle)
 ) WITHOUT ROWID;
 -- For people with the sqlite3 shell: the raw rows in words.
 CREATE VIEW IF NOT EXISTS attempts AS

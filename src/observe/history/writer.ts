@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { keyToText } from '../../wire/names.js';
 import type { Batch } from './batch.js';
-import { HOUR_MS, ID_PER_MS, openWriter, type Db } from './schema.js';
+import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, openWriter, type Db } from './schema.js';
 
 /** Rows deleted per retention transaction: each takes a few ms, so batches are never held up long. */
 export const RETENTION_CHUNK = 2000;
@@ -18,7 +18,7 @@ export class HistoryWriter {
   private readonly clientIds = new Map<string, number>();
   private readonly domainIds = new Map<string, number>();
   private readonly labelIds = new Map<string, number>();
-  private readonly stmt: Record<'client' | 'domain' | 'label' | 'row' | 'lastInMs' | 'rollup' | 'deleteRows' | 'deleteRollups', Statement>;
+  private readonly stmt: Record<'client' | 'domain' | 'label' | 'row' | 'lastInMs' | 'rollup' | 'daily' | 'dailyDomain' | 'deleteRows' | 'deleteRollups' | 'deleteDaily' | 'deleteDailyDomains', Statement>;
   private readonly writeTx: (batch: Batch) => number;
 
   constructor(readonly path: string) {
@@ -33,6 +33,13 @@ export class HistoryWriter {
       lastInMs: db.prepare('SELECT max(id) AS id FROM queries WHERE id >= ? AND id < ?'),
       rollup: db.prepare('INSERT INTO hourly (hour, client, grp, bundle, verdict, count, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
         'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
+      daily: db.prepare('INSERT INTO daily (day, client, grp, bundle, verdict, count, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
+      dailyDomain: db.prepare('INSERT INTO daily_domains (day, domain, bundle, count, first, last) VALUES (?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
+      deleteDaily: db.prepare('DELETE FROM daily WHERE (day, client, grp, bundle, verdict) IN ' +
+        '(SELECT day, client, grp, bundle, verdict FROM daily WHERE day < ? LIMIT ?)'),
+      deleteDailyDomains: db.prepare('DELETE FROM daily_domains WHERE (day, domain, bundle) IN (SELECT day, domain, bundle FROM daily_domains WHERE day < ? LIMIT ?)'),
       deleteRows: db.prepare('DELETE FROM queries WHERE id IN (SELECT id FROM queries WHERE id < ? ORDER BY id LIMIT ?)'),
       deleteRollups: db.prepare('DELETE FROM hourly WHERE (hour, client, grp, bundle, verdict) IN ' +
         '(SELECT hour, client, grp, bundle, verdict FROM hourly WHERE hour < ? LIMIT ?)'),
@@ -68,6 +75,7 @@ export class HistoryWriter {
         if (last > cell[7]) cell[7] = last;
       }
     };
+    const domainCells = new Map<string, [number, number, number, number, number, number]>();
     for (let i = 0; i < rows.n; i++) {
       const at = Math.floor(rows.at[i]!);
       const info = clients[rows.client[i]!];
@@ -78,7 +86,19 @@ export class HistoryWriter {
       const id = this.rowId(at);
       if (id < 0) continue;
       const latency = rows.latencyMs[i]!;
-      this.stmt.row.run(id, client, this.domainId(rows.qnameKey[i]!), rows.qtype[i], rows.verdict[i], group,
+      const domain = this.domainId(rows.qnameKey[i]!);
+      if (rows.verdict[i] === BLOCKED) {
+        const day = Math.floor(at / DAY_MS);
+        const key = `${day},${domain},${bundleId}`;
+        const cell = domainCells.get(key);
+        if (cell === undefined) domainCells.set(key, [day, domain, bundleId, 1, at, at]);
+        else {
+          cell[3]++;
+          if (at < cell[4]) cell[4] = at;
+          if (at > cell[5]) cell[5] = at;
+        }
+      }
+      this.stmt.row.run(id, client, domain, rows.qtype[i], rows.verdict[i], group,
         bundle === '' ? null : bundleId, rows.ruleFile[i] === '' ? null : this.labelId(rows.ruleFile[i]!), rows.ruleFile[i] === '' ? null : rows.ruleLine[i],
         node, rows.rcode[i], rows.upstream[i] === '' ? null : this.labelId(rows.upstream[i]!), Number.isNaN(latency) ? null : Math.round(latency * 1000) / 1000);
       count(Math.floor(at / HOUR_MS), client, group, bundleId, rows.verdict[i]!, 1, at, at);
@@ -87,7 +107,21 @@ export class HistoryWriter {
       const info = clients[r.client];
       count(r.hour, this.clientId(r.client, info?.name ?? ''), this.labelId(info?.group ?? 'default'), this.labelId(r.bundle), r.verdict, r.count, r.first, r.last);
     }
-    for (const cell of cells.values()) this.stmt.rollup.run(cell);
+    const days = new Map<string, [number, number, number, number, number, number, number, number]>();
+    for (const cell of cells.values()) {
+      this.stmt.rollup.run(cell);
+      const day = Math.floor(cell[0] / 24);
+      const key = `${day},${cell[1]},${cell[2]},${cell[3]},${cell[4]}`;
+      const sum = days.get(key);
+      if (sum === undefined) days.set(key, [day, cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7]]);
+      else {
+        sum[5] += cell[5];
+        if (cell[6] < sum[6]) sum[6] = cell[6];
+        if (cell[7] > sum[7]) sum[7] = cell[7];
+      }
+    }
+    for (const sum of days.values()) this.stmt.daily.run(sum);
+    for (const cell of domainCells.values()) this.stmt.dailyDomain.run(cell);
     return rows.n;
   }
 
@@ -137,13 +171,16 @@ export class HistoryWriter {
 
   /**
    * Deletes one chunk of what retention says is old: raw rows older than `days`, roll-ups
-   * older than twice that. Returns the rows deleted (0 when nothing old is left); the caller
+   * (hourly, daily, daily per name) older than twice that. Returns the rows deleted (0 when nothing old is left); the caller
    * repeats it, letting batches in between.
    */
   retainChunk(now: number, days: number): number {
-    const rawBefore = (now - days * 86_400_000) * ID_PER_MS;
-    const rollupBefore = Math.floor((now - 2 * days * 86_400_000) / HOUR_MS);
-    const deleted = this.stmt.deleteRows.run(rawBefore, RETENTION_CHUNK).changes + this.stmt.deleteRollups.run(rollupBefore, RETENTION_CHUNK).changes;
+    const rawBefore = (now - days * DAY_MS) * ID_PER_MS;
+    const rollupBefore = Math.floor((now - 2 * days * DAY_MS) / HOUR_MS);
+    // Whole days only: a day's roll-up goes when all its hours have gone.
+    const dayBefore = Math.floor((now - 2 * days * DAY_MS) / DAY_MS);
+    const deleted = this.stmt.deleteRows.run(rawBefore, RETENTION_CHUNK).changes + this.stmt.deleteRollups.run(rollupBefore, RETENTION_CHUNK).changes +
+      this.stmt.deleteDaily.run(dayBefore, RETENTION_CHUNK).changes + this.stmt.deleteDailyDomains.run(dayBefore, RETENTION_CHUNK).changes;
     // Give freed pages back to the file system a few at a time (auto_vacuum = INCREMENTAL).
     if (deleted === 0) this.db.pragma('incremental_vacuum(256)');
     return deleted;

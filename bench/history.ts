@@ -1,0 +1,203 @@
+// History figures (docs/history.md): `node dist/bench/history.js batch|growth|report [N]`.
+//   batch   time of writing a 10,000-row batch on this thread, against the time this thread
+//           spends handing the same batch to the writer thread (History.flush)
+//   growth  N (default 1,000,000) blocked attempts through History.answered -> writer thread
+//           -> history.sqlite, spread over 90 days; prints MB and bytes per attempt
+//   report  N (default 10,000,000) attempts written with HistoryWriter in 50k batches, then
+//           the time of 90-day reports
+// Not part of `npm run bench`: it measures the history module, not DNS.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Outcome, QueryEvent } from '../src/observe/event.js';
+import { emptyRows, type Batch } from '../src/observe/history/batch.js';
+import { EARLY_FLUSH_ROWS, History } from '../src/observe/history/history.js';
+import { report, type ReportBy } from '../src/observe/history/report.js';
+import { DB_FILE, openReader } from '../src/observe/history/schema.js';
+import { HistoryWriter } from '../src/observe/history/writer.js';
+import type { RuleRef } from '../src/stages/policy/ruleset.js';
+import { isQuery, parseQuery, type Query } from '../src/wire/query.js';
+
+const DAY = 86_400_000;
+const BUNDLES = ['whatsapp', 'telegram', 'signal', 'discord', 'skype', 'icq', 'yahoo-messenger', 'msn'];
+
+function queryBytes(name: string, qtype: number): Buffer {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const header = Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, qtype >> 8, qtype & 0xff, 0, 1])]);
+}
+
+/** A realistic mix: 2,000 blocked names over 8 bundles, 200 clients of which a few try most. */
+function workload(): { queries: Query[]; rules: RuleRef[]; clients: string[] } {
+  const queries: Query[] = [];
+  const rules: RuleRef[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const bundle = BUNDLES[i % BUNDLES.length]!;
+    const q = parseQuery(queryBytes(`host${i}.edge-${i % 37}.${bundle}.example.net`, i % 3 === 0 ? 28 : 1));
+    if (!isQuery(q)) throw new Error('query did not parse');
+    queries.push(q);
+    rules.push({ file: `/etc/sinkhole/blocklists/${bundle}.txt`, bundle, line: 1 + (i % 40), allow: false, rule: `${bundle}.example.net` });
+  }
+  const clients = Array.from({ length: 200 }, (_, i) => `192.168.${1 + (i >> 8)}.${i & 255}`);
+  return { queries, rules, clients };
+}
+
+class Event implements QueryEvent {
+  query!: Query;
+  outcome: Outcome = 'blocked';
+  rcode = 0;
+  upstream = '';
+  at = 0;
+  ref: RuleRef | null = null;
+  rule(): RuleRef | null {
+    return this.ref;
+  }
+  elapsedMs(): number {
+    return 0;
+  }
+}
+
+/** Skewed choice in [0, n): a few values come up most of the time. */
+const skewed = (n: number): number => Math.floor(n * Math.random() ** 3);
+
+function fileMb(path: string): number {
+  let bytes = 0;
+  for (const s of ['', '-wal']) {
+    try {
+      bytes += statSync(path + s).size;
+    } catch {
+      // no WAL
+    }
+  }
+  return bytes / 1e6;
+}
+
+async function growth(n: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-history-'));
+  const { queries, rules, clients } = workload();
+  const history = new History({ mode: 'blocked', days: 90, stateDir: dir, log: { warn: (m) => console.error(m), info: () => undefined } });
+  const e = new Event();
+  const start = Date.now() - 90 * DAY;
+  const step = (90 * DAY) / n;
+  let answeredNs = 0n;
+  const began = Date.now();
+  for (let i = 0; i < n; i++) {
+    const k = skewed(queries.length);
+    const q = queries[k]!;
+    q.clientAddress = clients[skewed(clients.length)]!;
+    e.query = q;
+    e.ref = rules[k]!;
+    e.at = start + i * step;
+    const t0 = process.hrtime.bigint();
+    history.answered(e);
+    answeredNs += process.hrtime.bigint() - t0;
+    // Let the flush timer and the writer keep up, as they would at a real rate.
+    if (i % 20_000 === 19_999) while (history.collect().queued > 40_000) await new Promise((r) => setTimeout(r, 20));
+  }
+  await history.close();
+  const path = join(dir, DB_FILE);
+  const db = openReader(path);
+  const tables = db.prepare("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC").all() as { name: string; bytes: number }[];
+  const counts = db.prepare('SELECT (SELECT count(*) FROM queries) AS raw, (SELECT count(*) FROM hourly) AS hourly, (SELECT count(*) FROM domains) AS domains').get();
+  db.close();
+  const mb = fileMb(path);
+  console.log(`growth: ${n} blocked attempts over 90 days (2,000 names, 200 clients, 8 bundles): ${mb.toFixed(1)} MB, ${(mb * 1e6 / n).toFixed(1)} bytes per attempt`);
+  console.log(`  rows: ${JSON.stringify(counts)}; ${((Date.now() - began) / 1000).toFixed(1)} s wall; History.answered ${(Number(answeredNs) / n).toFixed(0)} ns per blocked event on the DNS thread`);
+  console.log(`  by table: ${tables.map((t) => `${t.name} ${(t.bytes / 1e6).toFixed(1)} MB`).join(', ')}`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function syntheticBatch(n: number, from: number, step: number, w: ReturnType<typeof workload>): Batch {
+  const rows = emptyRows(n);
+  for (let i = 0; i < n; i++) {
+    const k = skewed(w.queries.length);
+    rows.at[i] = from + i * step;
+    rows.client[i] = w.clients[skewed(w.clients.length)]!;
+    rows.qnameKey[i] = w.queries[k]!.qnameKey;
+    rows.qtype[i] = w.queries[k]!.qtype;
+    rows.latencyMs[i] = NaN;
+    rows.bundle[i] = w.rules[k]!.bundle;
+    rows.ruleFile[i] = w.rules[k]!.file;
+    rows.ruleLine[i] = w.rules[k]!.line;
+  }
+  rows.n = n;
+  return { rows, rollups: [], clients: {}, node: 'bench' };
+}
+
+async function batch(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-history-'));
+  const w = workload();
+  const writer = new HistoryWriter(join(dir, 'inline.sqlite'));
+  const inline: number[] = [];
+  for (let b = 0; b < 10; b++) {
+    const batch = syntheticBatch(10_000, Date.now() + b * 10_000, 1, w);
+    const t0 = performance.now();
+    writer.write(batch);
+    inline.push(performance.now() - t0);
+  }
+  writer.close();
+  const history = new History({ mode: 'blocked', days: 90, stateDir: dir, flushMs: 3_600_000, log: { warn: (m) => console.error(m), info: () => undefined } });
+  const e = new Event();
+  const handoff: number[] = [];
+  for (let b = 0; b < 10; b++) {
+    // As many rows as reach the writer in one early hand-over (EARLY_FLUSH_ROWS).
+    for (let i = 0; i < EARLY_FLUSH_ROWS - 1; i++) {
+      const k = skewed(w.queries.length);
+      const q = w.queries[k]!;
+      q.clientAddress = w.clients[skewed(w.clients.length)]!;
+      e.query = q;
+      e.ref = w.rules[k]!;
+      e.at = Date.now();
+      history.answered(e);
+    }
+    const t0 = performance.now();
+    history.flush();
+    handoff.push(performance.now() - t0);
+    while (history.collect().queued > 0 || history.collect().written < (b + 1) * (EARLY_FLUSH_ROWS - 1)) await new Promise((r) => setTimeout(r, 10));
+  }
+  await history.close();
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!.toFixed(2);
+  console.log(`batch of 10,000 rows: written on this thread ${med(inline)} ms median (min ${Math.min(...inline).toFixed(2)}, max ${Math.max(...inline).toFixed(2)}); ` +
+    `a batch of ${EARLY_FLUSH_ROWS - 1} rows handed to the writer thread ${med(handoff)} ms median (min ${Math.min(...handoff).toFixed(2)}, max ${Math.max(...handoff).toFixed(2)})`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function reports(n: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-history-'));
+  const path = join(dir, DB_FILE);
+  const w = workload();
+  const writer = new HistoryWriter(path);
+  const now = Date.now();
+  const step = (90 * DAY) / n;
+  const began = Date.now();
+  for (let i = 0; i < n; i += 50_000) writer.write(syntheticBatch(Math.min(50_000, n - i), now - 90 * DAY + i * step, step, w));
+  writer.close();
+  console.log(`report: ${n} attempts over 90 days written in ${((Date.now() - began) / 1000).toFixed(0)} s; database ${fileMb(path).toFixed(0)} MB`);
+  const db = openReader(path);
+  const cases: [string, ReportBy, { client?: string; bundle?: string }][] = [
+    ['--by client', 'client', {}], ['--by bundle', 'bundle', {}], ['--by day', 'day', {}], ['--by group', 'group', {}],
+    ['--by bundle --client 192.168.1.0', 'bundle', { client: '192.168.1.0' }], ['--by domain', 'domain', {}], ['--by domain --bundle whatsapp', 'domain', { bundle: 'whatsapp' }],
+  ];
+  for (const [label, by, filter] of cases) {
+    // A range that cuts hours at both ends, as `--since 90d` does.
+    const q = { since: now - 90 * DAY + 1234, until: now - 1234, by, ...filter };
+    const t0 = performance.now();
+    const r = report(db, q);
+    const t1 = performance.now();
+    report(db, q);
+    const t2 = performance.now();
+    console.log(`  90-day report ${label}: ${((t1 - t0) / 1000).toFixed(3)} s (again: ${((t2 - t1) / 1000).toFixed(3)} s), ${r.rows.length} rows, ${r.rows.reduce((a, x) => a + x.count, 0)} attempts`);
+  }
+  db.close();
+  if (!process.argv.includes('--keep')) rmSync(dir, { recursive: true, force: true });
+  else console.log(`  kept ${path}`);
+}
+
+const [what, count] = process.argv.slice(2);
+if (what === 'batch') await batch();
+else if (what === 'growth') await growth(Number(count ?? 1_000_000));
+else if (what === 'report') await reports(Number(count ?? 10_000_000));
+else {
+  console.error('usage: node dist/bench/history.js batch | growth [N] | report [N] [--keep]');
+  process.exit(2);
+}

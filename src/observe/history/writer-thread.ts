@@ -1,0 +1,107 @@
+// The writer thread seen from the thread that owns it: hand it batches, ask for retention,
+// read its figures, close it. One per database: with --workers N the primary owns it and
+// the workers' History observers send it their batches (see docs/history.md).
+import { Worker, type TransferListItem } from 'node:worker_threads';
+import type { Batch } from './batch.js';
+import type { ToMain, ToWorker, WorkerSettings, WriterStats } from './messages.js';
+
+export interface HistoryLog {
+  warn(msg: string): void;
+  info(msg: string): void;
+}
+
+/** Where a History observer hands its batches: a WriterThread, or a link to the process that owns one. */
+export interface BatchSink {
+  write(batch: Batch): void;
+}
+
+export class WriterThread implements BatchSink {
+  stats: WriterStats = { written: 0, dropped: 0, writeErrors: 0, pendingRows: 0, databaseBytes: 0 };
+  /** Rows of batches that could not be handed to the thread (it failed to start or died). */
+  lost = 0;
+  private readonly worker: Worker;
+  private gone = false;
+  private closing: Promise<void> | null = null;
+  private retained: ((deleted: number) => void)[] = [];
+  private readonly retention: NodeJS.Timeout;
+
+  /** Runs retention at start and every `retentionMs` (default hourly), with `now` as the clock. */
+  constructor(settings: WorkerSettings, private readonly log: HistoryLog, private readonly now: () => number = Date.now, retentionMs = 3_600_000) {
+    // Under the test runner the sources are .ts; built, they are .js.
+    const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+    this.worker = new Worker(new URL(`./writer-worker.${ext}`, import.meta.url), { workerData: settings });
+    this.worker.unref();
+    this.worker.on('message', (m: ToMain) => this.fromWorker(m));
+    this.worker.on('error', (err) => log.warn(`history: the writer thread failed (${err.message.split('\n')[0]}); history is not written until restart, DNS keeps answering`));
+    this.worker.on('exit', () => {
+      this.gone = true;
+      for (const resolve of this.retained.splice(0)) resolve(0);
+    });
+    this.retention = setInterval(() => void this.retain(), retentionMs);
+    this.retention.unref();
+    void this.retain();
+  }
+
+  write(batch: Batch): void {
+    const { rows } = batch;
+    // Columns are moved, not copied, when each has a buffer of its own; a batch that came over
+    // IPC from a --workers process has its columns in one shared buffer, which is copied.
+    const columns = [rows.at, rows.qtype, rows.verdict, rows.rcode, rows.latencyMs, rows.ruleLine];
+    const owned = columns.every((c) => c.byteOffset === 0 && c.byteLength === c.buffer.byteLength) &&
+      new Set(columns.map((c) => c.buffer)).size === columns.length;
+    this.post({ type: 'batch', batch }, owned ? columns.map((c) => c.buffer as ArrayBuffer) : [], rows.n);
+  }
+
+  /** Deletes what is older than retention allows, in small chunks; resolves with the rows and roll-ups deleted. */
+  retain(): Promise<number> {
+    return new Promise((resolve) => {
+      if (this.gone || this.closing !== null) {
+        resolve(0);
+        return;
+      }
+      this.retained.push(resolve);
+      this.post({ type: 'retain', now: this.now() }, [], 0);
+    });
+  }
+
+  /** Writes what it holds and closes the database. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    clearInterval(this.retention);
+    this.closing = new Promise((resolve) => {
+      if (this.gone) {
+        resolve();
+        return;
+      }
+      this.worker.once('exit', () => resolve());
+      this.worker.ref();
+      this.post({ type: 'close' }, [], 0);
+    });
+    return this.closing;
+  }
+
+  private post(m: ToWorker, transfer: TransferListItem[], rows: number): void {
+    if (this.gone) {
+      this.lost += rows;
+      return;
+    }
+    try {
+      this.worker.postMessage(m, transfer);
+    } catch (err) {
+      this.log.warn(`history: cannot hand a batch to the writer thread (${(err as Error).message}); its rows are dropped`);
+      this.lost += rows;
+    }
+  }
+
+  private fromWorker(m: ToMain): void {
+    if (m.type === 'stats') {
+      const { written, dropped, writeErrors, pendingRows, databaseBytes } = m;
+      this.stats = { written, dropped, writeErrors, pendingRows, databaseBytes };
+    } else if (m.type === 'log') {
+      if (m.level === 'warn') this.log.warn(m.msg);
+      else this.log.info(m.msg);
+    } else if (m.type === 'retained') {
+      for (const resolve of this.retained.splice(0)) resolve(m.deleted);
+    }
+  }
+}
