@@ -2,13 +2,16 @@
 //   batch   time of writing a 10,000-row batch on this thread, against the time this thread
 //           spends handing the same batch to the writer thread (History.flush)
 //   growth  N (default 1,000,000) blocked attempts through History.answered -> writer thread
-//           -> history.sqlite, spread over 90 days; prints MB and bytes per attempt
+//           -> history.sqlite, spread over 90 days, from C clients (default 200); prints MB
+//           and bytes per attempt
+//   demo    DIR: a week of attempts by three clients, from the shipped lists, into DIR (for
+//           the examples in docs/history.md: `sinkhole report --state-dir DIR`)
 //   report  N (default 10,000,000) attempts written with HistoryWriter in 50k batches, then
 //           the time of 90-day reports
 // Not part of `npm run bench`: it measures the history module, not DNS.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Outcome, QueryEvent } from '../src/observe/event.js';
 import { emptyRows, type Batch } from '../src/observe/history/batch.js';
 import { EARLY_FLUSH_ROWS, History } from '../src/observe/history/history.js';
@@ -16,6 +19,7 @@ import { report, type ReportBy } from '../src/observe/history/report.js';
 import { DB_FILE, openReader } from '../src/observe/history/schema.js';
 import { HistoryWriter } from '../src/observe/history/writer.js';
 import type { RuleRef } from '../src/stages/policy/ruleset.js';
+import { loadBlocklists } from '../src/stages/policy/load.js';
 import { isQuery, parseQuery, type Query } from '../src/wire/query.js';
 
 const DAY = 86_400_000;
@@ -27,8 +31,8 @@ function queryBytes(name: string, qtype: number): Buffer {
   return Buffer.concat([header, ...labels, Buffer.from([0, qtype >> 8, qtype & 0xff, 0, 1])]);
 }
 
-/** A realistic mix: 2,000 blocked names over 8 bundles, 200 clients of which a few try most. */
-function workload(): { queries: Query[]; rules: RuleRef[]; clients: string[] } {
+/** A mix: 2,000 blocked names over 8 bundles, clients of which a few try most. */
+function workload(clientCount = 200): { queries: Query[]; rules: RuleRef[]; clients: string[] } {
   const queries: Query[] = [];
   const rules: RuleRef[] = [];
   for (let i = 0; i < 2000; i++) {
@@ -38,7 +42,7 @@ function workload(): { queries: Query[]; rules: RuleRef[]; clients: string[] } {
     queries.push(q);
     rules.push({ file: `/etc/sinkhole/blocklists/${bundle}.txt`, bundle, line: 1 + (i % 40), allow: false, rule: `${bundle}.example.net` });
   }
-  const clients = Array.from({ length: 200 }, (_, i) => `192.168.${1 + (i >> 8)}.${i & 255}`);
+  const clients = Array.from({ length: clientCount }, (_, i) => `192.168.${1 + (i >> 8)}.${i & 255}`);
   return { queries, rules, clients };
 }
 
@@ -72,9 +76,9 @@ function fileMb(path: string): number {
   return bytes / 1e6;
 }
 
-async function growth(n: number): Promise<void> {
+async function growth(n: number, clientCount: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-history-'));
-  const { queries, rules, clients } = workload();
+  const { queries, rules, clients } = workload(clientCount);
   const history = new History({ mode: 'blocked', days: 90, stateDir: dir, log: { warn: (m) => console.error(m), info: () => undefined } });
   const e = new Event();
   const start = Date.now() - 90 * DAY;
@@ -101,7 +105,7 @@ async function growth(n: number): Promise<void> {
   const counts = db.prepare('SELECT (SELECT count(*) FROM queries) AS raw, (SELECT count(*) FROM hourly) AS hourly, (SELECT count(*) FROM domains) AS domains').get();
   db.close();
   const mb = fileMb(path);
-  console.log(`growth: ${n} blocked attempts over 90 days (2,000 names, 200 clients, 8 bundles): ${mb.toFixed(1)} MB, ${(mb * 1e6 / n).toFixed(1)} bytes per attempt`);
+  console.log(`growth: ${n} blocked attempts over 90 days (2,000 names, ${clientCount} clients, 8 bundles): ${mb.toFixed(1)} MB, ${(mb * 1e6 / n).toFixed(1)} bytes per attempt`);
   console.log(`  rows: ${JSON.stringify(counts)}; ${((Date.now() - began) / 1000).toFixed(1)} s wall; History.answered ${(Number(answeredNs) / n).toFixed(0)} ns per blocked event on the DNS thread`);
   console.log(`  by table: ${tables.map((t) => `${t.name} ${(t.bytes / 1e6).toFixed(1)} MB`).join(', ')}`);
   rmSync(dir, { recursive: true, force: true });
@@ -193,11 +197,47 @@ async function reports(n: number): Promise<void> {
   else console.log(`  kept ${path}`);
 }
 
-const [what, count] = process.argv.slice(2);
+/** A week of attempts from three clients against the shipped lists, through History. */
+async function demo(dir: string): Promise<void> {
+  const shipped = join(import.meta.dirname, '..', '..', 'blocklists');
+  const lists = mkdtempSync(join(tmpdir(), 'sinkhole-demo-lists-'));
+  for (const f of ['available/whatsapp.txt', 'available/telegram.txt', 'available/signal.txt', 'yahoo-messenger.txt']) copyFileSync(join(shipped, f), join(lists, basename(f)));
+  const rules = (await loadBlocklists(lists)).ruleSet;
+  const history = new History({ mode: 'blocked', days: 90, stateDir: dir, node: 'gw1' });
+  const names: Record<string, { name: string; group: string }> = {
+    '192.168.1.23': { name: 'laptop-7', group: 'kids' }, '192.168.1.40': { name: 'phone-anna', group: 'staff' },
+  };
+  history.describeClient = (a) => names[a] ?? { name: '', group: 'default' };
+  const tries: [string, string, number, number][] = [
+    // client, name, attempts, over how many days back
+    ['192.168.1.23', 'web.whatsapp.com', 40, 6], ['192.168.1.23', 'mmg.whatsapp.net', 25, 6], ['192.168.1.23', 'telegram.org', 9, 3],
+    ['192.168.1.40', 'chat.signal.org', 12, 5], ['192.168.1.40', 'web.whatsapp.com', 3, 1], ['192.168.1.57', 'scs.msg.yahoo.com', 6, 2],
+  ];
+  const e = new Event();
+  const now = Date.now();
+  const all: [number, string, string][] = [];
+  for (const [client, name, n, days] of tries) for (let i = 0; i < n; i++) all.push([now - Math.floor(((i + 0.5) / n) * days * DAY), client, name]);
+  all.sort((a, b) => a[0] - b[0]);
+  for (const [at, client, name] of all) {
+    const q = parseQuery(queryBytes(name, 1));
+    if (!isQuery(q)) throw new Error('query did not parse');
+    q.clientAddress = client;
+    const g = rules.match(q.qnameKey);
+    e.query = q;
+    e.ref = g >= 0 ? rules.describe(g) : null;
+    e.at = at;
+    history.answered(e);
+  }
+  await history.close();
+  console.log(`demo: ${all.length} attempts in ${join(dir, DB_FILE)}`);
+}
+
+const [what, count, clientCount] = process.argv.slice(2);
 if (what === 'batch') await batch();
-else if (what === 'growth') await growth(Number(count ?? 1_000_000));
+else if (what === 'demo') await demo(count ?? 'state');
+else if (what === 'growth') await growth(Number(count ?? 1_000_000), Number(clientCount ?? 200));
 else if (what === 'report') await reports(Number(count ?? 10_000_000));
 else {
-  console.error('usage: node dist/bench/history.js batch | growth [N] | report [N] [--keep]');
+  console.error('usage: node dist/bench/history.js batch | growth [N [CLIENTS]] | report [N] [--keep]');
   process.exit(2);
 }

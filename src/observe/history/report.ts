@@ -198,9 +198,12 @@ export function reportCsv(r: Report): string {
 export function reportTable(r: Report): string {
   const head = `blocked attempts by ${r.by}, ${localTime(r.since)} to ${localTime(r.until)} (local time)`;
   if (r.rows.length === 0) return `${head}\n  (none)\n`;
-  const cells = [[r.by.toUpperCase(), 'NAME', 'COUNT', 'FIRST', 'LAST'],
-    ...r.rows.map((row) => [row.key === '' ? '(none)' : row.key, row.name ?? '-', String(row.count), localTime(row.first), localTime(row.last)])];
+  // Only clients have names: the column is left out for the other groupings.
+  const named = r.by === 'client';
+  const cells = [[r.by.toUpperCase(), ...(named ? ['NAME'] : []), 'COUNT', 'FIRST', 'LAST'],
+    ...r.rows.map((row) => [row.key === '' ? '(none)' : row.key, ...(named ? [row.name ?? '-'] : []), String(row.count), localTime(row.first), localTime(row.last)])];
+  const countColumn = named ? 2 : 1;
   const width = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
-  const lines = cells.map((row) => row.map((cell, c) => (c === 2 ? cell.padStart(width[c]!) : cell.padEnd(width[c]!))).join('  ').trimEnd());
+  const lines = cells.map((row) => row.map((cell, c) => (c === countColumn ? cell.padStart(width[c]!) : cell.padEnd(width[c]!))).join('  ').trimEnd());
   return `${head}\n${lines.join('\n')}\n`;
 }
