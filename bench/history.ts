@@ -18,7 +18,7 @@ import { EARLY_FLUSH_ROWS, History } from '../src/observe/history/history.js';
 import { report, type ReportBy } from '../src/observe/history/report.js';
 import { DB_FILE, openReader } from '../src/observe/history/schema.js';
 import { HistoryWriter } from '../src/observe/history/writer.js';
-import type { RuleRef } from '../src/stages/policy/ruleset.js';
+import { ruleOf, type RuleRef } from '../src/stages/policy/ruleset.js';
 import { loadBlocklists } from '../src/stages/policy/load.js';
 import { isQuery, parseQuery, type Query } from '../src/wire/query.js';
 
@@ -52,6 +52,7 @@ class Event implements QueryEvent {
   rcode = 0;
   upstream = '';
   at = 0;
+  decision = 0;
   ref: RuleRef | null = null;
   rule(): RuleRef | null {
     return this.ref;
@@ -96,7 +97,7 @@ async function growth(n: number, clientCount: number): Promise<void> {
     history.answered(e);
     answeredNs += process.hrtime.bigint() - t0;
     // Let the flush timer and the writer keep up, as they would at a real rate.
-    if (i % 20_000 === 19_999) while (history.collect().queued > 40_000) await new Promise((r) => setTimeout(r, 20));
+    if (i % 20_000 === 19_999) while (history.figures().queued > 40_000) await new Promise((r) => setTimeout(r, 20));
   }
   await history.close();
   const path = join(dir, DB_FILE);
@@ -157,7 +158,7 @@ async function batch(): Promise<void> {
     const t0 = performance.now();
     history.flush();
     handoff.push(performance.now() - t0);
-    while (history.collect().queued > 0 || history.collect().written < (b + 1) * (EARLY_FLUSH_ROWS - 1)) await new Promise((r) => setTimeout(r, 10));
+    while (history.figures().queued > 0 || history.figures().written < (b + 1) * (EARLY_FLUSH_ROWS - 1)) await new Promise((r) => setTimeout(r, 10));
   }
   await history.close();
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!.toFixed(2);
@@ -222,9 +223,9 @@ async function demo(dir: string): Promise<void> {
     const q = parseQuery(queryBytes(name, 1));
     if (!isQuery(q)) throw new Error('query did not parse');
     q.clientAddress = client;
-    const g = rules.match(q.qnameKey);
+    const m = rules.match(q.qnameKey);
     e.query = q;
-    e.ref = g >= 0 ? rules.describe(g) : null;
+    e.ref = m >= 0 ? rules.describe(ruleOf(m)) : null;
     e.at = at;
     history.answered(e);
   }

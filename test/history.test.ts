@@ -12,6 +12,7 @@ import { report } from '../src/observe/history/report.js';
 import { DB_FILE, openReader } from '../src/observe/history/schema.js';
 import { WriterThread } from '../src/observe/history/writer-thread.js';
 import type { Batch } from '../src/observe/history/batch.js';
+import { MetricsSink } from '../src/pipeline/metrics.js';
 import { eventSource } from './helpers/history.js';
 
 const HOUR = 3_600_000;
@@ -177,7 +178,7 @@ t.test('retention: raw rows older than --history-days and roll-ups older than tw
   for (let i = 0; i < 600; i++) h.answered(src.event('192.168.1.9', 'web.whatsapp.com', 1, T0 - 25 * DAY + i * HOUR));
   for (let i = 0; i < 3000; i++) h.answered(src.event('192.168.1.9', 'www.icq.com', 1, T0 - 15 * DAY + i));
   h.flush();
-  await until('rows written', () => h.collect().written === 3600);
+  await until('rows written', () => h.figures().written === 3600);
   const deleted = await h.retain();
   t.equal(deleted, 3000 + 360 + 120 + 5 + 5, 'raw rows older than 10 days (3000 + 360); roll-ups older than 20 days: 120 hourly, 5 daily, 5 daily per name');
   t.same(rows(dir, 'SELECT min(id) / 1000 >= ? AS ok, count(*) AS n FROM queries', T0 - 10 * DAY), [{ ok: 1, n: 240 }], 'the last 10 days kept');
@@ -198,12 +199,18 @@ t.test('a full queue drops the oldest raw rows but keeps their counts', async (t
   const dir = stateDir(t);
   const h = history(dir, { queueLimit: 100, flushMs: 60_000 });
   for (let i = 0; i < 250; i++) h.answered(src.event('192.168.1.5', 'telegram.org', 1, T0 + i));
-  t.same(h.collect(), { databaseBytes: 0, queued: 100, dropped: 150, writeErrors: 0, written: 0 });
+  t.same(h.figures(), { databaseBytes: 0, queued: 100, dropped: 150, writeErrors: 0, written: 0 });
+  const sink = new MetricsSink();
+  h.collect(sink);
+  t.same(sink.families.map((f) => [f.name, f.type, f.samples[0]!.value]), [
+    ['sinkhole_history_database_bytes', 'gauge', 0], ['sinkhole_history_queued_rows', 'gauge', 100], ['sinkhole_history_dropped_rows_total', 'counter', 150],
+    ['sinkhole_history_write_errors_total', 'counter', 0], ['sinkhole_history_written_rows_total', 'counter', 0],
+  ], 'the same figures as metrics');
   await h.close();
   t.same(rows(dir, 'SELECT count(*) AS n, min(id) / 1000 AS first FROM queries'), [{ n: 100, first: T0 + 150 }], 'the newest 100 kept');
   t.same(rows(dir, 'SELECT sum(count) AS n FROM hourly'), [{ n: 250 }], 'all 250 counted');
-  t.equal(h.collect().dropped, 150);
-  t.ok(h.collect().databaseBytes > 0, 'database size reported');
+  t.equal(h.figures().dropped, 150);
+  t.ok(h.figures().databaseBytes > 0, 'database size reported');
 });
 
 t.test('a state folder that cannot be made: one line, no throw, retried until it can', async (t) => {
@@ -218,12 +225,12 @@ t.test('a state folder that cannot be made: one line, no throw, retried until it
     h.flush();
     await sleep(60);
   }
-  await until('a write error', () => h.collect().writeErrors > 0);
+  await until('a write error', () => h.figures().writeErrors > 0);
   t.equal(warns.length, 1, 'one line however many tries');
   t.match(warns[0], new RegExp(`^history: cannot write ${blocker}/history/history.sqlite \\(ENOTDIR: .*\\); DNS keeps answering, history retries every 200 ms: check free space and permissions of --state-dir$`));
   rmSync(blocker);
   mkdirSync(blocker);
-  await until('the retry to succeed', () => h.collect().written === 5, 3000);
+  await until('the retry to succeed', () => h.figures().written === 5, 3000);
   t.match(infos, [/^history: writing .* again/], 'says once that it writes again');
   await h.close();
   t.equal(rows(join(blocker, 'history'), 'SELECT * FROM queries').length, 5, 'the rows kept while failing are written');

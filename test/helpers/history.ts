@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Outcome, QueryEvent } from '../../src/observe/event.js';
 import { loadBlocklists } from '../../src/stages/policy/load.js';
-import type { RuleRef, RuleSet } from '../../src/stages/policy/ruleset.js';
+import { ruleOf, type RuleRef, type RuleSet } from '../../src/stages/policy/ruleset.js';
 import { isQuery, parseQuery, type Query } from '../../src/wire/query.js';
 import { buildQuery } from './dns.js';
 
@@ -22,6 +22,8 @@ export class TestEvent implements QueryEvent {
   rcode = 0;
   upstream = '';
   at = 0;
+  /** The rule number that blocked the query, or -1 (as the policy stage reports it). */
+  decision = -1;
   ref: RuleRef | null = null;
   latency = 0;
   rule(): RuleRef | null {
@@ -52,10 +54,12 @@ export async function eventSource(lists = LISTS): Promise<EventSource> {
       q.clientAddress = client;
       q.clientPort = 5353;
       e.query = q;
-      const g = rules.match(q.qnameKey);
+      const m = rules.match(q.qnameKey);
+      const g = m < 0 ? -1 : ruleOf(m);
       const blocked = g >= 0 && !rules.isAllow(g);
       e.outcome = blocked ? 'blocked' : otherwise;
       e.ref = blocked ? rules.describe(g) : null;
+      e.decision = blocked ? g : -1;
       e.rcode = otherwise === 'servfail' && !blocked ? 2 : 0;
       e.upstream = blocked || otherwise === 'cached' ? '' : '127.0.0.1:5300';
       e.at = at;

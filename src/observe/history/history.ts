@@ -9,6 +9,7 @@ import { emptyRows, type ClientInfo, type RollupCell, type Rows } from './batch.
 import type { WorkerSettings } from './messages.js';
 import { WriterThread, type BatchSink, type HistoryLog } from './writer-thread.js';
 import { BLOCKED, HOUR_MS } from './schema.js';
+import type { MetricsSink } from '../../pipeline/metrics.js';
 
 export type HistoryMode = 'blocked' | 'all' | 'off';
 export const HISTORY_MODES: readonly HistoryMode[] = ['blocked', 'all', 'off'];
@@ -42,7 +43,7 @@ export interface HistoryOptions {
   now?: () => number;
 }
 
-/** Figures for /metrics. */
+/** Figures for /metrics (see addHistoryMetrics). */
 export interface HistoryFigures {
   /** Bytes of history.sqlite and its WAL. */
   databaseBytes: number;
@@ -252,7 +253,12 @@ export class History implements QueryObserver {
     return this.thread === null || this.closed !== null ? Promise.resolve(0) : this.thread.retain();
   }
 
-  collect(): HistoryFigures {
+  /** Adds the history figures to the metrics (the admin API's Collector interface). */
+  collect(sink: MetricsSink): void {
+    addHistoryMetrics(sink, this.figures());
+  }
+
+  figures(): HistoryFigures {
     const w = this.thread?.stats;
     return {
       databaseBytes: w?.databaseBytes ?? 0,
@@ -276,6 +282,19 @@ export class History implements QueryObserver {
 /** The observer for `--history MODE`, or null when MODE is off. */
 export function createHistory(mode: HistoryMode, options: Omit<HistoryOptions, 'mode'>): History | null {
   return mode === 'off' ? null : new History({ ...options, mode });
+}
+
+/**
+ * The history metrics. With --workers each worker adds its queue and drops and the primary
+ * (which owns the writer thread) its writes, errors and the database size: summed by name,
+ * they add up; the size is the largest, as only the owner reports one.
+ */
+export function addHistoryMetrics(sink: MetricsSink, f: HistoryFigures): void {
+  sink.add('sinkhole_history_database_bytes', 'gauge', 'Size of history.sqlite and its write-ahead log.', f.databaseBytes, 'max');
+  sink.add('sinkhole_history_queued_rows', 'gauge', 'Raw history rows waiting to be written.', f.queued);
+  sink.add('sinkhole_history_dropped_rows_total', 'counter', 'Raw history rows dropped because the queue was full (still counted in roll-ups).', f.dropped);
+  sink.add('sinkhole_history_write_errors_total', 'counter', 'Failed writes of history batches (disk full, read-only, ...).', f.writeErrors);
+  sink.add('sinkhole_history_written_rows_total', 'counter', 'Raw history rows written.', f.written);
 }
 
 export const DEFAULT_HISTORY_DAYS = 90;

@@ -42,6 +42,12 @@ export class WriterThread implements BatchSink {
     void this.retain();
   }
 
+  /** The owner's figures, for the primary's metrics with --workers (see addHistoryMetrics). */
+  figures(): { databaseBytes: number; queued: number; dropped: number; writeErrors: number; written: number } {
+    const s = this.stats;
+    return { databaseBytes: s.databaseBytes, queued: s.pendingRows, dropped: s.dropped + this.lost, writeErrors: s.writeErrors, written: s.written };
+  }
+
   write(batch: Batch): void {
     const { rows } = batch;
     // Columns are moved, not copied, when each has a buffer of its own; a batch that came over
