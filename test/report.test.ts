@@ -33,7 +33,7 @@ for (let i = 0; i < 4; i++) history.answered(src.event('192.168.1.23', `www${i}.
 history.answered(src.event('192.168.1.40', 'www.icq.com', 1, T0 + HOUR));
 history.answered(src.event('192.168.1.40', 'mmg.whatsapp.net', 1, T0 + DAY));
 history.flush();
-for (let i = 0; history.collect().written < 6; i++) {
+for (let i = 0; history.figures().written < 6; i++) {
   if (i > 250) throw new Error('history not written');
   await new Promise((r) => setTimeout(r, 20));
 }
