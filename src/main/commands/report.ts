@@ -32,7 +32,8 @@ Examples:
   sinkhole report --since 2026-11-01 --until 2026-11-30 --by bundle --format csv
   sinkhole report --client laptop-7 --by domain`;
 
-const FLAGS = ['since', 'until', 'by', 'client', 'bundle', 'format', 'state-dir'];
+/** The flags of `sinkhole report`, without `--`. */
+export const REPORT_FLAGS = ['since', 'until', 'by', 'client', 'bundle', 'format', 'state-dir'];
 const FORMATS = ['table', 'csv', 'json'];
 
 /** Runs `sinkhole report ARGS`: prints the report and returns the exit code; throws ConfigError for a bad flag or a missing database. */
@@ -45,16 +46,26 @@ export function runReport(args: string[], now = Date.now(), print: (text: string
       return 0;
     }
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!m || !FLAGS.includes(m[1]!)) throw new ConfigError(`report: unknown argument "${arg}" (see "sinkhole report --help")`);
+    if (!m || !REPORT_FLAGS.includes(m[1]!)) throw new ConfigError(`report: unknown argument "${arg}" (see "sinkhole report --help")`);
     const value = m[2] ?? args[++i];
     if (value === undefined) throw new ConfigError(`report: option --${m[1]} needs a value`);
     values.set(m[1]!, value);
   }
-  const q = parseReportArgs((name) => values.get(name), now);
+  printReport((name) => values.get(name), now, print);
+  return 0;
+}
+
+/**
+ * The report for flag values already parsed (by name without `--`: since, until, by,
+ * client, bundle, format, state-dir; undefined = not given), for a command parser that
+ * declares these flags itself.
+ */
+export function printReport(get: (name: string) => string | undefined, now: number, print: (text: string) => void): void {
+  const q = parseReportArgs(get, now);
   if ('error' in q) throw new ConfigError(`report: ${q.error}`);
-  const format = values.get('format') ?? 'table';
+  const format = get('format') ?? 'table';
   if (!FORMATS.includes(format)) throw new ConfigError(`report: --format "${format}" is not one of ${FORMATS.join(', ')}`);
-  const dir = values.get('state-dir') ?? DEFAULT_STATE_DIR;
+  const dir = get('state-dir') ?? DEFAULT_STATE_DIR;
   const path = join(dir, DB_FILE);
   if (!existsSync(path)) {
     const why = existsSync(dir) && statSync(dir).isDirectory() ? `${dir} holds no ${DB_FILE}` : `${dir} is not a folder`;
@@ -72,5 +83,4 @@ export function runReport(args: string[], now = Date.now(), print: (text: string
   } finally {
     db.close();
   }
-  return 0;
 }
