@@ -170,6 +170,19 @@ t.test('--workers: two processes send their batches over IPC to the one writer t
   t.same(rows(dir, 'SELECT verdict, sum(count) AS n FROM hourly GROUP BY verdict ORDER BY verdict'), [{ verdict: 0, n: 200 }, { verdict: 1, n: 100 }], 'roll-ups of both');
 });
 
+t.test('a sink that throws (IPC closed while shutting down): rows counted as dropped, one line, no throw', async (t) => {
+  const warns: string[] = [];
+  const h = history(stateDir(t), { flushMs: 60_000, log: { warn: (m) => warns.push(m), info: () => undefined },
+    sink: { write: () => { throw new Error('Channel closed'); } } });
+  for (let round = 0; round < 3; round++) {
+    h.answered(src.event('10.0.0.9', 't.me', 1, T0 + round));
+    t.doesNotThrow(() => h.flush());
+  }
+  await h.close();
+  t.equal(h.figures().dropped, 3);
+  t.same(warns, ['history: cannot hand a batch on (Channel closed); its 1 rows are dropped']);
+});
+
 t.test('retention: raw rows older than --history-days and roll-ups older than twice that are deleted', async (t) => {
   const dir = stateDir(t);
   let now = T0;
