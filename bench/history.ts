@@ -1,4 +1,5 @@
-// History figures (docs/history.md): `node dist/bench/history.js batch|growth|report [N]`.
+// History figures (docs/history.md), built with `npx tsc -p tsconfig.bench.json`:
+// `node dist-bench/bench/history.js batch|hot|growth|report|demo`.
 //   batch   time of writing a 10,000-row batch on this thread, against the time this thread
 //           spends handing the same batch to the writer thread (History.flush)
 //   growth  N (default 1,000,000) blocked attempts through History.answered -> writer thread
@@ -22,7 +23,7 @@ import { DB_FILE, openReader } from '../src/observe/history/schema.js';
 import { HistoryWriter } from '../src/observe/history/writer.js';
 import { ruleOf, type RuleRef } from '../src/stages/policy/ruleset.js';
 import { loadBlocklists } from '../src/stages/policy/load.js';
-import { isQuery, parseQuery, type Query } from '../src/wire/query.js';
+import { parseQuery, Query } from '../src/wire/query.js';
 
 const DAY = 86_400_000;
 const BUNDLES = ['whatsapp', 'telegram', 'signal', 'discord', 'skype', 'icq', 'yahoo-messenger', 'msn'];
@@ -40,7 +41,7 @@ function workload(clientCount = 200): { queries: Query[]; rules: RuleRef[]; clie
   for (let i = 0; i < 2000; i++) {
     const bundle = BUNDLES[i % BUNDLES.length]!;
     const q = parseQuery(queryBytes(`host${i}.edge-${i % 37}.${bundle}.example.net`, i % 3 === 0 ? 28 : 1));
-    if (!isQuery(q)) throw new Error('query did not parse');
+    if (!(q instanceof Query)) throw new Error('query did not parse');
     queries.push(q);
     rules.push({ file: `/etc/sinkhole/blocklists/${bundle}.txt`, bundle, line: 1 + (i % 40), allow: false, rule: `${bundle}.example.net` });
   }
@@ -256,7 +257,7 @@ async function demo(dir: string): Promise<void> {
   all.sort((a, b) => a[0] - b[0]);
   for (const [at, client, name] of all) {
     const q = parseQuery(queryBytes(name, 1));
-    if (!isQuery(q)) throw new Error('query did not parse');
+    if (!(q instanceof Query)) throw new Error('query did not parse');
     q.clientAddress = client;
     const m = rules.match(q.qnameKey);
     e.query = q;
@@ -275,6 +276,6 @@ else if (what === 'demo') await demo(count ?? 'state');
 else if (what === 'growth') await growth(Number(count ?? 1_000_000), Number(clientCount ?? 200));
 else if (what === 'report') await reports(Number(count ?? 10_000_000));
 else {
-  console.error('usage: node dist/bench/history.js batch | hot | growth [N [CLIENTS]] | report [N] [--keep] | demo DIR');
+  console.error('usage: node dist-bench/bench/history.js batch | hot | growth [N [CLIENTS]] | report [N] [--keep] | demo DIR');
   process.exit(2);
 }

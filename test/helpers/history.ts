@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Outcome, QueryEvent } from '../../src/observe/event.js';
 import { loadBlocklists } from '../../src/stages/policy/load.js';
 import { ruleOf, type RuleRef, type RuleSet } from '../../src/stages/policy/ruleset.js';
-import { isQuery, parseQuery, type Query } from '../../src/wire/query.js';
+import { parseQuery, Query } from '../../src/wire/query.js';
 import { buildQuery } from './dns.js';
 
 export const LISTS: Record<string, string> = {
@@ -50,7 +50,7 @@ export async function eventSource(lists = LISTS): Promise<EventSource> {
     rules, dir,
     event(client, name, qtype, at, otherwise = 'forwarded') {
       const q = parseQuery(buildQuery(name, qtype));
-      if (!isQuery(q)) throw new Error(`${name} did not parse as a query`);
+      if (!(q instanceof Query)) throw new Error(`${name} did not parse as a query`);
       q.clientAddress = client;
       q.clientPort = 5353;
       e.query = q;
