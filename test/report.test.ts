@@ -91,14 +91,18 @@ t.test('table: local times with date', async (t) => {
 
 t.test('GET /api/report: the same JSON, 400 for a bad parameter, 503 without a database', async (t) => {
   const handler = reportHandler(dir, () => NOW);
-  const ok = handler(new URLSearchParams({ since: '7d', by: 'bundle' }));
+  const ok = await handler(new URLSearchParams({ since: '7d', by: 'bundle' }));
   t.equal(ok.status, 200);
   t.same(ok.body, json([...week, '--by', 'bundle']));
-  t.same(handler(new URLSearchParams({ by: 'messenger' })), { status: 400, body: { error: 'by: "messenger" is not one of client, bundle, domain, group, day, hour' } });
-  t.same(handler(new URLSearchParams({ since: 'last tuesday' })).status, 400);
+  t.same(await handler(new URLSearchParams({ by: 'messenger' })), { status: 400, body: { error: 'by: "messenger" is not one of client, bundle, domain, group, day, hour' } });
+  t.same((await handler(new URLSearchParams({ since: 'last tuesday' }))).status, 400);
+  // Several at once, answered by the report thread, each with its own result.
+  const [a, b] = await Promise.all([handler(new URLSearchParams({ by: 'client' })), handler(new URLSearchParams({ by: 'domain', client: 'laptop-7' }))]);
+  t.same(a.body, json([...week, '--by', 'client']));
+  t.same((b.body as Report).rows.map((r) => r.key), ['web.whatsapp.com', 'telegram.org']);
   const empty = mkdtempSync(join(tmpdir(), 'sinkhole-report-empty-'));
   t.teardown(() => rmSync(empty, { recursive: true, force: true }));
-  t.match(reportHandler(empty)(new URLSearchParams()), { status: 503, body: { error: /^no history yet at .*history\.sqlite/ } });
+  t.match(await reportHandler(empty)(new URLSearchParams()), { status: 503, body: { error: /^no history yet at .*history\.sqlite/ } });
 });
 
 t.test('errors are one line naming the flag', async (t) => {

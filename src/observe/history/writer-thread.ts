@@ -30,13 +30,14 @@ export class WriterThread implements BatchSink {
     // Under the test runner the sources are .ts; built, they are .js.
     const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
     this.worker = new Worker(new URL(`./writer-worker.${ext}`, import.meta.url), { workerData: settings });
-    this.worker.unref();
     this.worker.on('message', (m: ToMain) => this.fromWorker(m));
     this.worker.on('error', (err) => log.warn(`history: the writer thread failed (${err.message.split('\n')[0]}); history is not written until restart, DNS keeps answering`));
     this.worker.on('exit', () => {
       this.gone = true;
       for (const resolve of this.retained.splice(0)) resolve(0);
     });
+    // After the listeners (adding one refs the thread again): it must not keep the process alive.
+    this.worker.unref();
     this.retention = setInterval(() => void this.retain(), retentionMs);
     this.retention.unref();
     void this.retain();
@@ -66,6 +67,8 @@ export class WriterThread implements BatchSink {
         return;
       }
       this.retained.push(resolve);
+      // Someone waits for the answer: keep the process alive until it comes.
+      this.worker.ref();
       this.post({ type: 'retain', now: this.now() }, [], 0);
     });
   }
@@ -107,6 +110,7 @@ export class WriterThread implements BatchSink {
       if (m.level === 'warn') this.log.warn(m.msg);
       else this.log.info(m.msg);
     } else if (m.type === 'retained') {
+      if (this.closing === null) this.worker.unref();
       for (const resolve of this.retained.splice(0)) resolve(m.deleted);
     }
   }
