@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
-import { History, type HistoryOptions } from '../src/observe/history/history.js';
-import { report } from '../src/observe/history/report.js';
-import { DB_FILE, openReader } from '../src/observe/history/schema.js';
-import { WriterThread } from '../src/observe/history/writer-thread.js';
-import type { Batch } from '../src/observe/history/batch.js';
-import { MetricsSink } from '../src/pipeline/metrics.js';
-import { eventSource } from './helpers/history.js';
+import { History, type HistoryOptions } from '../../src/observe/history/history.js';
+import { report } from '../../src/observe/history/report.js';
+import { DB_FILE, openReader } from '../../src/observe/history/schema.js';
+import { WriterThread } from '../../src/observe/history/writer-thread.js';
+import type { Batch } from '../../src/observe/history/batch.js';
+import { MetricsSink } from '../../src/pipeline/metrics.js';
+import { eventSource } from '../helpers/history.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -129,7 +129,7 @@ t.test('restart: close, reopen, write more; the report counts both runs, from ro
 t.test('kill -9 loses at most the last batch; the database stays whole', async (t) => {
   const dir = stateDir(t);
   const flushMs = 500;
-  const child = spawn(process.execPath, [...process.execArgv, join(import.meta.dirname, 'fixtures', 'history-child.ts'),
+  const child = spawn(process.execPath, [...process.execArgv, join(import.meta.dirname, '..', 'fixtures', 'history-child.ts'),
     JSON.stringify({ scenario: 'kill', stateDir: dir, flushMs, retryMs: 1000 })], { stdio: ['ignore', 'pipe', 'inherit'] });
   let last = { fed: 0, written: 0 };
   let buffered = '';
@@ -159,7 +159,7 @@ t.test('kill -9 loses at most the last batch; the database stays whole', async (
 t.test('--workers: two processes send their batches over IPC to the one writer thread of the primary', async (t) => {
   const dir = stateDir(t);
   const thread = new WriterThread({ stateDir: dir, days: 90, queueLimit: 10_000, retryMs: 1000 }, { warn: (m) => t.fail(m), info: () => undefined });
-  const workers = ['10.0.0.1', '10.0.0.2'].map((client) => fork(join(import.meta.dirname, 'fixtures', 'history-child.ts'),
+  const workers = ['10.0.0.1', '10.0.0.2'].map((client) => fork(join(import.meta.dirname, '..', 'fixtures', 'history-child.ts'),
     [JSON.stringify({ scenario: 'sink', stateDir: dir, flushMs: 50, retryMs: 1000, client })],
     { execArgv: process.execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   for (const w of workers) w.on('message', (m: { history: Batch }) => thread.write(m.history));
@@ -253,7 +253,7 @@ t.test('a state folder that cannot be made: one line, no throw, retried until it
 function inTmpfs(t: Test, scenario: 'full' | 'readonly'): Record<string, unknown>[] | null {
   const dir = stateDir(t);
   const mount = scenario === 'full' ? `mount -t tmpfs -o size=2m tmpfs ${dir}` : `mount -t tmpfs -o size=1m,ro tmpfs ${dir}`;
-  const node = [process.execPath, ...process.execArgv, join(import.meta.dirname, 'fixtures', 'history-child.ts'),
+  const node = [process.execPath, ...process.execArgv, join(import.meta.dirname, '..', 'fixtures', 'history-child.ts'),
     JSON.stringify({ scenario, stateDir: dir, flushMs: 100, retryMs: 300 })].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
   const r = spawnSync('unshare', ['-m', 'sh', '-c', `${mount} && exec ${node}`], { encoding: 'utf8', timeout: 60_000 });
   if (r.error || (r.status !== 0 && /unshare|mount/.test(r.stderr))) {
