@@ -5,6 +5,7 @@ import { MetricsSink as Sink } from '../pipeline/metrics.js';
 import type { QueryStats } from '../observe/stats.js';
 import type { AnswerCache } from '../stages/cache/answer-cache.js';
 import { checkName } from '../stages/policy/check.js';
+import { reportHandler } from '../observe/history/api.js';
 import { buildQuery } from '../wire/build-query.js';
 import type { PackedAnswer } from '../wire/packed-answer.js';
 import { parseQuery, Query } from '../wire/query.js';
@@ -19,6 +20,8 @@ export interface AdminBackend {
   health(): Promise<HealthReport>;
   reload(): Promise<Record<string, unknown>>;
   check(name: string, qtype: number, client: string | null): Promise<Record<string, unknown>>;
+  /** GET /api/report: the history database, as `sinkhole report --format json`. */
+  report(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
 }
 
 /** Anything that adds figures to the metrics: the pipeline (all its stages), observers, the reloader's counts. */
@@ -35,9 +38,12 @@ export interface LocalBackendDeps extends HealthDeps {
   collectors: Collector[];
   sinkholeIpv4: string;
   sinkholeIpv6: string;
+  /** Where history.sqlite is. */
+  stateDir: string;
 }
 
 export function localBackend(deps: LocalBackendDeps): AdminBackend {
+  const report = reportHandler(deps.stateDir);
   const ruleCount = (): number => deps.policyStage.policy.rules.nameRuleCount + deps.policyStage.policy.rules.ipRuleCount;
   return {
     snapshot: () => {
@@ -52,6 +58,7 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
       await deps.reloader.trigger('admin');
       return { reloaded: deps.reloads.count > before, rules: ruleCount(), ms: deps.reloads.lastMs };
     },
+    report,
     check: (name, qtype, client) => {
       const context = { policy: deps.policyStage.policy, allowNets: deps.guard.allowNets, sinkholeIpv4: deps.sinkholeIpv4, sinkholeIpv6: deps.sinkholeIpv6 };
       // The answer the server holds for the name, if any: the answer rules (CNAME chain,

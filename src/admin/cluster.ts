@@ -3,6 +3,7 @@
 // queries it answered); a reload goes to every worker, a check to one. Each worker answers
 // from its own in-process backend, the same one a single process serves directly.
 import cluster, { type Worker } from 'node:cluster';
+import { reportHandler } from '../observe/history/api.js';
 import type { AdminBackend } from './backend.js';
 import { mergeSnapshots, type AdminSnapshot } from './snapshot.js';
 
@@ -39,7 +40,9 @@ export function answerAdminRequests(backend: AdminBackend): void {
 const REPLY_TIMEOUT_MS = 6000;
 
 /** In the primary: the admin backend made of every running worker. */
-export function clusterBackend(): AdminBackend {
+export function clusterBackend(stateDir: string): AdminBackend {
+  // The primary reads the history database itself: it owns the writer.
+  const report = reportHandler(stateDir);
   let nextId = 1;
   const waiting = new Map<number, (reply: AdminReply) => void>();
   cluster.on('message', (_worker, msg: AdminReply) => {
@@ -84,5 +87,6 @@ export function clusterBackend(): AdminBackend {
       return { reloaded: replies.every((r) => r.reloaded === true), rules: replies[0]!.rules, ms: Math.max(...replies.map((r) => Number(r.ms))), workers: replies.length };
     },
     check: (name, qtype, client) => ask(workers()[0]!, 'check', [name, qtype, client]),
+    report,
   };
 }

@@ -42,6 +42,7 @@ export const ROUTES: Route[] = [
     },
   },
   { method: 'GET', path: '/api/stats', handle: async (_u, b) => ({ status: 200, body: renderStats(await b.snapshot()) }) },
+  { method: 'GET', path: '/api/report', handle: (url, b) => b.report(url.searchParams) },
 ];
 
 export function findRoute(method: string | undefined, path: string): Route | undefined {

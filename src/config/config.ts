@@ -74,6 +74,9 @@ export interface Config {
   maxInflightPerClient: number;
   maxInflight: number;
   rateExempt: Cidr[];
+  stateDir: string;
+  history: 'blocked' | 'all' | 'off';
+  historyDays: number;
 }
 
 /** The options of the server and its config file, by area; commands declare their own beside them. */

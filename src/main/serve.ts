@@ -37,6 +37,16 @@ import { buildTemplates } from '../wire/answer.js';
 import { ZoneMap } from '../wire/zone-map.js';
 import { collectStartupGarbage } from './memory.js';
 import { isWorker, reportReady, runPrimary } from './workers.js';
+import cluster from 'node:cluster';
+import type { Logger } from '../observe/log.js';
+import { createHistory } from '../observe/history/history.js';
+import type { Batch } from '../observe/history/batch.js';
+import { WriterThread } from '../observe/history/writer-thread.js';
+
+/** The history's few lines (never one per query) in the server's log. */
+function historyLog(log: Logger): { warn(message: string): void; info(message: string): void } {
+  return { warn: (m) => log.warn(m), info: (m) => log.info(m) };
+}
 
 /** Upper bound on one client query's wait for upstreams, whatever the number of upstreams. */
 const FORWARD_BUDGET_MS = 4000;
@@ -148,6 +158,13 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   // Who is told about answered queries.
   const observers: QueryObserver[] = [new BlockedQueryLog(log)];
+  // History (SQLite, written by a thread of its own); with --workers each worker hands its
+  // batches to the primary, which owns the one writer.
+  const history = createHistory(config.history, {
+    days: config.historyDays, stateDir: config.stateDir, log: historyLog(log),
+    ...(isWorker ? { sink: { write: (batch) => process.send?.({ sinkhole: 'history', batch }) } } : {}),
+  });
+  if (history !== null) observers.push(history);
   const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode, log);
   if (queryLog !== null) observers.push(queryLog);
   let admin: import('node:http').Server | null = null;
@@ -158,10 +175,10 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     reloader.onReload = reloads.record;
     const backend = localBackend({
       policyStage, forwarder, blocklists: config.blocklists, guard, cache: cacheStage.store, stats, reloader, reloads,
-      collectors: [pipeline, stats, reloads, { collect: (sink) => collectStreamListeners(sink, [
+      collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
-      ]) }], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
+      ]) }], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
@@ -188,6 +205,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     while (pipeline.pending() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     await closeAll();
     queryLog?.flush();
+    await history?.close();
   };
   const reopenLogs = (): void => {
     queryLog?.reopen();
@@ -209,13 +227,22 @@ export async function serve(config: Config): Promise<void> {
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
     if (config.admin !== null) {
-      await startAdmin(config.admin, config.adminToken, clusterBackend(), config.adminHostnames).catch((err: unknown) => {
+      await startAdmin(config.admin, config.adminToken, clusterBackend(config.stateDir), config.adminHostnames).catch((err: unknown) => {
         output.flush();
         throw err;
       });
       log.info({ admin: config.admin.label, token: config.adminToken !== null, workers: config.workers }, 'admin API listening');
     }
-    runPrimary(config.workers, log, output.flush, () => undefined);
+    // The one history writer: the workers send it their batches.
+    let writer: WriterThread | null = null;
+    if (config.history !== 'off') {
+      cluster.setupPrimary({ serialization: 'advanced' });
+      writer = new WriterThread({ stateDir: config.stateDir, days: config.historyDays, queueLimit: 100_000, retryMs: 30_000 }, historyLog(log));
+      cluster.on('message', (_worker, m: { sinkhole?: string; batch?: Batch }) => {
+        if (m?.sinkhole === 'history' && m.batch !== undefined) writer!.write(m.batch);
+      });
+    }
+    runPrimary(config.workers, log, output.flush, () => undefined, () => writer?.close() ?? Promise.resolve());
     return;
   }
   const server = await startServer(config, output).catch((err: unknown) => {

@@ -15,7 +15,8 @@ export function reportReady(): void {
   if (cluster.isWorker) process.send?.({ sinkhole: 'ready' });
 }
 
-export function runPrimary(count: number, log: Logger, flush: () => void, onReady: () => void): void {
+/** `beforeExit`: what the primary itself must finish when every worker has stopped (the history writer). */
+export function runPrimary(count: number, log: Logger, flush: () => void, onReady: () => void, beforeExit: () => Promise<void> = () => Promise.resolve()): void {
   let stopping = false;
   let ready = 0;
   let restarts = 0;
@@ -34,9 +35,11 @@ export function runPrimary(count: number, log: Logger, flush: () => void, onRead
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
-        log.info('stopped');
-        flush();
-        process.exit(0);
+        void beforeExit().finally(() => {
+          log.info('stopped');
+          flush();
+          process.exit(0);
+        });
       }
       return;
     }

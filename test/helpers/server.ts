@@ -58,6 +58,8 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
       // are off unless a test sets them (test/stages/guard/ does).
       ...(opts.args?.some((a) => a.startsWith('--rate-limit')) ? [] : ['--rate-limit', '0']),
       ...(opts.args?.some((a) => a.startsWith('--max-inflight-per-client')) ? [] : ['--max-inflight-per-client', '0']),
+      // Each server its own state folder (history.sqlite), not ./state shared by every test.
+      ...(opts.args?.some((a) => a.startsWith('--state-dir')) ? [] : ['--state-dir', mkdtempSync(join(tmpdir(), 'sinkhole-state-'))]),
       ...(opts.args ?? []),
     ]);
     const { output, logs } = captureLogs();

@@ -2,7 +2,7 @@
 import { LOG_LEVELS } from '../../observe/log.js';
 import { parseQueryLogMode } from '../../observe/query-log.js';
 import { option } from '../option.js';
-import { checked, offOr, oneOf, text } from '../values.js';
+import { checked, offOr, oneOf, text, wholeNumber } from '../values.js';
 import type { Area } from './area.js';
 
 export const logLevel = option({
@@ -21,4 +21,16 @@ export const queryLogMode = option({
   help: 'which queries the query log keeps; blocked queries are always kept',
 });
 
-export const observeArea: Area = { title: 'Logs', options: [logLevel, queryLog, queryLogMode] };
+export const history = option({
+  name: 'history', arg: 'blocked|all|off', value: oneOf(['blocked', 'all', 'off'] as const, 'history'), default: 'blocked',
+  commands: ['serve'], field: 'history',
+  help: 'store every blocked attempt (blocked) or every query (all) in STATE-DIR/history.sqlite for sinkhole report',
+  details: 'Hourly and daily counts per client and bundle are kept whatever the mode, so reports over months never scan raw rows. Written in batches about once a second by a thread of its own, never on the query path; kill -9 loses at most the last second. See docs/history.md.',
+});
+
+export const historyDays = option({
+  name: 'history-days', arg: 'DAYS', value: wholeNumber(1, 3650), default: '90', commands: ['serve'], field: 'historyDays',
+  help: 'keep raw history rows this many days (the hourly and daily counts twice as long)',
+});
+
+export const observeArea: Area = { title: 'Logs and history', options: [logLevel, queryLog, queryLogMode, history, historyDays] };

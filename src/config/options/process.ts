@@ -18,4 +18,10 @@ export const workers = option({
   details: 'Each keeps its own rules and cache. On Node 22.12 or newer each worker has its own UDP socket (SO_REUSEPORT) and the kernel spreads the queries; on Node 20 they share the primary\'s one.',
 });
 
-export const processArea: Area = { title: 'Settings and processes', options: [config, workers] };
+export const stateDir = option({
+  name: 'state-dir', arg: 'DIR', value: text, default: './state', commands: ['serve', 'report'], field: 'stateDir',
+  help: 'where the server keeps what must survive a restart: the history database (history.sqlite)',
+  details: 'Created when missing. The systemd unit uses /var/lib/sinkhole (StateDirectory=). A full or read-only state folder never stops DNS: writing is retried, with one log line.',
+});
+
+export const processArea: Area = { title: 'Settings and processes', options: [config, workers, stateDir] };

@@ -4,6 +4,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../config/config.js';
+import { optional } from '../../config/option.js';
+import { stateDir } from '../../config/options/process.js';
+import { text as textValue } from '../../config/values.js';
+import type { Command } from './command.js';
 import { DEFAULT_STATE_DIR } from '../../observe/history/history.js';
 import { parseReportArgs } from '../../observe/history/report-args.js';
 import { report, reportCsv, reportTable } from '../../observe/history/report.js';
@@ -84,3 +88,31 @@ export function printReport(get: (name: string) => string | undefined, now: numb
     db.close();
   }
 }
+
+const text = (name: string, arg: string, help: string) => optional({ name, arg, value: textValue, commands: ['report'], help });
+
+export const sinceOption = text('since', 'WHEN', 'start: 7d, 12h, 30m, 2w (before now), a date (2026-11-01, local midnight) or an ISO time (default 7d)');
+export const untilOption = text('until', 'WHEN', 'end: now (default), or the same forms; a date means the end of that day');
+export const byOption = text('by', 'KEY', 'client (default), bundle, domain, group, day or hour');
+export const reportClientOption = text('client', 'IP|NAME', 'only this client (address, or name as the server knows it)');
+export const bundleOption = text('bundle', 'NAME', 'only this bundle (e.g. whatsapp)');
+export const formatOption = text('format', 'FORMAT', 'table (default; local times), csv (key,name,count,first,last) or json');
+
+export const reportCommand: Command = {
+  name: 'report', operands: '', minOperands: 0, maxOperands: 0,
+  wrongOperands: 'report takes no name; filter with --client or --bundle (see "sinkhole report --help")',
+  summary: 'who tried what: blocked attempts from the history database, counted per client, bundle, domain, group, day or hour',
+  description: 'Reads STATE-DIR/history.sqlite read-only, so it works while the server runs and while it is stopped. ' +
+    'Every blocked attempt counts, also the repeats the log folds into one line. Example: sinkhole report --since 7d --by client. ' +
+    'JSON: {"since","until","by","rows":[{"key","name","count","first","last"}]}; CSV: key,name,count,first,last.',
+  own: [sinceOption, untilOption, byOption, reportClientOption, bundleOption, formatOption],
+  run: async ({ settings }) => {
+    const own = new Map<string, string | null>([
+      ['since', settings.get(sinceOption)], ['until', settings.get(untilOption)], ['by', settings.get(byOption)],
+      ['client', settings.get(reportClientOption)], ['bundle', settings.get(bundleOption)], ['format', settings.get(formatOption)],
+      ['state-dir', settings.get(stateDir)],
+    ]);
+    printReport((name) => own.get(name) ?? undefined, Date.now(), (t) => process.stdout.write(t));
+    return 0;
+  },
+};
