@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ConfigError } from '../src/config/config.js';
 import { loadBlocklists } from '../src/stages/policy/load.js';
+import { ruleOf } from '../src/stages/policy/ruleset.js';
 import { parseListUrlLine, Subscriptions } from '../src/stages/policy/sources/subscription.js';
 import { textToKey } from '../src/wire/names.js';
 import { captureLogs } from './helpers/server.js';
@@ -166,8 +167,8 @@ t.test('service catalogue: one standby bundle per service', async (t) => {
   const lists = subs.lists();
   t.same(lists.map((l) => [l.path.slice(stateDir.length), l.standby]), [['/lists/catalogue.catalogue/kakaotalk.txt', true], ['/lists/catalogue.catalogue/viber.txt', true]]);
   const report = await loadBlocklists(mkdtempSync(join(tmpdir(), 'sinkhole-lists-')), new Map(), { extra: lists });
-  const g = report.ruleSet.match(textToKey('dl.viber.io') as string);
-  t.equal(report.ruleSet.describe(g).bundle, 'viber');
+  const m = report.ruleSet.match(textToKey('dl.viber.io') as string);
+  t.equal(report.ruleSet.describe(ruleOf(m)).bundle, 'viber');
   t.ok(report.ruleSet.files.every((f) => f.standby === true));
   t.notOk(existsSync(join(stateDir, 'lists', 'catalogue.txt')));
 });
