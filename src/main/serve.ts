@@ -28,6 +28,7 @@ import { privateZoneMap } from '../stages/local/private-zones.js';
 import { HostsSource } from '../stages/local/hosts.js';
 import { LocalStage } from '../stages/local/stage.js';
 import { NetworkList } from '../stages/policy/cidr.js';
+import { emptyPolicySettings, GroupRuntime, type PolicySettings } from '../stages/policy/group-setup.js';
 import { loadBlocklists } from '../stages/policy/load.js';
 import { Policy } from '../stages/policy/policy.js';
 import { ReloadFigures } from '../stages/policy/reload-figures.js';
@@ -51,15 +52,28 @@ export interface RunningServer {
   /** DoT and DoH listeners (--listen-tls, --listen-https). */
   encrypted: Array<TlsListener | HttpsListener>;
   reloader: Reloader;
+  /** Pause state and list subscriptions. */
+  groups: GroupRuntime;
   reload(reason: string): Promise<void>;
   /** SIGHUP: reopens the query log file (logrotate) and re-reads --tls-cert/--tls-key. */
   reopenLogs(): void;
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS): Promise<RunningServer> {
+export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS,
+  policySettings: PolicySettings = emptyPolicySettings()): Promise<RunningServer> {
   const { log } = output;
-  const report = await loadBlocklists(config.blocklists);
+  // Groups, schedules, pauses and subscriptions; stored subscriptions load with the folder.
+  const groupRuntime = new GroupRuntime(policySettings, config.blocklists, log);
+  let report;
+  let groupPolicy;
+  try {
+    report = await loadBlocklists(config.blocklists, new Map(), { extra: groupRuntime.extraLists() });
+    groupPolicy = groupRuntime.compile();
+  } catch (err) {
+    groupRuntime.close();
+    throw err;
+  }
   logLoadProblems(log, report);
   const ruleSet = report.ruleSet;
   log.info({
@@ -79,7 +93,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const guard = new GuardStage(config.allowNets === null ? null : new NetworkList(config.allowNets), limiter, log);
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
-    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)), templates);
+    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients), groupPolicy), templates);
   const forwarderFor = (upstreams: UpstreamTarget[], zone?: string): Forwarder => new Forwarder(
     { upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
@@ -137,13 +151,18 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     for (const endpoint of config.listenHttps) encrypted.push(await listenHttps(endpoint, handle, { ...streamLimits, ...certificate }));
   } catch (err) {
     await closeAll();
+    groupRuntime.close();
     throw err;
   }
+  groupPolicy.start();
 
   const reloader = new Reloader(config.blocklists, log, () => policyStage.policy.rules, (rules) => {
     policyStage.policy = policyStage.policy.withRules(rules);
   }, reloadOptions);
+  reloader.extraLists = () => groupRuntime.extraLists();
+  groupRuntime.onListsUpdated = () => void reloader.trigger('list-url');
   await reloader.start();
+  groupRuntime.start();
   const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
   // Who is told about answered queries.
@@ -161,7 +180,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       collectors: [pipeline, stats, reloads, { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
-      ]) }], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
+      ]) }], groups: groupRuntime, sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
@@ -170,6 +189,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         admin = await startAdmin(config.admin, config.adminToken, backend, config.adminHostnames);
       } catch (err) {
         reloader.close();
+        groupRuntime.close();
+        policyStage.policy.groups?.stop();
         await closeAll();
         throw err;
       }
@@ -180,6 +201,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   const stop = async (): Promise<void> => {
     reloader.close();
+    groupRuntime.close();
+    policyStage.policy.groups?.stop();
     admin?.close();
     admin?.closeAllConnections();
     for (const l of [...udp, ...tcp, ...encrypted]) l.draining = true;
@@ -201,7 +224,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     }
   };
 
-  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, reload, reopenLogs, stop };
+  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, reload, reopenLogs, stop };
 }
 
 export async function serve(config: Config): Promise<void> {

@@ -157,9 +157,14 @@ export class GroupPolicy {
 
   /** Whether `bundle` blocks for `group` at an arbitrary moment (for `check --at`; not for queries). */
   blocksAt(group: number, bundle: number, at: number): boolean {
+    return this.rowAt(group, at)[bundle] === 1;
+  }
+
+  /** The group's row of the table as it would be at `at` (index by bundle). Not for queries. */
+  rowAt(group: number, at: number): Uint8Array {
     const row = new Uint8Array(bundleCount());
     this.fillRow(group, at, row, 0);
-    return row[bundle] === 1;
+    return row;
   }
 
   /** The bundles that block for `group` at `at`, by name (check, dashboard). */
