@@ -77,8 +77,16 @@ export class Policy {
   decide(client: string | null, qnameKey: string, _now: number): number {
     if (this.isExempt(client)) return NOT_BLOCKED;
     const rules = this.rules;
-    const base = this.rowOf(client);
-    const m = base < 0 ? rules.match(qnameKey) : rules.matchFor(qnameKey, this.groups!.active, base);
+    const first = rules.match(qnameKey);
+    // Most names match no rule: they never look at groups.
+    if (first < 0 || rules.isAllow(ruleOf(first))) return NOT_BLOCKED;
+    const groups = this.groups;
+    if (groups === null) return first;
+    const base = groups.groupOf(client ?? '') * groups.stride;
+    if (groups.active[base + rules.bundleOf(ruleOf(first))] === 1) return first;
+    // The most specific rule's bundle does not block for this group: other rules of the
+    // name, then the parents.
+    const m = rules.matchFor(qnameKey, groups.active, base, first);
     return m < 0 || rules.isAllow(ruleOf(m)) ? NOT_BLOCKED : m;
   }
 

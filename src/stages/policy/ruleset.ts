@@ -230,10 +230,10 @@ export class RuleSet {
    * table, base = group * stride). An allow rule counts for every group (it is returned;
    * the caller lets the name through); a block rule counts when its bundle is active, else
    * the walk goes on with the other rules of the same name, then with the parents. No
-   * allocation beyond match()'s own.
+   * allocation beyond match()'s own. `first`: match(key), when the caller has it already.
    */
-  matchFor(key: string, active: Uint8Array, base: number): number {
-    let m = this.match(key);
+  matchFor(key: string, active: Uint8Array, base: number, first: number = this.match(key)): number {
+    let m = first;
     while (m >= 0) {
       const g = ruleOf(m);
       const offset = offsetOf(m);
