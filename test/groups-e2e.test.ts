@@ -4,6 +4,7 @@
 // through; a window that starts while the server runs takes effect by itself; pause and
 // resume through the admin API, also across a restart; a list-url fetched from an HTTP
 // server on 127.0.0.1, in force while the list site is down.
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +17,7 @@ import { freePort, startSinkhole, type TestServer } from './helpers/server.js';
 import { startUpstream, type Handler } from './helpers/upstream.js';
 import { policySettingsFrom } from '../src/stages/policy/group-setup.js';
 
+const CLI = join(import.meta.dirname, '..', 'dist', 'main', 'cli.js');
 const real: Handler = (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] });
 
 const STAFF = '127.0.1.5';
@@ -160,6 +162,7 @@ t.test('pause and resume through the admin API, by group and for everyone, acros
   t.equal(await verdict(s, 'whatsapp.example', GUEST), 'blocked', 'back by itself when the time ran out');
 
   t.match(await post('/api/pause?for=10m'), { status: 200, body: { paused: 'all' } });
+  t.match(await (await fetch(`${s.admin}/api/pause`)).json(), { pauses: [{ group: 'all', until: /^20\d\d-/ }], lists: [] }, 'GET /api/pause lists the pauses');
   t.equal(await verdict(s, 'whatsapp.example', OTHER), 'allowed', 'everyone paused');
   const port = s.port;
   await s.stop();
@@ -168,6 +171,32 @@ t.test('pause and resume through the admin API, by group and for everyone, acros
   const r = await fetch(`${again.admin}/api/resume`, { method: 'POST' });
   t.match(await r.json(), { resumed: true, pauses: [] });
   t.equal(await verdict(again, 'whatsapp.example', GUEST), 'blocked', 'resumed');
+
+  // The same through the command line (dist/, built by "npm test").
+  const adminAddress = again.admin.replace('http://', '');
+  const cli = (...args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    // Asynchronously: the server answering the admin API runs in this process.
+    const child = spawn(process.execPath, [CLI, ...args, '--admin', adminAddress], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+  const paused = await cli('pause', '--group', 'guests', '--for', '15m');
+  t.equal(paused.status, 0, paused.stderr);
+  t.match(paused.stdout, /^blocking paused for guests until \S+; paused: guests until /);
+  t.equal(await verdict(again, 'whatsapp.example', GUEST), 'allowed', 'paused by "sinkhole pause"');
+  const resumed = await cli('resume', '--group', 'guests');
+  t.match(resumed.stdout, /^resumed \(guests\); blocking is on for every group/);
+  t.equal(await verdict(again, 'whatsapp.example', GUEST), 'blocked', 'resumed by "sinkhole resume"');
+  const bad = await cli('pause', '--group', 'nosuch');
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /^sinkhole: the admin API at .* answered 400: unknown group "nosuch"; groups: default, guests\n$/);
+  const lists = await cli('lists', 'update');
+  t.match(lists.stdout, /no list-url lines are configured/);
+  t.equal(spawnSync(process.execPath, [CLI, 'check', 'x.example', '--at', 'someday'], { encoding: 'utf8' }).stderr,
+    'sinkhole: --at: "someday" is not a moment; write e.g. "mon 12:30", "12:30" or "2026-12-07 12:30"\n');
 });
 
 t.test('a list-url: first fetch in force soon after start, lists update, a restart with the site down', async (t) => {

@@ -24,6 +24,8 @@ export interface AdminBackend {
   /** Pauses blocking for a group (null: every client) for forMs (null: until resume). */
   pause(group: string | null, forMs: number | null): Promise<Record<string, unknown>>;
   resume(group: string | null): Promise<Record<string, unknown>>;
+  /** The pauses running now (dashboard). */
+  pauses(): Promise<Record<string, unknown>>;
   /** Fetches every list-url now; what changed is in force once the reload that follows is done. */
   updateLists(): Promise<Record<string, unknown>>;
 }
@@ -80,6 +82,7 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
       const had = deps.groups.pause.resume(group ?? ALL_GROUPS);
       return Promise.resolve({ resumed: had, pauses: pauseList(deps) });
     },
+    pauses: () => Promise.resolve({ pauses: pauseList(deps), lists: deps.groups.subscriptions?.status() ?? [] }),
     updateLists: async () => {
       const subs = deps.groups.subscriptions;
       if (subs === null) return { lists: [], note: 'no list-url lines are configured' };

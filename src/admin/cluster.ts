@@ -6,7 +6,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { AdminBackend } from './backend.js';
 import { mergeSnapshots, type AdminSnapshot } from './snapshot.js';
 
-type Op = 'snapshot' | 'health' | 'reload' | 'check' | 'pause' | 'resume' | 'update-lists';
+type Op = 'snapshot' | 'health' | 'reload' | 'check' | 'pause' | 'resume' | 'pauses' | 'update-lists';
 
 interface AdminRequest {
   sinkhole: 'admin';
@@ -32,6 +32,7 @@ export function answerAdminRequests(backend: AdminBackend): void {
           : msg.op === 'check' ? backend.check(...(msg.args as [string, number, string | null, number | null]))
             : msg.op === 'pause' ? backend.pause(...(msg.args as [string | null, number | null]))
               : msg.op === 'resume' ? backend.resume(...(msg.args as [string | null]))
+                : msg.op === 'pauses' ? backend.pauses()
                 : backend.updateLists();
     run.then((result) => process.send?.({ sinkhole: 'admin-reply', id: msg.id, result } satisfies AdminReply),
       (err: Error) => process.send?.({ sinkhole: 'admin-reply', id: msg.id, error: err.message } satisfies AdminReply));
@@ -90,6 +91,7 @@ export function clusterBackend(): AdminBackend {
     // Every worker keeps its own pause table (from the same state file) and its own lists.
     pause: async (group, forMs) => (await everyWorker<Record<string, unknown>>('pause', [group, forMs]))[0]!,
     resume: async (group) => (await everyWorker<Record<string, unknown>>('resume', [group]))[0]!,
+    pauses: () => ask(workers()[0]!, 'pauses'),
     updateLists: async () => (await everyWorker<Record<string, unknown>>('update-lists'))[0]!,
   };
 }

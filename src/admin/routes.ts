@@ -66,6 +66,7 @@ export const ROUTES: Route[] = [
       }
     },
   },
+  { method: 'GET', path: '/api/pause', handle: async (_u, b) => ({ status: 200, body: await b.pauses() }) },
   { method: 'POST', path: '/api/resume', handle: async (url, b) => ({ status: 200, body: await b.resume(url.searchParams.get('group')) }) },
   { method: 'POST', path: '/api/lists/update', handle: async (_u, b) => ({ status: 200, body: await b.updateLists() }) },
   { method: 'GET', path: '/api/stats', handle: async (_u, b) => ({ status: 200, body: renderStats(await b.snapshot()) }) },
