@@ -11,10 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
+import { ask, udpExchange } from './helpers/client.js';
+import { buildQuery, decode, T } from './helpers/dns.js';
 import { freePort, startSinkhole, type TestServer } from './helpers/server.js';
 import { startUpstream, type Handler } from './helpers/upstream.js';
+import { ConfigError } from '../src/config/config.js';
 import { policySettingsFrom } from '../src/stages/policy/group-setup.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'main', 'cli.js');
@@ -224,4 +225,51 @@ t.test('a list-url: first fetch in force soon after start, lists update, a resta
   });
   const offline = await start(t, lines, { stateDir, dir });
   t.equal(await verdict(offline, 'viber-new.example', GUEST), 'blocked', 'the stored copy is in force at once with the site down');
+});
+
+t.test('a config reload changes a group\'s policy under load without losing a query; a bad one keeps the old', async (t) => {
+  const s = await start(t, 'group staff 127.0.1.0/24\nblock staff whatsapp\n');
+  t.equal(await verdict(s, 'whatsapp.example', STAFF), 'blocked');
+  t.equal(await verdict(s, 'telegram.example', STAFF), 'allowed');
+  // A stream of queries from two clients, 40 in flight, while the policy changes under it.
+  let sent = 0;
+  let lost = 0;
+  let running = true;
+  const seen = { before: 0, after: 0 };
+  let swapped = false;
+  const worker = async (i: number) => {
+    while (running) {
+      const name = i % 2 === 0 ? 'telegram.example' : 'whatsapp.example';
+      const reply = await udpExchange(s.port, buildQuery(name, T.A, { id: (sent++ & 0xffff) }), 3000, '127.0.0.1', i % 3 === 0 ? OTHER : STAFF);
+      if (reply === null || decode(reply).rcode !== 0) lost++;
+      else if (name === 'telegram.example' && i % 3 !== 0 && decode(reply).answers[0]?.text === '127.0.0.1') seen[swapped ? 'after' : 'before']++;
+    }
+  };
+  const workers = Array.from({ length: 40 }, (_, i) => worker(i));
+  await new Promise((r) => setTimeout(r, 500));
+  // The new policy is compiled and swapped in before reconfigure() first awaits (the rule
+  // reload that follows): every reply seen after this line was decided by it.
+  const reconfigured = s.server.reconfigure(settings('group staff 127.0.1.0/24\nblock staff telegram\n'), []);
+  swapped = true;
+  await reconfigured;
+  await new Promise((r) => setTimeout(r, 500));
+  running = false;
+  await Promise.all(workers);
+  t.ok(sent > 200, `${sent} queries sent`);
+  t.equal(lost, 0, 'every query answered');
+  t.equal(seen.before, 0, 'telegram was not blocked for staff before');
+  t.ok(seen.after > 0, 'and is blocked after the reload');
+  t.equal(await verdict(s, 'whatsapp.example', STAFF), 'allowed');
+  t.equal(await verdict(s, 'telegram.example', STAFF), 'blocked');
+  let error: unknown = null;
+  try {
+    await s.server.reconfigure(settings('group staff 127.0.1.0/24\nblock staff telegrm\n'), []);
+  } catch (err) {
+    error = err;
+  }
+  t.type(error, ConfigError);
+  t.match((error as Error).message, /^office\.conf:2: unknown bundle "telegrm"/);
+  t.equal(await verdict(s, 'telegram.example', STAFF), 'blocked', 'the old policy stays');
+  await s.server.reconfigure(settings('group staff 127.0.1.0/24\nblock staff teams\n'), []);
+  t.equal(await verdict(s, 'teams.example', STAFF), 'blocked', 'a bundle from available/ newly named is loaded by the reload that follows');
 });

@@ -27,7 +27,7 @@ import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
 import { HostsSource } from '../stages/local/hosts.js';
 import { LocalStage } from '../stages/local/stage.js';
-import { NetworkList } from '../stages/policy/cidr.js';
+import { NetworkList, type Cidr } from '../stages/policy/cidr.js';
 import { emptyPolicySettings, GroupRuntime, type PolicySettings } from '../stages/policy/group-setup.js';
 import { loadBlocklists } from '../stages/policy/load.js';
 import { Policy } from '../stages/policy/policy.js';
@@ -57,6 +57,13 @@ export interface RunningServer {
   reload(reason: string): Promise<void>;
   /** SIGHUP: reopens the query log file (logrotate) and re-reads --tls-cert/--tls-key. */
   reopenLogs(): void;
+  /**
+   * New group, schedule, block/allow lines and exempt clients (a config reload): compiled
+   * first, swapped in whole, then the rules reloaded for bundles newly named. A bad line
+   * throws ConfigError and leaves the running policy as it was. list-url lines are read at
+   * startup only.
+   */
+  reconfigure(settings: PolicySettings, exemptClients: Cidr[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -223,8 +230,16 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       }
     }
   };
+  const reconfigure = async (settings: PolicySettings, exemptClients: Cidr[]): Promise<void> => {
+    const next = groupRuntime.compile(settings);
+    const before = policyStage.policy;
+    policyStage.policy = before.withGroups(next, exemptClients.length === 0 ? null : new NetworkList(exemptClients));
+    next.start();
+    before.groups?.stop();
+    await reloader.trigger('config');
+  };
 
-  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, reload, reopenLogs, stop };
+  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, reload, reopenLogs, reconfigure, stop };
 }
 
 export async function serve(config: Config): Promise<void> {

@@ -51,7 +51,7 @@ export function checkName(ctx: CheckContext, name: string, qtype: number, client
   const { policy } = ctx;
   const rules = policy.rules.rulesCovering(key).sort((a, b) => b.rule.length - a.rule.length);
   const when = at ?? Date.now();
-  const base = { name, qtype: qtypeName(qtype), client, rules, group: policy.explainGroup(client, when), at: at === null ? null : new Date(at).toString() };
+  const base = { name, qtype: qtypeName(qtype), client, rules, group: policy.hasGroups ? policy.explainGroup(client, when) : null, at: at === null ? null : new Date(at).toString() };
   if (client !== null && ctx.allowNets !== null && !ctx.allowNets.contains(client)) {
     return { ...base, verdict: 'refused', answer: 'REFUSED', reason: `client ${client} is not in any allow-net network`, decidedBy: null };
   }
