@@ -273,3 +273,38 @@ t.test('a config reload changes a group\'s policy under load without losing a qu
   await s.server.reconfigure(settings('group staff 127.0.1.0/24\nblock staff teams\n'), []);
   t.equal(await verdict(s, 'teams.example', STAFF), 'blocked', 'a bundle from available/ newly named is loaded by the reload that follows');
 });
+
+t.test('the config file\'s lines: groups in force at startup; each mistake one line with file:line', async (t) => {
+  const dir = folder();
+  const conf = join(tempDir('sinkhole-conf-'), 'sinkhole.conf');
+  writeFileSync(conf, [
+    '# office', 'group    guests  127.0.2.0/24   # guest Wi-Fi', 'block    guests  signal', 'block    default none', '',
+  ].join('\n'));
+  const upstream = await startUpstream(real);
+  t.teardown(() => upstream.close());
+  const s = await startSinkhole({ upstream: upstream.address, dir, args: ['--config', conf] });
+  t.teardown(() => s.close());
+  t.equal(await verdict(s, 'signal.example', GUEST), 'blocked', 'a bundle in available/ blocks for the group naming it');
+  t.equal(await verdict(s, 'whatsapp.example', GUEST), 'allowed');
+  t.equal(await verdict(s, 'whatsapp.example', OTHER), 'allowed', 'block default none');
+  t.same(s.config.policy.groups.map((g) => [g.name, g.where]), [['guests', `${conf}:2`]]);
+
+  const fails = async (lines: string[], message: RegExp) => {
+    writeFileSync(conf, lines.join('\n'));
+    let error: unknown = null;
+    try {
+      const again = await startSinkhole({ upstream: upstream.address, dir, args: ['--config', conf] });
+      await again.close();
+    } catch (err) {
+      error = err;
+    }
+    t.type(error, ConfigError);
+    t.match((error as Error).message, message);
+  };
+  await fails(['group guests 127.0.2.0/24', 'block guests signl'], new RegExp(`^${conf}:2: unknown bundle "signl"`));
+  await fails(['group guests 127.0.2.0/24', 'block gusts signal'], new RegExp(`^${conf}:2: unknown group "gusts"`));
+  await fails(['schedule work mon-fri 08:00-17:30', 'schedule work mon 17:00-18:00'], new RegExp(`^${conf}:2: schedule work window "mon 17:00-18:00" overlaps`));
+  await fails(['schedule work mon-fri 8h-17h'], new RegExp(`^${conf}:1: "8h" is not a time of day`));
+  await fails(['block guests teams during wrk', 'group guests 127.0.2.0/24'], new RegExp(`^${conf}:1: unknown schedule "wrk"`));
+  await fails(['list-url viber ftp://x.example/v.txt'], new RegExp(`^${conf}:1: ftp: URLs cannot be fetched`));
+});

@@ -242,7 +242,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, reload, reopenLogs, reconfigure, stop };
 }
 
-export async function serve(config: Config): Promise<void> {
+/** `reread`: the config as the file says now (SIGHUP re-reads it); null when there is no file. */
+export async function serve(config: Config, reread: (() => Config) | null = null): Promise<void> {
   const output = createLogger(config.logLevel);
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
@@ -256,7 +257,7 @@ export async function serve(config: Config): Promise<void> {
     runPrimary(config.workers, log, output.flush, () => undefined);
     return;
   }
-  const server = await startServer(config, output).catch((err: unknown) => {
+  const server = await startServer(config, output, DEFAULT_RELOAD_OPTIONS, config.policy).catch((err: unknown) => {
     output.flush();
     throw err;
   });
@@ -285,6 +286,22 @@ export async function serve(config: Config): Promise<void> {
   process.on('SIGHUP', () => {
     output.reopen();
     server.reopenLogs();
-    void server.reload('SIGHUP');
+    if (reread === null) {
+      void server.reload('SIGHUP');
+      return;
+    }
+    // Groups, schedules, block/allow lines and exempt clients change in place; a bad line
+    // keeps the running policy. The rules are reloaded either way.
+    void (async () => {
+      try {
+        const next = reread();
+        await server.reconfigure(next.policy, next.exemptClients);
+        log.info({ groups: next.policy.groups.length, schedules: next.policy.schedules.length, rules: next.policy.rules.length },
+          'config reloaded: groups, schedules, block and allow lines, exempt clients (other settings change at the next restart)');
+      } catch (err) {
+        log.error({ reason: (err as Error).message }, `config reload failed: ${(err as Error).message}; keeping the running policy`);
+        await server.reload('SIGHUP');
+      }
+    })();
   });
 }

@@ -64,7 +64,7 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
     ]);
     const { output, logs } = captureLogs();
     try {
-      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, ...opts.reload }, opts.policy);
+      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, ...opts.reload }, opts.policy ?? config.policy);
       return {
         port, dir, config, server, logs,
         close: async () => {

@@ -5,6 +5,7 @@ import { defaultConfig } from '../../config/paths.js';
 import { listCommand, enableCommand, disableCommand } from './bundles.js';
 import { checkCommand } from './check.js';
 import type { Command } from './command.js';
+import { listsCommand, pauseCommand, resumeCommand } from './pause.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
 import { waitReadyCommand } from './wait-ready.js';
@@ -28,7 +29,7 @@ export const helpCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  serveCommand, checkCommand, listCommand, enableCommand, disableCommand, statsCommand, waitReadyCommand, helpCommand,
+  serveCommand, checkCommand, listCommand, enableCommand, disableCommand, statsCommand, pauseCommand, resumeCommand, listsCommand, waitReadyCommand, helpCommand,
 ];
 
 export function documented(c: Command): { spec: Command; own: Command['own'] } {

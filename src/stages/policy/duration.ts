@@ -1,6 +1,6 @@
 // Durations as people write them in config lines and commands: `30s`, `15m`, `24h`, `7d`,
 // and sums such as `1h30m`.
-import { ConfigError } from '../../config/config.js';
+import { ConfigError } from '../../config/errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

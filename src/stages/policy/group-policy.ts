@@ -13,7 +13,7 @@
 // behaviour). A group with `block` lines is blocked by exactly the bundles listed (those
 // with `during S` only while S is in force); `allow GROUP B during S` unblocks B while S is
 // in force and wins over `block`. A paused group blocks nothing.
-import { ConfigError } from '../../config/config.js';
+import { ConfigError } from '../../config/errors.js';
 import { bundleCount, bundleId, bundleNameOf } from './bundle-ids.js';
 import { DEFAULT_GROUP, GroupTable, type GroupLine } from './groups.js';
 import type { PauseState } from './pause.js';

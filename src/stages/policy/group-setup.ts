@@ -5,7 +5,7 @@
 // subscriptions).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../../config/config.js';
+import { ConfigError } from '../../config/errors.js';
 import type { Logger } from '../../observe/log.js';
 import { compileGroupPolicy, parseAllowLine, parseBlockLine, type BundleRuleLine, type GroupPolicy } from './group-policy.js';
 import { parseGroupLine, type GroupLine } from './groups.js';

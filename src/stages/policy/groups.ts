@@ -2,7 +2,7 @@
 // address. A client belongs to the group of its most specific matching network (longest
 // prefix); a client in no group is in `default` (index 0). The answer for a client address
 // is worked out once and kept in a small memo: clients repeat, parsing their text does not.
-import { ConfigError } from '../../config/config.js';
+import { ConfigError } from '../../config/errors.js';
 import { cidrContains, clientBytes, parseCidr, type Cidr } from './cidr.js';
 
 export const DEFAULT_GROUP = 'default';

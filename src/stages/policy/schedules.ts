@@ -6,7 +6,7 @@
 // A schedule is a sorted list of [start, end) intervals in minutes of the week (Monday
 // 00:00 = 0). Nothing here runs per query: the group policy asks isActive() and
 // nextBoundary() when a boundary passes, and keeps the answers in its tables.
-import { ConfigError } from '../../config/config.js';
+import { ConfigError } from '../../config/errors.js';
 
 export const MINUTES_PER_DAY = 1440;
 export const MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY;

@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isUtf8 } from 'node:buffer';
-import { ConfigError } from '../../../config/config.js';
+import { ConfigError } from '../../../config/errors.js';
 import type { Logger } from '../../../observe/log.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { parseListBytes } from '../list-file.js';
