@@ -308,3 +308,38 @@ t.test('the config file\'s lines: groups in force at startup; each mistake one l
   await fails(['block guests teams during wrk', 'group guests 127.0.2.0/24'], new RegExp(`^${conf}:1: unknown schedule "wrk"`));
   await fails(['list-url viber ftp://x.example/v.txt'], new RegExp(`^${conf}:1: ftp: URLs cannot be fetched`));
 });
+
+t.test('SIGHUP re-reads the config file: a group\'s policy changes in the running server; a bad line keeps it', async (t) => {
+  const dir = folder();
+  const conf = join(tempDir('sinkhole-conf-'), 'sinkhole.conf');
+  writeFileSync(conf, 'group guests 127.0.2.0/24\nblock guests whatsapp\n');
+  const upstream = await startUpstream(real);
+  t.teardown(() => upstream.close());
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', conf, '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address,
+    '--blocklists', dir, '--state-dir', tempDir('sinkhole-state-')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  t.teardown(() => {
+    child.kill('SIGTERM');
+  });
+  const until = async (what: () => boolean | Promise<boolean>, ms: number) => {
+    const end = Date.now() + ms;
+    while (!(await what()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    return what();
+  };
+  t.ok(await until(() => out.includes('"msg":"ready"'), 15_000), 'the server is ready');
+  const s = { port } as TestServer;
+  t.equal(await verdict(s, 'whatsapp.example', GUEST), 'blocked');
+  t.equal(await verdict(s, 'telegram.example', GUEST), 'allowed');
+  writeFileSync(conf, 'group guests 127.0.2.0/24\nblock guests telegram\n');
+  child.kill('SIGHUP');
+  t.ok(await until(async () => (await verdict(s, 'telegram.example', GUEST)) === 'blocked', 3000), 'telegram blocked for guests after SIGHUP');
+  t.equal(await verdict(s, 'whatsapp.example', GUEST), 'allowed');
+  t.ok(await until(() => /config reloaded: groups, schedules, block and allow lines, exempt clients/.test(out), 3000), 'logged');
+  writeFileSync(conf, 'group guests 127.0.2.0/24\nblock guests telegrm\n');
+  child.kill('SIGHUP');
+  t.ok(await until(() => out.includes('config reload failed'), 3000));
+  t.match(out, new RegExp(`config reload failed: ${conf.replace(/[.]/g, '\\.')}:2: unknown bundle \\\\"telegrm\\\\"`));
+  t.equal(await verdict(s, 'telegram.example', GUEST), 'blocked', 'the running policy stays');
+});
