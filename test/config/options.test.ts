@@ -37,8 +37,9 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
   t.same(fields, [
     'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'bootstrap', 'cacheMaxTtl', 'cacheMinTtl',
     'cacheSize', 'exemptClients', 'forwardZones', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
-    'policy', 'privateReverse', 'queryLog', 'queryLogMode', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'stateDir', 'tcpIdleTimeoutMs',
-    'tcpMaxConnections', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
+    'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'policy', 'privateReverse', 'queryLog', 'queryLogMode', 'rateBurst', 'rateExempt',
+    'rateLimit', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
+    'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
   ]);
   t.ok(fields.every((f) => (config as unknown as Record<string, unknown>)[f] !== undefined), 'no field left undefined');
   t.match(config, {
