@@ -78,7 +78,7 @@ t.test('every available bundle loads cleanly and says what it blocks and what it
 
 t.test('today\'s chat apps: every rule line names its source; headers say whether the app bypasses DNS; vendor ranges as ip: rules', async (t) => {
   const { readFileSync } = await import('node:fs');
-  const { addressBytes } = await import('../src/wire/answer.js');
+  const { addressBytes } = await import('../../src/wire/answer.js');
   const available = await listFiles(join(DIR, 'available'));
   const names = available.map((p) => p.replace(/^.*\//, '').replace(/\.txt$/, ''));
   for (const app of ['whatsapp', 'telegram', 'signal', 'discord', 'teams', 'skype-teams', 'facebook-messenger', 'snapchat', 'wechat', 'line', 'viber', 'slack', 'kakaotalk']) {

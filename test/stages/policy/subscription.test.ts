@@ -7,12 +7,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ConfigError } from '../src/config/config.js';
-import { loadBlocklists } from '../src/stages/policy/load.js';
-import { ruleOf } from '../src/stages/policy/ruleset.js';
-import { parseListUrlLine, Subscriptions } from '../src/stages/policy/sources/subscription.js';
-import { textToKey } from '../src/wire/names.js';
-import { captureLogs } from './helpers/server.js';
+import { ConfigError } from '../../../src/config/config.js';
+import { loadBlocklists } from '../../../src/stages/policy/load.js';
+import { ruleOf } from '../../../src/stages/policy/ruleset.js';
+import { parseListUrlLine, Subscriptions } from '../../../src/stages/policy/sources/subscription.js';
+import { textToKey } from '../../../src/wire/names.js';
+import { captureLogs } from '../../helpers/server.js';
 
 type Route = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -5,16 +5,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ConfigError } from '../src/config/config.js';
-import { bundleId } from '../src/stages/policy/bundle-ids.js';
-import { parseDuration } from '../src/stages/policy/duration.js';
-import { compileGroupPolicy, parseAllowLine, parseBlockLine, type BundleRuleLine } from '../src/stages/policy/group-policy.js';
-import { GroupTable, parseGroupLine } from '../src/stages/policy/groups.js';
-import { parseListText } from '../src/stages/policy/list-file.js';
-import { ALL_GROUPS, PauseState } from '../src/stages/policy/pause.js';
-import { offsetOf, ruleOf, RuleSet } from '../src/stages/policy/ruleset.js';
-import { buildSchedules, parseAt, parseScheduleLine, Schedule } from '../src/stages/policy/schedules.js';
-import { textToKey } from '../src/wire/names.js';
+import { ConfigError } from '../../../src/config/config.js';
+import { bundleId } from '../../../src/stages/policy/bundle-ids.js';
+import { parseDuration } from '../../../src/stages/policy/duration.js';
+import { compileGroupPolicy, parseAllowLine, parseBlockLine, type BundleRuleLine } from '../../../src/stages/policy/group-policy.js';
+import { GroupTable, parseGroupLine } from '../../../src/stages/policy/groups.js';
+import { parseListText } from '../../../src/stages/policy/list-file.js';
+import { ALL_GROUPS, PauseState } from '../../../src/stages/policy/pause.js';
+import { offsetOf, ruleOf, RuleSet } from '../../../src/stages/policy/ruleset.js';
+import { buildSchedules, parseAt, parseScheduleLine, Schedule } from '../../../src/stages/policy/schedules.js';
+import { textToKey } from '../../../src/wire/names.js';
 
 // The schedule tests read local time: pin it to a zone with daylight saving to prove TZ is honoured.
 process.env.TZ = 'Europe/Berlin';

@@ -11,14 +11,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ask, udpExchange } from './helpers/client.js';
-import { buildQuery, decode, T } from './helpers/dns.js';
-import { freePort, startSinkhole, type TestServer } from './helpers/server.js';
-import { startUpstream, type Handler } from './helpers/upstream.js';
-import { ConfigError } from '../src/config/config.js';
-import { policySettingsFrom } from '../src/stages/policy/group-setup.js';
+import { ask, udpExchange } from '../../helpers/client.js';
+import { buildQuery, decode, T } from '../../helpers/dns.js';
+import { freePort, startSinkhole, type TestServer } from '../../helpers/server.js';
+import { startUpstream, type Handler } from '../../helpers/upstream.js';
+import { ConfigError } from '../../../src/config/config.js';
+import { policySettingsFrom } from '../../../src/stages/policy/group-setup.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'main', 'cli.js');
+const CLI = join(import.meta.dirname, '..', '..', '..', 'dist', 'main', 'cli.js');
 const real: Handler = (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] });
 
 const STAFF = '127.0.1.5';
