@@ -12,6 +12,8 @@ import { parseQuery, Query } from '../wire/query.js';
 import type { Reloader } from '../stages/policy/reload.js';
 import type { ReloadFigures } from '../stages/policy/reload-figures.js';
 import type { GuardStage } from '../stages/guard/stage.js';
+import type { GroupRuntime } from '../stages/policy/group-setup.js';
+import { ALL_GROUPS } from '../stages/policy/pause.js';
 import { health, type HealthDeps, type HealthReport } from './health.js';
 import type { AdminSnapshot } from './snapshot.js';
 
@@ -19,7 +21,14 @@ export interface AdminBackend {
   snapshot(): Promise<AdminSnapshot>;
   health(): Promise<HealthReport>;
   reload(): Promise<Record<string, unknown>>;
-  check(name: string, qtype: number, client: string | null): Promise<Record<string, unknown>>;
+  check(name: string, qtype: number, client: string | null, at?: number | null): Promise<Record<string, unknown>>;
+  /** Pauses blocking for a group (null: every client) for forMs (null: until resume). */
+  pause(group: string | null, forMs: number | null): Promise<Record<string, unknown>>;
+  resume(group: string | null): Promise<Record<string, unknown>>;
+  /** The pauses running now (dashboard). */
+  pauses(): Promise<Record<string, unknown>>;
+  /** Fetches every list-url now; what changed is in force once the reload that follows is done. */
+  updateLists(): Promise<Record<string, unknown>>;
   /** GET /api/report: the history database, as `sinkhole report --format json`. */
   report(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
 }
@@ -36,6 +45,7 @@ export interface LocalBackendDeps extends HealthDeps {
   reloader: Reloader;
   reloads: ReloadFigures;
   collectors: Collector[];
+  groups: GroupRuntime;
   sinkholeIpv4: string;
   sinkholeIpv6: string;
   /** Where history.sqlite is. */
@@ -59,13 +69,34 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
       return { reloaded: deps.reloads.count > before, rules: ruleCount(), ms: deps.reloads.lastMs };
     },
     report,
-    check: (name, qtype, client) => {
+    check: (name, qtype, client, at = null) => {
       const context = { policy: deps.policyStage.policy, allowNets: deps.guard.allowNets, sinkholeIpv4: deps.sinkholeIpv4, sinkholeIpv6: deps.sinkholeIpv6 };
       // The answer the server holds for the name, if any: the answer rules (CNAME chain,
       // addresses) apply to it as they would to the next query.
       const cached = cachedAnswer(deps.cache, name, qtype);
-      const result = checkName(context, name, qtype, client, cached);
+      const result = checkName(context, name, qtype, client, cached, at);
       return Promise.resolve({ ...result, answerChecked: cached === null ? 'none (not in the cache)' : 'the cached answer' } as unknown as Record<string, unknown>);
+    },
+    pause: (group, forMs) => {
+      const known = deps.policyStage.policy.groups?.groups.names ?? ['default'];
+      if (group !== null && !known.includes(group.toLowerCase())) {
+        return Promise.reject(new Error(`unknown group "${group}"; groups: ${known.join(', ')}`));
+      }
+      const p = deps.groups.pause.pause(group ?? ALL_GROUPS, forMs);
+      return Promise.resolve({ paused: p.group === ALL_GROUPS ? 'all' : p.group, until: p.until === null ? null : new Date(p.until).toISOString(), pauses: pauseList(deps) });
+    },
+    resume: (group) => {
+      const had = deps.groups.pause.resume(group ?? ALL_GROUPS);
+      return Promise.resolve({ resumed: had, pauses: pauseList(deps) });
+    },
+    pauses: () => Promise.resolve({ pauses: pauseList(deps), lists: deps.groups.subscriptions?.status() ?? [] }),
+    updateLists: async () => {
+      const subs = deps.groups.subscriptions;
+      if (subs === null) return { lists: [], note: 'no list-url lines are configured' };
+      const results = await subs.updateNow();
+      // The reload the update set off (onListsUpdated); trigger() waits for it, or runs one.
+      if (results.some((r) => r.outcome === 'updated')) await deps.reloader.trigger('lists update');
+      return { lists: results, rules: ruleCount() };
     },
   };
 }
@@ -86,4 +117,8 @@ function cachedAnswer(cache: AnswerCache, name: string, qtype: number): PackedAn
     if (hit !== undefined) return hit;
   }
   return null;
+}
+
+function pauseList(deps: LocalBackendDeps): { group: string; until: string | null }[] {
+  return deps.groups.pause.list().map((p) => ({ group: p.group === ALL_GROUPS ? 'all' : p.group, until: p.until === null ? null : new Date(p.until).toISOString() }));
 }

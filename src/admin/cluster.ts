@@ -7,13 +7,13 @@ import { reportHandler } from '../observe/history/api.js';
 import type { AdminBackend } from './backend.js';
 import { mergeSnapshots, type AdminSnapshot } from './snapshot.js';
 
-type Op = 'snapshot' | 'health' | 'reload' | 'check';
+type Op = 'snapshot' | 'health' | 'reload' | 'check' | 'pause' | 'resume' | 'pauses' | 'update-lists';
 
 interface AdminRequest {
   sinkhole: 'admin';
   id: number;
   op: Op;
-  args?: [string, number, string | null];
+  args?: unknown[];
 }
 
 interface AdminReply {
@@ -30,7 +30,11 @@ export function answerAdminRequests(backend: AdminBackend): void {
     const run: Promise<unknown> = msg.op === 'snapshot' ? backend.snapshot()
       : msg.op === 'health' ? backend.health()
         : msg.op === 'reload' ? backend.reload()
-          : backend.check(...msg.args!);
+          : msg.op === 'check' ? backend.check(...(msg.args as [string, number, string | null, number | null]))
+            : msg.op === 'pause' ? backend.pause(...(msg.args as [string | null, number | null]))
+              : msg.op === 'resume' ? backend.resume(...(msg.args as [string | null]))
+                : msg.op === 'pauses' ? backend.pauses()
+                : backend.updateLists();
     run.then((result) => process.send?.({ sinkhole: 'admin-reply', id: msg.id, result } satisfies AdminReply),
       (err: Error) => process.send?.({ sinkhole: 'admin-reply', id: msg.id, error: err.message } satisfies AdminReply));
   });
@@ -68,7 +72,7 @@ export function clusterBackend(stateDir: string): AdminBackend {
     if (running.length === 0) throw new Error('no worker is running');
     return running;
   };
-  const everyWorker = <T>(op: Op): Promise<T[]> => Promise.all(workers().map((w) => ask<T>(w, op)));
+  const everyWorker = <T>(op: Op, args?: unknown[]): Promise<T[]> => Promise.all(workers().map((w) => ask<T>(w, op, args)));
 
   return {
     snapshot: async () => mergeSnapshots(await everyWorker<AdminSnapshot>('snapshot')),
@@ -86,7 +90,12 @@ export function clusterBackend(stateDir: string): AdminBackend {
       const replies = await everyWorker<Record<string, unknown>>('reload');
       return { reloaded: replies.every((r) => r.reloaded === true), rules: replies[0]!.rules, ms: Math.max(...replies.map((r) => Number(r.ms))), workers: replies.length };
     },
-    check: (name, qtype, client) => ask(workers()[0]!, 'check', [name, qtype, client]),
+    check: (name, qtype, client, at = null) => ask(workers()[0]!, 'check', [name, qtype, client, at]),
+    // Every worker keeps its own pause table (from the same state file) and its own lists.
+    pause: async (group, forMs) => (await everyWorker<Record<string, unknown>>('pause', [group, forMs]))[0]!,
+    resume: async (group) => (await everyWorker<Record<string, unknown>>('resume', [group]))[0]!,
+    pauses: () => ask(workers()[0]!, 'pauses'),
+    updateLists: async () => (await everyWorker<Record<string, unknown>>('update-lists'))[0]!,
     report,
   };
 }

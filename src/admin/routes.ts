@@ -6,6 +6,8 @@ import type { AdminBackend } from './backend.js';
 import { renderMetrics } from './prometheus.js';
 import { renderStats } from './stats-view.js';
 import { parseQtype } from '../wire/constants.js';
+import { parseDuration } from '../stages/policy/duration.js';
+import { parseAt } from '../stages/policy/schedules.js';
 
 export interface RouteResult {
   status: number;
@@ -36,11 +38,37 @@ export const ROUTES: Route[] = [
     method: 'GET', path: '/api/check', handle: async (url, b) => {
       const name = url.searchParams.get('name');
       const qtype = parseQtype(url.searchParams.get('type') ?? 'A');
-      if (name === null || qtype === undefined) return { status: 400, body: { error: 'give ?name=NAME, and optionally &type=A|AAAA|...&client=IP' } };
-      const result = await b.check(name, qtype, url.searchParams.get('client'));
+      if (name === null || qtype === undefined) return { status: 400, body: { error: 'give ?name=NAME, and optionally &type=A|AAAA|...&client=IP&at=mon+12:30' } };
+      const atText = url.searchParams.get('at');
+      let at: number | null = null;
+      try {
+        if (atText !== null) at = parseAt(atText, 'at');
+      } catch (err) {
+        return { status: 400, body: { error: (err as Error).message } };
+      }
+      const result = await b.check(name, qtype, url.searchParams.get('client'), at);
       return { status: 'error' in result ? 400 : 200, body: result };
     },
   },
+  {
+    method: 'POST', path: '/api/pause', handle: async (url, b) => {
+      const forText = url.searchParams.get('for');
+      let forMs: number | null = null;
+      try {
+        if (forText !== null) forMs = parseDuration(forText, 'for');
+      } catch (err) {
+        return { status: 400, body: { error: (err as Error).message } };
+      }
+      try {
+        return { status: 200, body: await b.pause(url.searchParams.get('group'), forMs) };
+      } catch (err) {
+        return { status: 400, body: { error: (err as Error).message } };
+      }
+    },
+  },
+  { method: 'GET', path: '/api/pause', handle: async (_u, b) => ({ status: 200, body: await b.pauses() }) },
+  { method: 'POST', path: '/api/resume', handle: async (url, b) => ({ status: 200, body: await b.resume(url.searchParams.get('group')) }) },
+  { method: 'POST', path: '/api/lists/update', handle: async (_u, b) => ({ status: 200, body: await b.updateLists() }) },
   { method: 'GET', path: '/api/stats', handle: async (_u, b) => ({ status: 200, body: renderStats(await b.snapshot()) }) },
   { method: 'GET', path: '/api/report', handle: (url, b) => b.report(url.searchParams) },
 ];

@@ -11,6 +11,7 @@ import { READS_CONFIG, type CommandName } from './command.js';
 import { ConfigError } from './errors.js';
 import type { Option } from './option.js';
 import type { ForwardZone } from './options/forward.js';
+import type { PolicySettings } from '../stages/policy/group-setup.js';
 import { AREAS } from './options/index.js';
 import { defaultConfig } from './paths.js';
 import { parseCommandLine, parseConfigFile, Settings } from './settings.js';
@@ -74,7 +75,10 @@ export interface Config {
   maxInflightPerClient: number;
   maxInflight: number;
   rateExempt: Cidr[];
+  /** Pause state and downloaded lists. */
   stateDir: string;
+  /** group, schedule, block, allow and list-url lines (options/groups.ts). */
+  policy: PolicySettings;
   history: 'blocked' | 'all' | 'off';
   historyDays: number;
 }

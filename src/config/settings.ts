@@ -60,7 +60,8 @@ export function parseCommandLine(command: CommandName, args: readonly string[], 
     }
     const eq = arg.indexOf('=');
     const name = arg.startsWith('--') ? (eq < 0 ? arg.slice(2) : arg.slice(2, eq)) : arg;
-    const o = known.find((k) => k.name === name);
+    // A name means one option per command: `--group` of `pause` is not the `group` config line.
+    const o = known.find((k) => k.name === name && k.commands.includes(command)) ?? known.find((k) => k.name === name);
     if (o === undefined) throw new ConfigError(`unknown option ${name.startsWith('-') ? name : `--${name}`} ${see}`);
     if (!o.commands.includes(command)) throw new ConfigError(`option --${name} is not for "sinkhole ${command}" ${see}`);
     let value: string;

@@ -27,7 +27,8 @@ import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
 import { HostsSource } from '../stages/local/hosts.js';
 import { LocalStage } from '../stages/local/stage.js';
-import { NetworkList } from '../stages/policy/cidr.js';
+import { NetworkList, type Cidr } from '../stages/policy/cidr.js';
+import { emptyPolicySettings, GroupRuntime, type PolicySettings } from '../stages/policy/group-setup.js';
 import { loadBlocklists } from '../stages/policy/load.js';
 import { Policy } from '../stages/policy/policy.js';
 import { ReloadFigures } from '../stages/policy/reload-figures.js';
@@ -61,15 +62,35 @@ export interface RunningServer {
   /** DoT and DoH listeners (--listen-tls, --listen-https). */
   encrypted: Array<TlsListener | HttpsListener>;
   reloader: Reloader;
+  /** Pause state and list subscriptions. */
+  groups: GroupRuntime;
   reload(reason: string): Promise<void>;
   /** SIGHUP: reopens the query log file (logrotate) and re-reads --tls-cert/--tls-key. */
   reopenLogs(): void;
+  /**
+   * New group, schedule, block/allow lines and exempt clients (a config reload): compiled
+   * first, swapped in whole, then the rules reloaded for bundles newly named. A bad line
+   * throws ConfigError and leaves the running policy as it was. list-url lines are read at
+   * startup only.
+   */
+  reconfigure(settings: PolicySettings, exemptClients: Cidr[]): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS): Promise<RunningServer> {
+export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS,
+  policySettings: PolicySettings = emptyPolicySettings()): Promise<RunningServer> {
   const { log } = output;
-  const report = await loadBlocklists(config.blocklists);
+  // Groups, schedules, pauses and subscriptions; stored subscriptions load with the folder.
+  const groupRuntime = new GroupRuntime(policySettings, config.blocklists, log);
+  let report;
+  let groupPolicy;
+  try {
+    report = await loadBlocklists(config.blocklists, new Map(), { extra: groupRuntime.extraLists() });
+    groupPolicy = groupRuntime.compile();
+  } catch (err) {
+    groupRuntime.close();
+    throw err;
+  }
   logLoadProblems(log, report);
   const ruleSet = report.ruleSet;
   log.info({
@@ -89,7 +110,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const guard = new GuardStage(config.allowNets === null ? null : new NetworkList(config.allowNets), limiter, log);
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
-    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)), templates);
+    new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients), groupPolicy), templates);
   const forwarderFor = (upstreams: UpstreamTarget[], zone?: string): Forwarder => new Forwarder(
     { upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
@@ -147,13 +168,18 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     for (const endpoint of config.listenHttps) encrypted.push(await listenHttps(endpoint, handle, { ...streamLimits, ...certificate }));
   } catch (err) {
     await closeAll();
+    groupRuntime.close();
     throw err;
   }
+  groupPolicy.start();
 
   const reloader = new Reloader(config.blocklists, log, () => policyStage.policy.rules, (rules) => {
     policyStage.policy = policyStage.policy.withRules(rules);
   }, reloadOptions);
+  reloader.extraLists = () => groupRuntime.extraLists();
+  groupRuntime.onListsUpdated = () => void reloader.trigger('list-url');
   await reloader.start();
+  groupRuntime.start();
   const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
   // Who is told about answered queries.
@@ -164,7 +190,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     days: config.historyDays, stateDir: config.stateDir, log: historyLog(log),
     ...(isWorker ? { sink: { write: (batch) => process.send?.({ sinkhole: 'history', batch }) } } : {}),
   });
-  if (history !== null) observers.push(history);
+  if (history !== null) {
+    observers.push(history);
+    // Stored with each raw row: the client's group as the policy in force sees it.
+    history.describeClient = (address) => ({ name: '', group: policyStage.policy.groupName(address) });
+  }
   const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode, log);
   if (queryLog !== null) observers.push(queryLog);
   let admin: import('node:http').Server | null = null;
@@ -178,7 +208,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
-      ]) }], sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
+      ]) }], groups: groupRuntime, sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
@@ -187,6 +217,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         admin = await startAdmin(config.admin, config.adminToken, backend, config.adminHostnames);
       } catch (err) {
         reloader.close();
+        groupRuntime.close();
+        policyStage.policy.groups?.stop();
         await closeAll();
         throw err;
       }
@@ -197,6 +229,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   const stop = async (): Promise<void> => {
     reloader.close();
+    groupRuntime.close();
+    policyStage.policy.groups?.stop();
     admin?.close();
     admin?.closeAllConnections();
     for (const l of [...udp, ...tcp, ...encrypted]) l.draining = true;
@@ -218,11 +252,20 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       }
     }
   };
+  const reconfigure = async (settings: PolicySettings, exemptClients: Cidr[]): Promise<void> => {
+    const next = groupRuntime.compile(settings);
+    const before = policyStage.policy;
+    policyStage.policy = before.withGroups(next, exemptClients.length === 0 ? null : new NetworkList(exemptClients));
+    next.start();
+    before.groups?.stop();
+    await reloader.trigger('config');
+  };
 
-  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, reload, reopenLogs, stop };
+  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, reload, reopenLogs, reconfigure, stop };
 }
 
-export async function serve(config: Config): Promise<void> {
+/** `reread`: the config as the file says now (SIGHUP re-reads it); null when there is no file. */
+export async function serve(config: Config, reread: (() => Config) | null = null): Promise<void> {
   const output = createLogger(config.logLevel);
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
@@ -245,7 +288,7 @@ export async function serve(config: Config): Promise<void> {
     runPrimary(config.workers, log, output.flush, () => undefined, () => writer?.close() ?? Promise.resolve());
     return;
   }
-  const server = await startServer(config, output).catch((err: unknown) => {
+  const server = await startServer(config, output, DEFAULT_RELOAD_OPTIONS, config.policy).catch((err: unknown) => {
     output.flush();
     throw err;
   });
@@ -274,6 +317,22 @@ export async function serve(config: Config): Promise<void> {
   process.on('SIGHUP', () => {
     output.reopen();
     server.reopenLogs();
-    void server.reload('SIGHUP');
+    if (reread === null) {
+      void server.reload('SIGHUP');
+      return;
+    }
+    // Groups, schedules, block/allow lines and exempt clients change in place; a bad line
+    // keeps the running policy. The rules are reloaded either way.
+    void (async () => {
+      try {
+        const next = reread();
+        await server.reconfigure(next.policy, next.exemptClients);
+        log.info({ groups: next.policy.groups.length, schedules: next.policy.schedules.length, rules: next.policy.rules.length },
+          'config reloaded: groups, schedules, block and allow lines, exempt clients (other settings change at the next restart)');
+      } catch (err) {
+        log.error({ reason: (err as Error).message }, `config reload failed: ${(err as Error).message}; keeping the running policy`);
+        await server.reload('SIGHUP');
+      }
+    })();
   });
 }

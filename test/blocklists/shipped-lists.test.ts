@@ -75,3 +75,29 @@ t.test('every available bundle loads cleanly and says what it blocks and what it
     t.equal(verdict(name).verdict, 'allowed', `enabling every bundle still leaves ${name} alone`);
   }
 });
+
+t.test('today\'s chat apps: every rule line names its source; headers say whether the app bypasses DNS; vendor ranges as ip: rules', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { addressBytes } = await import('../../src/wire/answer.js');
+  const available = await listFiles(join(DIR, 'available'));
+  const names = available.map((p) => p.replace(/^.*\//, '').replace(/\.txt$/, ''));
+  for (const app of ['whatsapp', 'telegram', 'signal', 'discord', 'teams', 'skype-teams', 'facebook-messenger', 'snapchat', 'wechat', 'line', 'viber', 'slack', 'kakaotalk']) {
+    t.ok(names.includes(app), `${app} is shipped`);
+  }
+  for (const path of available) {
+    const lines = readFileSync(path, 'utf8').split('\n');
+    const rules = lines.filter((l) => l.trim() !== '' && !l.startsWith('#'));
+    t.same(rules.filter((l) => !/\S\s+#\s*\S/.test(l)), [], `${path}: every rule line has a source comment`);
+    t.match(lines.filter((l) => l.startsWith('#')).join('\n'), /Bypasses DNS:/, `${path}: the header says whether the app bypasses DNS`);
+  }
+  const { report } = await verdicts(join(DIR, 'available'));
+  const ipRules = (bundle: string) => report.ruleSet.files.find((f) => f.bundle === bundle)!.ipRules.length;
+  t.equal(ipRules('telegram'), 14, 'Telegram\'s published ranges (core.telegram.org/resources/cidr.txt)');
+  t.equal(ipRules('teams'), 4, 'Microsoft 365 endpoint set 11 (Teams media)');
+  const rangeOf = (address: string) => report.ruleSet.matchAddress(addressBytes(address), 0, address.includes(':') ? 16 : 4);
+  t.ok(rangeOf('149.154.167.51') >= 0, 'a Telegram data centre address is covered');
+  t.ok(rangeOf('52.113.194.132') >= 0, 'a Teams media address is covered');
+  for (const address of ['13.107.42.14', '40.97.153.146', '52.96.0.1', '20.190.128.1', '157.240.1.35', '142.250.74.46', '2603:1036::1']) {
+    t.equal(rangeOf(address), -1, `${address} (Microsoft sign-in/Outlook, Meta, Google) is in no ip: rule of any available bundle`);
+  }
+});

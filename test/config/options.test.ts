@@ -18,8 +18,9 @@ function temp(t: Test): string {
 
 t.test('every option is declared once, takes a known command, and its defaults are valid', async (t) => {
   const all = [...SERVER_OPTIONS, ...COMMANDS.flatMap((c) => c.own)];
-  const names = all.map((o) => o.name);
-  t.same(names.filter((n, i) => names.indexOf(n) !== i), [], 'no name declared twice');
+  // A name is declared once per command (pause's own --group is not the server's group line).
+  const names = all.flatMap((o) => o.commands.map((c) => `${c} --${o.name}`));
+  t.same(names.filter((n, i) => names.indexOf(n) !== i), [], 'no name declared twice for one command');
   for (const o of all) {
     t.ok(o.commands.length > 0 && o.commands.every((c) => (COMMAND_NAMES as readonly string[]).includes(c)), `--${o.name}: known commands`);
     t.ok(o.help.length > 0 && !o.help.includes('\n'), `--${o.name}: one line of help`);
@@ -36,8 +37,9 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
   t.same(fields, [
     'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'bootstrap', 'cacheMaxTtl', 'cacheMinTtl',
     'cacheSize', 'exemptClients', 'forwardZones', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
-    'privateReverse', 'queryLog', 'queryLogMode', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
-    'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
+    'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'policy', 'privateReverse', 'queryLog', 'queryLogMode', 'rateBurst', 'rateExempt',
+    'rateLimit', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
+    'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
   ]);
   t.ok(fields.every((f) => (config as unknown as Record<string, unknown>)[f] !== undefined), 'no field left undefined');
   t.match(config, {
@@ -47,6 +49,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
     exemptClients: [], workers: 1, admin: null, adminToken: null, queryLog: null, queryLogMode: { kind: 'all' }, resolvConf: '/etc/resolv.conf',
     forwardZones: [], anyQueries: 'minimal', privateReverse: 'local', hostsFiles: [], localDomain: null, adminHostnames: [],
     listenTls: [], listenHttps: [], tlsCert: null, tlsKey: null, upstreamCa: null, bootstrap: [],
+    stateDir: './state', policy: { groups: [], schedules: [], rules: [], listUrls: [], stateDir: './state' },
   });
   t.equal(config.allowNets?.length, 9, 'the private networks and loopback');
 });
@@ -117,7 +120,7 @@ t.test('operands, switches and --', async (t) => {
   const own = COMMANDS.find((c) => c.name === 'check')!.own;
   const input = readCommandLine('check', ['x.example', '--json', '--type=aaaa', '--client', '192.0.2.7'], own);
   t.same(input.operands, ['x.example']);
-  t.same(own.map((o) => input.settings.get(o)), [28, '192.0.2.7', true, false], 'type, client, json, resolve');
+  t.same(own.map((o) => input.settings.get(o)), [28, '192.0.2.7', null, true, false], 'type, client, at (not given), json, resolve');
   t.same(readCommandLine('check', ['--', '--odd'], own).operands, ['--odd'], 'after --, everything is an operand');
   t.equal(readCommandLine('check', ['x', '--bogus', '--help'], own).help, true, 'asking for help wins over a mistake');
   t.equal(readCommandLine('check', ['--', '--help'], own).help, false, 'a name after -- is not a flag');

@@ -9,6 +9,7 @@ import pino from 'pino';
 import { buildConfig, type Config } from '../../src/config/config.js';
 import type { LogOutput } from '../../src/observe/log.js';
 import { DEFAULT_RELOAD_OPTIONS, type ReloadOptions } from '../../src/stages/policy/reload.js';
+import type { PolicySettings } from '../../src/stages/policy/group-setup.js';
 import { startServer, type RunningServer } from '../../src/main/serve.js';
 import { startUpstream, type Handler } from './upstream.js';
 
@@ -47,11 +48,12 @@ export function writeLists(lists: Record<string, string>): string {
   return dir;
 }
 
-export async function startSinkhole(opts: { upstream: string | string[]; lists?: Record<string, string>; args?: string[]; dir?: string; reload?: Partial<ReloadOptions> }): Promise<TestServer> {
+export async function startSinkhole(opts: { upstream: string | string[]; lists?: Record<string, string>; args?: string[]; dir?: string; reload?: Partial<ReloadOptions>;
+  policy?: PolicySettings; port?: number }): Promise<TestServer> {
   const dir = opts.dir ?? writeLists(opts.lists ?? {});
   const upstreams = Array.isArray(opts.upstream) ? opts.upstream : [opts.upstream];
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
+    const port = opts.port ?? await freePort();
     const config = buildConfig([
       '--listen', `127.0.0.1:${port}`, ...upstreams.flatMap((u) => ['--upstream', u]), '--blocklists', dir,
       // Every test query comes from one address, often thousands at once: the per-client limits
@@ -64,7 +66,7 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
     ]);
     const { output, logs } = captureLogs();
     try {
-      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, ...opts.reload });
+      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, ...opts.reload }, opts.policy ?? config.policy);
       return {
         port, dir, config, server, logs,
         close: async () => {

@@ -5,13 +5,13 @@ import { endpoint, offOr, text } from '../values.js';
 import type { Area } from './area.js';
 
 export const admin = option({
-  name: 'admin', arg: 'ADDR:PORT', value: offOr(endpoint(undefined)), default: 'off', commands: ['serve', 'stats'], field: 'admin',
+  name: 'admin', arg: 'ADDR:PORT', value: offOr(endpoint(undefined)), default: 'off', commands: ['serve', 'stats', 'pause', 'resume', 'lists'], field: 'admin',
   help: 'serve the admin HTTP API (health, metrics, reload, check) here; beyond loopback only with --admin-token',
-  details: 'sinkhole stats reads the figures from it.',
+  details: 'sinkhole stats reads the figures from it; sinkhole pause, resume and lists update act through it.',
 });
 
 export const adminToken = optional({
-  name: 'admin-token', arg: 'TOKEN', value: text, commands: ['serve', 'stats'], field: 'adminToken',
+  name: 'admin-token', arg: 'TOKEN', value: text, commands: ['serve', 'stats', 'pause', 'resume', 'lists'], field: 'adminToken',
   help: 'require "Authorization: Bearer TOKEN" on every admin request',
   details: 'A config file holding a token should be readable only by root and the service.',
 });

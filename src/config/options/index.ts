@@ -6,6 +6,7 @@ import { adminArea } from './admin.js';
 import { cacheArea } from './cache.js';
 import { encryptedArea } from './encrypted.js';
 import { forwardArea } from './forward.js';
+import { groupsArea } from './groups.js';
 import { guardArea } from './guard.js';
 import { limitsArea } from './limits.js';
 import { localArea } from './local.js';
@@ -14,4 +15,4 @@ import { observeArea } from './observe.js';
 import { policyArea } from './policy.js';
 import { processArea } from './process.js';
 
-export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, limitsArea, policyArea, localArea, cacheArea, observeArea, adminArea];
+export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, limitsArea, policyArea, groupsArea, localArea, cacheArea, observeArea, adminArea];

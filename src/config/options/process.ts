@@ -19,8 +19,8 @@ export const workers = option({
 });
 
 export const stateDir = option({
-  name: 'state-dir', arg: 'DIR', value: text, default: './state', commands: ['serve', 'report'], field: 'stateDir',
-  help: 'where the server keeps what must survive a restart: the history database (history.sqlite)',
+  name: 'state-dir', arg: 'DIR', value: text, default: './state', commands: ['serve', 'check', 'report', 'pause', 'resume', 'lists'], field: 'stateDir',
+  help: 'where the server keeps what must survive a restart: history (history.sqlite), pauses, downloaded lists',
   details: 'Created when missing. The systemd unit uses /var/lib/sinkhole (StateDirectory=). A full or read-only state folder never stops DNS: writing is retried, with one log line.',
 });
 

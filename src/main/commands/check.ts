@@ -17,6 +17,10 @@ import { ZoneMap } from '../../wire/zone-map.js';
 import type { Endpoint } from '../../net/endpoint.js';
 import { packAnswer, type PackedAnswer } from '../../wire/packed-answer.js';
 import { parseQuery, Query } from '../../wire/query.js';
+import { GroupRuntime } from '../../stages/policy/group-setup.js';
+import { parseAt } from '../../stages/policy/schedules.js';
+import { Invalid } from '../../config/option.js';
+import pino from 'pino';
 import type { Command } from './command.js';
 
 export const qtypeOption = option({
@@ -28,6 +32,22 @@ export const qtypeOption = option({
 export const clientOption = optional({
   name: 'client', arg: 'IP', value: ipAddress('any'), commands: ['check'],
   help: 'check as this client would be answered (allow-net, exempt-client)',
+});
+
+export const atOption = optional({
+  name: 'at', arg: 'WHEN', commands: ['check'],
+  value: {
+    range: '"mon 12:30", "12:30" (today) or "2026-12-07 12:30"',
+    parse: (t: string) => {
+      try {
+        return parseAt(t, '');
+      } catch (err) {
+        if (err instanceof ConfigError) return new Invalid(err.message.replace(/^: /, ''));
+        throw err;
+      }
+    },
+  },
+  help: 'check at this moment of this week, in local time (schedules)',
 });
 
 export const jsonOption = flag({ name: 'json', commands: ['check'], help: 'print the result as one JSON object, for scripts' });
@@ -73,27 +93,42 @@ export const checkCommand: Command = {
   summary: 'say whether NAME is blocked and by which rules',
   description: 'Says whether NAME would be blocked, the rule that decides it and every rule that covers it, from the rule files on disk (not the running server). ' +
     'Exit status: 0 when the name is answered normally, 1 when it is blocked or the client is refused, 2 on an error.',
-  own: [qtypeOption, clientOption, jsonOption, resolveOption],
+  own: [qtypeOption, clientOption, atOption, jsonOption, resolveOption],
   run: async ({ settings, operands }) => {
     const qtype = settings.get(qtypeOption);
     const client = settings.get(clientOption);
     const withAnswer = settings.get(resolveOption);
+    const at = settings.get(atOption);
     const config = configFrom(settings, { needUpstreams: withAnswer });
-    const report = await loadBlocklists(config.blocklists);
+    // Groups, schedules and stored subscriptions as the server sees them, and its pauses.
+    const groupRuntime = new GroupRuntime(config.policy, config.blocklists, stderrLogger());
+    const report = await loadBlocklists(config.blocklists, new Map(), { extra: groupRuntime.extraLists() });
     for (const f of report.failed) process.stderr.write(`sinkhole: warning: cannot read ${f.path} (${f.reason}); its rules are not considered\n`);
+    let groups;
+    try {
+      groups = groupRuntime.compile();
+    } finally {
+      groupRuntime.close();
+    }
     const context = {
-      policy: new Policy(report.ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients)),
+      policy: new Policy(report.ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients), groups),
       allowNets: config.allowNets === null ? null : new NetworkList(config.allowNets),
       sinkholeIpv4: config.sinkholeIpv4,
       sinkholeIpv6: config.sinkholeIpv6,
     };
-    let checked = checkName(context, operands[0]!, qtype, client);
+    let checked = checkName(context, operands[0]!, qtype, client, null, at);
     if ('error' in checked) throw new ConfigError(checked.error);
     // Like the server: only a name that is not blocked (or refused) is asked upstream.
     const resolved = withAnswer && checked.verdict === 'allowed' ? await resolve(config, operands[0]!, qtype) : null;
-    if (resolved !== null) checked = checkName(context, operands[0]!, qtype, client, resolved.answer) as typeof checked;
+    if (resolved !== null) checked = checkName(context, operands[0]!, qtype, client, resolved.answer, at) as typeof checked;
     const result = resolved === null ? checked : { ...checked, resolved: resolved.note };
     console.log(settings.get(jsonOption) ? JSON.stringify(result) : formatCheck(result) + (resolved === null ? '' : `\n  upstream: ${resolved.note}`));
     return result.verdict === 'blocked' || result.verdict === 'refused' ? 1 : 0;
   },
 };
+
+/** Warnings (a bundle still to be downloaded) as `sinkhole: warning:` lines on stderr, not JSON. */
+function stderrLogger(): pino.Logger {
+  return pino({ level: 'warn', base: undefined, timestamp: false },
+    { write: (line: string) => process.stderr.write(`sinkhole: warning: ${(JSON.parse(line) as { msg: string }).msg}\n`) });
+}

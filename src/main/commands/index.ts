@@ -6,6 +6,7 @@ import { listCommand, enableCommand, disableCommand } from './bundles.js';
 import { checkCommand } from './check.js';
 import type { Command } from './command.js';
 import { reportCommand } from './report.js';
+import { listsCommand, pauseCommand, resumeCommand } from './pause.js';
 import { serveCommand } from './serve.js';
 import { statsCommand } from './stats.js';
 import { waitReadyCommand } from './wait-ready.js';
@@ -29,7 +30,7 @@ export const helpCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  serveCommand, checkCommand, listCommand, enableCommand, disableCommand, statsCommand, reportCommand, waitReadyCommand, helpCommand,
+  serveCommand, checkCommand, listCommand, enableCommand, disableCommand, statsCommand, reportCommand, pauseCommand, resumeCommand, listsCommand, waitReadyCommand, helpCommand,
 ];
 
 export function documented(c: Command): { spec: Command; own: Command['own'] } {

@@ -1,5 +1,6 @@
 // `sinkhole serve`: the DNS server in the foreground.
-import { configFrom } from '../../config/config.js';
+import { configFrom, SERVER_OPTIONS } from '../../config/config.js';
+import { parseConfigFile, Settings } from '../../config/settings.js';
 import { serve } from '../serve.js';
 import type { Command } from './command.js';
 
@@ -8,11 +9,13 @@ export const serveCommand: Command = {
   summary: 'run the DNS server in the foreground',
   description: 'Runs the DNS server in the foreground: loads the blocklists, binds every listen address (UDP and TCP), and answers until stopped. ' +
     'It says "ready" only when the rules are loaded and every socket is bound. ' +
-    'SIGTERM and SIGINT stop it cleanly (queries in flight are answered, exit status 0); SIGHUP reloads the blocklists and reopens the logs. ' +
+    'SIGTERM and SIGINT stop it cleanly (queries in flight are answered, exit status 0); SIGHUP reloads the blocklists, re-reads the config file\'s group, schedule, block, allow and exempt-client lines (a bad line keeps the running policy) and reopens the logs. ' +
     'Every option below but --config can also be a line of the config file.',
   own: [],
-  run: async ({ settings }) => {
-    await serve(configFrom(settings));
+  run: async ({ settings, configFile }) => {
+    // SIGHUP reads the file again; the command line's flags still win over it.
+    const reread = configFile === null ? null : () => configFrom(new Settings(settings.flags, parseConfigFile(configFile, SERVER_OPTIONS)));
+    await serve(configFrom(settings), reread);
     return -1; // keeps running; exits from the signal handler
   },
 };

@@ -8,6 +8,7 @@ import { QTYPE, qtypeName } from '../../wire/constants.js';
 import { textToKey } from '../../wire/names.js';
 import type { PackedAnswer } from '../../wire/packed-answer.js';
 import type { NetworkList } from './cidr.js';
+import type { GroupExplanation } from './group-policy.js';
 import { NOT_BLOCKED, type Policy } from './policy.js';
 import type { RuleRef } from './ruleset.js';
 
@@ -25,6 +26,10 @@ export interface CheckResult {
   decidedBy: RuleRef | null;
   /** Every name rule covering the name, most specific first. */
   rules: RuleRef[];
+  /** The client's group, the schedules its lines use (in force or not) and its pause; null without groups. */
+  group: GroupExplanation | null;
+  /** The moment checked (ISO, local offset), when it is not now. */
+  at: string | null;
 }
 
 export interface CheckContext {
@@ -39,12 +44,14 @@ export interface CheckContext {
  * `answer` (what an upstream answered for the name), a name that is not blocked itself is
  * checked as the query path checks the answer.
  */
-export function checkName(ctx: CheckContext, name: string, qtype: number, client: string | null, answer: PackedAnswer | null = null): CheckResult | { error: string } {
+export function checkName(ctx: CheckContext, name: string, qtype: number, client: string | null, answer: PackedAnswer | null = null,
+  at: number | null = null): CheckResult | { error: string } {
   const key = textToKey(name);
   if (typeof key !== 'string') return { error: `"${name}" is not a valid name: ${key.error}` };
   const { policy } = ctx;
   const rules = policy.rules.rulesCovering(key).sort((a, b) => b.rule.length - a.rule.length);
-  const base = { name, qtype: qtypeName(qtype), client, rules };
+  const when = at ?? Date.now();
+  const base = { name, qtype: qtypeName(qtype), client, rules, group: policy.hasGroups ? policy.explainGroup(client, when) : null, at: at === null ? null : new Date(at).toString() };
   if (client !== null && ctx.allowNets !== null && !ctx.allowNets.contains(client)) {
     return { ...base, verdict: 'refused', answer: 'REFUSED', reason: `client ${client} is not in any allow-net network`, decidedBy: null };
   }
@@ -55,7 +62,7 @@ export function checkName(ctx: CheckContext, name: string, qtype: number, client
     return { ...base, verdict: 'exempt', answer: 'forwarded upstream', reason: `client ${client} is exempt (exempt-client)`, decidedBy: null };
   }
   const sinkholed = qtype === QTYPE.A ? ctx.sinkholeIpv4 : qtype === QTYPE.AAAA ? ctx.sinkholeIpv6 : 'NODATA (SOA)';
-  const decision = policy.decide(client, key, Date.now());
+  const decision = at === null ? policy.decide(client, key, when) : policy.decideAt(client, key, when);
   if (decision !== NOT_BLOCKED) {
     const decidedBy = policy.explain(decision)!;
     return { ...base, verdict: 'blocked', answer: sinkholed, reason: `block rule ${decidedBy.rule} is the most specific rule`, decidedBy };
@@ -73,11 +80,23 @@ export function checkName(ctx: CheckContext, name: string, qtype: number, client
   const upstream = answer !== null ? 'forwarded upstream (its answer passes the answer rules)' : 'forwarded upstream';
   if (m < 0) return { ...base, verdict: 'allowed', answer: upstream, reason: 'no rule covers this name', decidedBy: null };
   const decidedBy = policy.explain(m)!;
+  if (!decidedBy.allow) {
+    const group = base.group;
+    const why = group === null ? 'its bundle does not block' : group.paused ? `blocking is paused for group ${group.group}`
+      : `bundle ${decidedBy.bundle} does not block for group ${group.group} ${at === null ? 'now' : 'then'}`;
+    return { ...base, verdict: 'allowed', answer: upstream, reason: `block rule ${decidedBy.rule} covers the name, but ${why}`, decidedBy: null };
+  }
   return { ...base, verdict: 'allowed', answer: upstream, reason: `allow rule ${decidedBy.rule} is the most specific rule`, decidedBy };
 }
 
 export function formatCheck(r: CheckResult): string {
-  const lines = [`${r.name} ${r.qtype}${r.client ? ` from ${r.client}` : ''}: ${r.verdict.toUpperCase()} -> ${r.answer}`, `  why: ${r.reason}`];
+  const lines = [`${r.name} ${r.qtype}${r.client ? ` from ${r.client}` : ''}${r.at ? ` at ${r.at}` : ''}: ${r.verdict.toUpperCase()} -> ${r.answer}`, `  why: ${r.reason}`];
+  if (r.group) {
+    const g = r.group;
+    lines.push(`  group: ${g.group}${g.matchedBy ? ` (${g.matchedBy.cidr}, ${g.matchedBy.where})` : ' (in no group)'}${g.paused ? ', PAUSED' : ''}${g.listed ? '' : ', blocked by every enabled bundle'}`);
+    const inForce = g.schedules.filter((s) => s.inForce).map((s) => s.name);
+    if (g.schedules.length > 0) lines.push(`  schedules in force: ${inForce.length > 0 ? inForce.join(', ') : 'none'} (of ${g.schedules.map((s) => `${s.name}: ${s.windows}`).join('; ')})`);
+  }
   if (r.decidedBy) lines.push(`  decided by: ${r.decidedBy.allow ? 'allow' : 'block'} ${r.decidedBy.rule} (${r.decidedBy.file}:${r.decidedBy.line}, bundle ${r.decidedBy.bundle})`);
   if (r.rules.length > 0) {
     lines.push('  rules covering this name:');

@@ -35,6 +35,11 @@ export interface ListFile {
   size: number;
   /** True when an unterminated last line was held back (the file was still being written). */
   partial: boolean;
+  /**
+   * A bundle loaded only because a `block` line names it (a file in available/): its rules
+   * block only for groups that list it, not for everyone.
+   */
+  standby?: boolean;
 }
 
 export const MAX_INVALID_KEPT = 20;

@@ -1,6 +1,7 @@
 // Reading a blocklist folder into a RuleSet. Files that did not change since `previous` are
 // reused as they are; a file that cannot be read keeps its previous rules (or is left out
 // at first load), so one bad file never empties the rule set.
+import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileKind, readListFile, type ListFile, type ReadOptions } from './list-file.js';
@@ -62,16 +63,40 @@ export async function scanFolder(dir: string): Promise<FolderScan> {
 }
 
 /**
+ * A list file from outside the folder's top level: a stored subscription (blocks like an
+ * enabled file) or a bundle in available/ that a `block` line names (standby: it blocks
+ * only for the groups that list it).
+ */
+export interface ExtraList {
+  path: string;
+  standby: boolean;
+}
+
+/** available/NAME.txt for each named bundle that exists there and is not enabled: what `block` lines need loaded. */
+export function standbyLists(dir: string, bundles: Iterable<string>): ExtraList[] {
+  const out: ExtraList[] = [];
+  for (const name of new Set([...bundles].map((b) => b.toLowerCase()))) {
+    const path = join(dir, 'available', `${name}.txt`);
+    if (!existsSync(join(dir, `${name}.txt`)) && existsSync(path)) out.push({ path, standby: true });
+  }
+  return out;
+}
+
+/**
  * Reads the folder into a new RuleSet. `previous` (a reload) lends the files that did not
  * change, and the rules of files that cannot be read now. With `sliced`, parsing and
  * building give the event loop a turn every few ms.
  */
 export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, ListFile> = new Map(),
-  options: ReadOptions = {}): Promise<LoadReport> {
+  options: ReadOptions & { extra?: readonly ExtraList[] } = {}): Promise<LoadReport> {
   const started = performance.now();
   const scan = await scanFolder(dir);
   const entries: { path: string; reason?: string }[] = [...scan.paths.map((path) => ({ path })), ...scan.skipped];
   entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Lists from outside the folder come after it, in the order given.
+  const extra = options.extra ?? [];
+  const standby = new Set(extra.filter((e) => e.standby).map((e) => e.path));
+  entries.push(...extra.map((e) => ({ path: e.path })));
   const files: ListFile[] = [];
   const parsed: ListFile[] = [];
   const failed: LoadReport['failed'] = [];
@@ -87,11 +112,13 @@ export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, 
     try {
       const info = await stat(path);
       if (old !== undefined && !old.partial && old.mtimeMs === info.mtimeMs && old.size === info.size) {
+        old.standby = standby.has(path);
         files.push(old);
         reused++;
         continue;
       }
       const file = await readListFile(path, { ...options, previous: old });
+      file.standby = standby.has(path);
       files.push(file);
       parsed.push(file);
     } catch (err) {

@@ -6,14 +6,22 @@
 //   NOT_BLOCKED (-1)  nothing blocks it (no rule, an allow rule, or an exempt client)
 //   >= 0              blocked by a name rule: a Match (ruleOf / offsetOf in ruleset.ts)
 //   <= -2             blocked by answer-IP rule number -2 - d
+//
+// With groups (group-policy.ts), a rule blocks only when its bundle blocks for the client's
+// group now: the client's group is a memo lookup, the "blocks now" table a byte per
+// (group, bundle) rebuilt at schedule boundaries, so a query indexes, it does not compute.
 import { QTYPE } from '../../wire/constants.js';
 import {
   addressCount, addressLength, addressOffset, addressType, cnameCount, cnameTarget, type PackedAnswer,
 } from '../../wire/packed-answer.js';
 import type { NetworkList } from './cidr.js';
+import type { GroupExplanation, GroupPolicy } from './group-policy.js';
 import { matchOf, ruleOf, type RuleRef, type RuleSet } from './ruleset.js';
 
 export const NOT_BLOCKED = -1;
+
+/** Stands in for the group table without groups (never indexed: base -1 selects the plain match). */
+const NO_GROUPS = new Uint8Array(0);
 
 export function isBlocked(decision: number): boolean {
   return decision !== NOT_BLOCKED;
@@ -25,11 +33,40 @@ export function ownerOffsetOf(decision: number): number {
 }
 
 export class Policy {
-  constructor(readonly rules: RuleSet, readonly exemptClients: NetworkList | null) {}
+  /** `groups` null: no groups, schedules or pauses; every rule blocks for every client. */
+  constructor(readonly rules: RuleSet, readonly exemptClients: NetworkList | null, readonly groups: GroupPolicy | null = null) {
+    groups?.setEnabledBundles(rules.enabledBundles());
+  }
 
-  /** The same policy with other rules (a blocklist reload). */
+  /** The same policy with other rules (a blocklist reload); the group tables learn the new bundles at once. */
   withRules(rules: RuleSet): Policy {
-    return new Policy(rules, this.exemptClients);
+    return new Policy(rules, this.exemptClients, this.groups);
+  }
+
+  /** The same rules with other groups (a config reload). The caller stops the old group policy's timer. */
+  withGroups(groups: GroupPolicy | null, exemptClients: NetworkList | null = this.exemptClients): Policy {
+    return new Policy(this.rules, exemptClients, groups);
+  }
+
+  /** Whether group lines are configured (then the EDE text names the client's group). */
+  get hasGroups(): boolean {
+    return this.groups !== null && this.groups.groups.size > 1;
+  }
+
+  /** The client's group by name ("default" without groups), for the EDE text and logs. */
+  groupName(client: string | null): string {
+    return this.groups === null ? 'default' : this.groups.groupName(this.groups.groupOf(client ?? ''));
+  }
+
+  /** Group, schedules in force and pause for `client` at `at` (for `sinkhole check`); null without groups. */
+  explainGroup(client: string | null, at: number): GroupExplanation | null {
+    return this.groups === null ? null : this.groups.explain(client ?? '', at);
+  }
+
+  /** Where the client's row starts in the group table; -1 without groups. */
+  private rowOf(client: string | null): number {
+    const groups = this.groups;
+    return groups === null ? -1 : groups.groupOf(client ?? '') * groups.stride;
   }
 
   isExempt(client: string | null): boolean {
@@ -40,8 +77,29 @@ export class Policy {
   decide(client: string | null, qnameKey: string, _now: number): number {
     if (this.isExempt(client)) return NOT_BLOCKED;
     const rules = this.rules;
-    const m = rules.match(qnameKey);
+    const first = rules.match(qnameKey);
+    // Most names match no rule: they never look at groups.
+    if (first < 0 || rules.isAllow(ruleOf(first))) return NOT_BLOCKED;
+    const groups = this.groups;
+    if (groups === null) return first;
+    const base = groups.groupOf(client ?? '') * groups.stride;
+    if (groups.active[base + rules.bundleOf(ruleOf(first))] === 1) return first;
+    // The most specific rule's bundle does not block for this group: other rules of the
+    // name, then the parents.
+    const m = rules.matchFor(qnameKey, groups.active, base, first);
     return m < 0 || rules.isAllow(ruleOf(m)) ? NOT_BLOCKED : m;
+  }
+
+  /**
+   * decide() at another moment than now (`sinkhole check --at`): the client's group row is
+   * computed for `at` instead of read from the live table. Not for queries.
+   */
+  decideAt(client: string | null, qnameKey: string, at: number): number {
+    if (this.groups === null) return this.decide(client, qnameKey, at);
+    if (this.isExempt(client)) return NOT_BLOCKED;
+    const row = this.groups.rowAt(this.groups.groupOf(client ?? ''), at);
+    const m = this.rules.matchFor(qnameKey, row, 0);
+    return m < 0 || this.rules.isAllow(ruleOf(m)) ? NOT_BLOCKED : m;
   }
 
   /**
@@ -51,10 +109,12 @@ export class Policy {
   decideAnswer(client: string | null, answer: PackedAnswer): number {
     if (this.isExempt(client)) return NOT_BLOCKED;
     const rules = this.rules;
+    const base = this.rowOf(client);
+    const active = this.groups?.active ?? NO_GROUPS;
     for (let i = 0, n = cnameCount(answer); i < n; i++) {
       const target = cnameTarget(answer, i);
       if (target === null) continue;
-      const m = rules.match(target);
+      const m = base < 0 ? rules.match(target) : rules.matchFor(target, active, base);
       if (m >= 0 && !rules.isAllow(ruleOf(m))) return matchOf(ruleOf(m), 0);
     }
     if (rules.ipRuleCount > 0) {
@@ -63,8 +123,8 @@ export class Policy {
         const offset = addressOffset(answer, i);
         const length = addressLength(answer, i);
         const r = type === QTYPE.A || type === QTYPE.AAAA
-          ? rules.matchAddress(answer, offset, length)
-          : matchSvcbHints(rules, answer, offset, length);
+          ? (base < 0 ? rules.matchAddress(answer, offset, length) : rules.matchAddressFor(answer, offset, length, active, base))
+          : matchSvcbHints(rules, answer, offset, length, active, base);
         if (r >= 0) return -2 - r;
       }
     }
@@ -83,7 +143,7 @@ export class Policy {
  * key, length, value. Keys 4 (ipv4hint) and 6 (ipv6hint) carry addresses a client may use
  * without asking for A/AAAA, so answer-IP rules apply to them too.
  */
-function matchSvcbHints(rules: RuleSet, wire: Buffer, offset: number, length: number): number {
+function matchSvcbHints(rules: RuleSet, wire: Buffer, offset: number, length: number, active: Uint8Array, base: number): number {
   const end = offset + length;
   let off = offset + 2;
   while (off < end && wire[off] !== 0) off += wire[off]! + 1;
@@ -96,7 +156,7 @@ function matchSvcbHints(rules: RuleSet, wire: Buffer, offset: number, length: nu
     const size = key === 4 ? 4 : key === 6 ? 16 : 0;
     if (size > 0) {
       for (let a = value; a + size <= value + len; a += size) {
-        const i = rules.matchAddress(wire, a, size);
+        const i = base < 0 ? rules.matchAddress(wire, a, size) : rules.matchAddressFor(wire, a, size, active, base);
         if (i >= 0) return i;
       }
     }

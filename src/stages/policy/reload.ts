@@ -13,7 +13,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../observe/log.js';
 import type { ListFile } from './list-file.js';
-import { loadBlocklists, type LoadReport } from './load.js';
+import { loadBlocklists, type ExtraList, type LoadReport } from './load.js';
 import type { RuleSet } from './ruleset.js';
 
 /** Logs what a load found: one line per newly read file, one per skipped line, one per failure. */
@@ -105,6 +105,8 @@ export class Reloader {
   private stopped = false;
   /** Called after every reload attempt (statistics, tests). */
   onReload: ((result: ReloadResult) => void) | null = null;
+  /** Lists from outside the folder to load with it (subscriptions, standby bundles named by block lines). */
+  extraLists: (() => readonly ExtraList[]) | null = null;
 
   constructor(private readonly dir: string, private readonly log: Logger, private readonly getRules: () => RuleSet,
     private readonly setRules: (rules: RuleSet) => void, private readonly options: ReloadOptions = DEFAULT_RELOAD_OPTIONS) {
@@ -152,7 +154,9 @@ export class Reloader {
     const previous = new Map<string, ListFile>(before.files.map((f) => [f.path, f]));
     let report: LoadReport;
     try {
-      report = await loadBlocklists(this.dir, previous, { sliced: true, holdPartialWithinMs: this.options.partialLineMs });
+      report = await loadBlocklists(this.dir, previous, {
+        sliced: true, holdPartialWithinMs: this.options.partialLineMs, extra: this.extraLists?.() ?? [],
+      });
     } catch (err) {
       this.log.error({ folder: this.dir, reason: (err as Error).message },
         'blocklist folder unreadable; keeping the current rules and polling until it is back');

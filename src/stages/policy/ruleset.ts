@@ -2,6 +2,7 @@
 // answer-IP rules in a list. Built whole beside the old set and swapped in by reference, so
 // a query sees either the old rules or the new ones, never half of them.
 import { cidrContains, type Cidr } from './cidr.js';
+import { bundleId } from './bundle-ids.js';
 import type { ListFile } from './list-file.js';
 import { keyToText } from '../../wire/names.js';
 import { runAll, runSliced, YIELD_EVERY } from './slices.js';
@@ -81,6 +82,13 @@ export class RuleSet {
   private nameCount = 0;
   private readonly fileOf: Uint16Array;
   private readonly fileStart: Uint32Array;
+  /** Each file's bundle as an index (bundle-ids.ts), for the group tables. */
+  readonly fileBundle: Uint16Array;
+  /**
+   * The next rule with the same name in another place (file), or -1: the map holds the
+   * first, and a group that does not block the first's bundle may block another's.
+   */
+  private readonly sameName: Int32Array;
   private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
   /**
    * Hash of the last two labels of every rule's name (`hotmail.com` for
@@ -100,6 +108,8 @@ export class RuleSet {
     this.nameRuleCount = total;
     this.fileOf = new Uint16Array(total);
     this.fileStart = new Uint32Array(files.length);
+    this.fileBundle = Uint16Array.from(files, (f) => bundleId(f.bundle));
+    this.sameName = new Int32Array(total).fill(-1);
     if (fillNow) runAll(this.fill());
   }
 
@@ -126,7 +136,14 @@ export class RuleSet {
         const existing = map.get(key);
         // First rule for a name wins, except that an allow rule beats a block rule of
         // the same name (equal specificity: allow wins).
-        if (existing === undefined || (f.allow[i] === 1 && !this.isAllow(existing))) map.set(key, g);
+        if (existing === undefined) map.set(key, g);
+        else if (f.allow[i] === 1 && !this.isAllow(existing)) {
+          map.set(key, g);
+          this.sameName[g] = existing;
+        } else {
+          this.sameName[g] = this.sameName[existing]!;
+          this.sameName[existing] = g;
+        }
         if (existing === undefined) {
           this.nameCount++;
           if (labels >= 2) {
@@ -167,17 +184,20 @@ export class RuleSet {
   /**
    * The most specific rule for `key` (the name itself, then each parent) as a Match (see
    * matchOf), or -1. A name rule covers the name and everything below it, at label
-   * boundaries only.
+   * boundaries only. With `fromOffset`, only suffixes starting at or after that offset
+   * of the key (the parents of an earlier match) are looked at.
    */
-  match(key: string): number {
+  match(key: string, fromOffset = 0): number {
     if (this.nameCount === 0) return -1;
     const labels = scanLabels(key);
+    let first = 0;
+    while (first < labels && labelStarts[first]! < fromOffset) first++;
     if (labels >= 2) {
       const tail = tailOf(key, labels);
       const depths = this.suffixes[tail & (SHARDS - 1)]!.get(tail);
       if (depths !== undefined) {
         // Longest suffix first: the name itself, then each parent down to the last two labels.
-        for (let i = 0; i <= labels - 2; i++) {
+        for (let i = first; i <= labels - 2; i++) {
           if ((depths & depthBit(labels - i)) === 0) continue;
           const off = labelStarts[i]!;
           const g = this.names[shardOf(key, off, tail)]!.get(off === 0 ? key : key.slice(off));
@@ -185,7 +205,7 @@ export class RuleSet {
         }
       }
     }
-    if (this.topLevel.size > 0 && labels >= 1) {
+    if (this.topLevel.size > 0 && labels >= 1 && first <= labels - 1) {
       const off = labelStarts[labels - 1]!;
       const g = this.topLevel.get(off === 0 ? key : key.slice(off));
       if (g !== undefined) return matchOf(g, off);
@@ -202,6 +222,42 @@ export class RuleSet {
   /** The map that holds `key` as a rule's name (labels and tail as scanLabels and tailOf give). */
   private mapFor(key: string, labels: number, tail: number): Map<string, number> {
     return labels < 2 ? this.topLevel : this.names[shardOf(key, 0, tail)]!;
+  }
+
+  /**
+   * match() for one group: the most specific rule that counts for it, as a Match, or -1.
+   * `active[base + bundle] === 1` says the bundle blocks for the group now (GroupPolicy's
+   * table, base = group * stride). An allow rule counts for every group (it is returned;
+   * the caller lets the name through); a block rule counts when its bundle is active, else
+   * the walk goes on with the other rules of the same name, then with the parents. No
+   * allocation beyond match()'s own. `first`: match(key), when the caller has it already.
+   */
+  matchFor(key: string, active: Uint8Array, base: number, first: number = this.match(key)): number {
+    let m = first;
+    while (m >= 0) {
+      const g = ruleOf(m);
+      const offset = offsetOf(m);
+      if (this.isAllow(g)) return m;
+      for (let r = g; r >= 0; r = this.sameName[r]!) {
+        if (active[base + this.fileBundle[this.fileOf[r]!]!] === 1) return matchOf(r, offset);
+      }
+      m = this.match(key, offset + key.charCodeAt(offset) + 1);
+    }
+    return -1;
+  }
+
+  /** The bundle index (bundle-ids.ts) of rule g. */
+  bundleOf(g: number): number {
+    return this.fileBundle[this.fileOf[g]!]!;
+  }
+
+  /** Bundle indexes of the files that block for groups without block lines (not standby files). */
+  enabledBundles(): number[] {
+    const ids = new Set<number>();
+    this.files.forEach((f, i) => {
+      if (f.standby !== true) ids.add(this.fileBundle[i]!);
+    });
+    return [...ids];
   }
 
   isAllow(g: number): boolean {
@@ -222,6 +278,20 @@ export class RuleSet {
       if (cidrContains(this.ipRules[i]!.cidr, bytes, offset, length)) return i;
     }
     return -1;
+  }
+
+  /** matchAddress() for one group: only rules of bundles active in `active` at `base` (see matchFor). */
+  matchAddressFor(bytes: Buffer, offset: number, length: number, active: Uint8Array, base: number): number {
+    for (let i = 0; i < this.ipRules.length; i++) {
+      const r = this.ipRules[i]!;
+      if (active[base + this.fileBundle[r.file]!] === 1 && cidrContains(r.cidr, bytes, offset, length)) return i;
+    }
+    return -1;
+  }
+
+  /** The bundle index of answer-IP rule i. */
+  addressRuleBundle(i: number): number {
+    return this.fileBundle[this.ipRules[i]!.file]!;
   }
 
   describeAddressRule(i: number): RuleRef {

@@ -40,7 +40,7 @@ export class PolicyStage implements Stage {
   }
 
   private block(q: Query, pipeline: Pipeline, policy: Policy, decision: number): void {
-    const ede = q.edns ? { code: EDE_BLOCKED, text: edeText(policy.explain(decision)!) } : undefined;
+    const ede = q.edns ? { code: EDE_BLOCKED, text: edeText(policy.explain(decision)!, policy.hasGroups ? policy.groupName(q.clientAddress) : null) } : undefined;
     pipeline.reply(q, blockedAnswer(q, this.templates, ownerOffsetOf(decision), ede), 'blocked', '', decision, policy);
   }
 
@@ -51,6 +51,7 @@ export class PolicyStage implements Stage {
   }
 }
 
-function edeText(ref: RuleRef): string {
-  return `blocked by ${ref.rule} (${ref.file}:${ref.line}, bundle ${ref.bundle})`;
+/** The rule, and the client's group where groups are configured (the group decides which bundles block). */
+function edeText(ref: RuleRef, group: string | null): string {
+  return `blocked by ${ref.rule} (${ref.file}:${ref.line}, bundle ${ref.bundle}${group === null ? '' : `, group ${group}`})`;
 }

@@ -1,0 +1,98 @@
+// Putting groups together for the server: the config lines (group, schedule, block, allow,
+// list-url) as one PolicySettings value, and a GroupRuntime that owns what lives as long as
+// the server (the pause state, the list subscriptions) and compiles GroupPolicy values
+// against the bundles that exist (the blocklist folder, its available/ subfolder, stored
+// subscriptions).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../../config/errors.js';
+import type { Logger } from '../../observe/log.js';
+import { compileGroupPolicy, parseAllowLine, parseBlockLine, type BundleRuleLine, type GroupPolicy } from './group-policy.js';
+import { parseGroupLine, type GroupLine } from './groups.js';
+import { standbyLists, type ExtraList } from './load.js';
+import { PauseState } from './pause.js';
+import { parseScheduleLine, type ScheduleLine } from './schedules.js';
+import { parseListUrlLine, Subscriptions, type FetchResult, type ListUrlLine, type SubscriptionOptions } from './sources/subscription.js';
+
+export interface PolicySettings {
+  groups: GroupLine[];
+  schedules: ScheduleLine[];
+  /** `block` and `allow` lines in file order. */
+  rules: BundleRuleLine[];
+  listUrls: ListUrlLine[];
+  /** Where pause.json and downloaded lists live; null: pauses are kept in memory and list-url is refused. */
+  stateDir: string | null;
+}
+
+export function emptyPolicySettings(stateDir: string | null = null): PolicySettings {
+  return { groups: [], schedules: [], rules: [], listUrls: [], stateDir };
+}
+
+/** The setting names this module reads, each with its parser. */
+export const POLICY_SETTINGS = ['group', 'schedule', 'block', 'allow', 'list-url'] as const;
+
+/**
+ * Raw config lines (`name value` with where each came from) -> PolicySettings; other
+ * setting names are left alone. Throws ConfigError naming file:line.
+ */
+export function policySettingsFrom(lines: readonly { name: string; value: string; where: string }[], stateDir: string | null): PolicySettings {
+  const s = emptyPolicySettings(stateDir);
+  for (const { name, value, where } of lines) {
+    if (name === 'group') s.groups.push(parseGroupLine(value, where));
+    else if (name === 'schedule') s.schedules.push(parseScheduleLine(value, where));
+    else if (name === 'block') s.rules.push(parseBlockLine(value, where));
+    else if (name === 'allow') s.rules.push(parseAllowLine(value, where));
+    else if (name === 'list-url') s.listUrls.push(parseListUrlLine(value, where));
+  }
+  if (s.listUrls.length > 0 && stateDir === null) {
+    throw new ConfigError(`${s.listUrls[0]!.where}: list-url needs a state directory to keep the lists in; set "state-dir /var/lib/sinkhole"`);
+  }
+  return s;
+}
+
+export class GroupRuntime {
+  readonly pause: PauseState;
+  readonly subscriptions: Subscriptions | null;
+  /** Called when a subscription stored a new copy: reload the rule set. */
+  onListsUpdated: ((results: FetchResult[]) => void) | null = null;
+
+  constructor(private settings: PolicySettings, private readonly blocklists: string, private readonly log: Logger,
+    subscriptionOptions: Partial<SubscriptionOptions> = {}) {
+    this.pause = new PauseState(settings.stateDir === null ? null : join(settings.stateDir, 'pause.json'));
+    if (this.pause.lastError !== null) log.warn({ reason: this.pause.lastError }, this.pause.lastError);
+    this.subscriptions = settings.listUrls.length === 0 ? null
+      : new Subscriptions(settings.listUrls, { ...subscriptionOptions, stateDir: settings.stateDir! }, log);
+    if (this.subscriptions !== null) this.subscriptions.onUpdated = (results) => this.onListsUpdated?.(results);
+  }
+
+  /** Lists to load with the folder: stored subscriptions, and bundles in available/ that block or allow lines name. */
+  extraLists(): ExtraList[] {
+    const named = this.settings.rules.flatMap((r) => r.bundles);
+    return [...(this.subscriptions?.lists() ?? []), ...standbyLists(this.blocklists, named)];
+  }
+
+  /** Whether a bundle name exists (for block/allow lines). */
+  bundleStatus = (name: string): 'known' | 'pending' | 'unknown' => {
+    const file = `${name.toLowerCase()}.txt`;
+    if (existsSync(join(this.blocklists, file)) || existsSync(join(this.blocklists, 'available', file))) return 'known';
+    return this.subscriptions?.bundleStatus(name) ?? 'unknown';
+  };
+
+  /** Compiles the group policy (ConfigError on a bad line); logs one warning per bundle still to be downloaded. */
+  compile(settings: PolicySettings = this.settings): GroupPolicy {
+    const { policy, warnings } = compileGroupPolicy(settings, this.bundleStatus, this.pause);
+    for (const w of warnings) this.log.warn({ where: w.slice(0, w.indexOf(': ')) }, w);
+    this.settings = settings;
+    return policy;
+  }
+
+  /** Starts fetching subscriptions (DNS does not wait for them). */
+  start(): void {
+    this.subscriptions?.start();
+  }
+
+  close(): void {
+    this.subscriptions?.stop();
+    this.pause.close();
+  }
+}
