@@ -36,7 +36,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
   const fields = Object.keys(config).sort();
   t.same(fields, [
     'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'bootstrap', 'cacheMaxTtl', 'cacheMinTtl',
-    'cacheSize', 'exemptClients', 'forwardZones', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
+    'cacheSize', 'exemptClients', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
     'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'policy', 'privateReverse', 'queryLog', 'queryLogMode', 'rateBurst', 'rateExempt',
     'rateLimit', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
     'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
