@@ -305,13 +305,15 @@ async function askTcp(port: number, name: string, id: number): Promise<string> {
 
 type Server = ChildProcessByStdio<null, Readable, Readable>;
 
+/** `dir` holds the blocklists and the state folder (history): nothing is written outside it. */
 async function startServer(port: number, upstreamPort: number, dir: string, errorLines: string[]): Promise<Server> {
   const cli = join(repoRoot(), 'dist', 'main', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
   // The rate limits off (per address and per /24: --rate-limit 0 alone leaves the network
   // limit on): every fuzzed packet goes through the whole pipeline, not just the guard.
   const server = spawn(process.execPath, [cli, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstreamPort}`,
-    '--blocklists', dir, '--rate-limit', '0', '--network-rate-limit', '0', '--upstream-timeout', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--blocklists', dir, '--state-dir', join(dir, 'state'), '--rate-limit', '0', '--network-rate-limit', '0', '--upstream-timeout', '500'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
   let pending = '';
   let readyLine: () => void;
   const ready = new Promise<void>((r) => (readyLine = r));
