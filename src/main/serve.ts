@@ -202,6 +202,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     const stats = new QueryStats();
     observers.push(stats);
     const reloads = new ReloadFigures();
+    reloads.failedFiles = report.failed.length;
     reloader.onReload = reloads.record;
     const backend = localBackend({
       policyStage, forwarder, blocklists: config.blocklists, guard, cache: cacheStage.store, stats, reloader, reloads,

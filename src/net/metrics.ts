@@ -1,12 +1,22 @@
-// The stream listeners' figures (TCP and DoT) for the admin API: open connections and why
-// connections were closed or refused (docs/limits.md).
+// The stream listeners' figures (TCP and DoT) for the admin API: open connections, connections
+// accepted and refused, and why connections were closed (docs/limits.md, "TCP").
 import type { MetricsSink } from '../pipeline/metrics.js';
-import type { TcpListener } from './tcp.js';
+import type { TcpCounters, TcpListener } from './tcp.js';
+
+/** Why a connection was closed by the server, as the metric's `reason` label says it. */
+const CLOSED: readonly [keyof TcpCounters, string][] = [
+  ['evicted', 'evicted'], ['idleTimeouts', 'idle'], ['messageTimeouts', 'message_deadline'], ['stalled', 'unanswered'],
+];
 
 export function collectStreamListeners(sink: MetricsSink, listeners: readonly { label: string; listener: TcpListener }[]): void {
   sink.add('sinkhole_tcp_connections', 'gauge', 'Open client connections per stream listener (TCP, DoT).',
     listeners.map(({ label, listener }) => [{ listen: label }, listener.connections.size]));
-  const reasons = ['accepted', 'refused', 'evicted', 'idleTimeouts', 'messageTimeouts', 'stalled'] as const;
-  sink.add('sinkhole_tcp_connection_events_total', 'counter', 'Client connections accepted, refused at a cap, closed to make room, or closed by a deadline.',
-    listeners.flatMap(({ label, listener }) => reasons.map((r): [Record<string, string>, number] => [{ listen: label, event: r }, listener.counters[r]])));
+  sink.add('sinkhole_tcp_connections_accepted_total', 'counter', 'Client connections accepted.',
+    listeners.map(({ label, listener }) => [{ listen: label }, listener.counters.accepted]));
+  sink.add('sinkhole_tcp_connections_refused_total', 'counter', 'Client connections refused at a cap with no idle connection to close.',
+    listeners.map(({ label, listener }) => [{ listen: label }, listener.counters.refused]));
+  sink.add('sinkhole_tcp_connections_closed_total', 'counter',
+    'Client connections the server closed: to make room at a cap (evicted), idle, a message not whole in time, queries unanswered.',
+    listeners.flatMap(({ label, listener }) => CLOSED.map(([field, reason]): [Record<string, string>, number] =>
+      [{ listen: label, reason }, listener.counters[field]])));
 }

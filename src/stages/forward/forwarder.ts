@@ -251,7 +251,7 @@ export class Forwarder {
     if (this.preferred === index) this.preferred = (index + 1) % this.upstreams.length;
   }
 
-  /** Per upstream: tries, timeouts, failed answers, latency, and when it last answered. */
+  /** Per upstream: tries, timeouts, failed answers, latency, and when it last answered; its UDP sockets. */
   collect(sink: MetricsSink): void {
     const zone = this.options.zone;
     const labelsOf = (label: string): Record<string, string> => (zone === undefined ? { upstream: label } : { upstream: label, zone });
@@ -265,6 +265,15 @@ export class Forwarder {
       LATENCY_BUCKETS_MS.map((ms) => ms / 1000));
     sink.add('sinkhole_upstream_last_answer_timestamp_seconds', 'gauge', 'When each upstream last gave a good answer (Unix time; 0 = never).',
       per((i) => this.lastAnswerAt[i]! / 1000), 'max');
+    // The UDP sockets of this forwarder (one per query in flight, docs/limits.md): one sample per forwarder.
+    const own: Record<string, string> = zone === undefined ? {} : { zone };
+    const udp = this.udp;
+    sink.add('sinkhole_upstream_udp_sockets', 'gauge', 'UDP sockets open toward the upstreams now (one per query in flight, up to the cap).',
+      [[own, udp.openSockets]]);
+    sink.add('sinkhole_upstream_udp_sockets_opened_total', 'counter', 'UDP sockets opened toward the upstreams (each on a random port).',
+      [[own, udp.counters.socketsOpened]]);
+    sink.add('sinkhole_upstream_udp_shared_total', 'counter', 'Upstream queries that shared an open socket because of the socket cap.',
+      [[own, udp.counters.shared]]);
   }
 
   close(): void {

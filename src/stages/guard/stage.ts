@@ -88,6 +88,9 @@ export class GuardStage implements Stage {
         [[{ reason: 'rate', action: 'refused' }, l.counters.rateRefused], [{ reason: 'rate', action: 'dropped' }, l.counters.rateDropped],
           [{ reason: 'inflight', action: 'refused' }, l.counters.inflightRefused], [{ reason: 'inflight', action: 'dropped' }, l.counters.inflightDropped]]);
       sink.add('sinkhole_inflight_queries', 'gauge', 'Queries waiting for an upstream now.', l.inflight);
+      sink.add('sinkhole_ratelimit_evictions_total', 'counter',
+        'Client addresses forgotten to make room for new ones (many distinct, perhaps spoofed, clients).', l.counters.evicted);
+      sink.add('sinkhole_ratelimit_clients', 'gauge', 'Client addresses the rate limiter remembers now.', l.tracked);
     }
     sink.add('sinkhole_guard_answered_total', 'counter', 'Queries the guard answered itself, by reason.',
       [[{ reason: 'not_allowed' }, this.refused], [{ reason: 'zone_transfer' }, this.transfers], [{ reason: 'doh_canary' }, this.canary]]);

@@ -90,6 +90,8 @@ export interface ReloadResult {
   reason: string;
   ok: boolean;
   ms: number;
+  /** List files that could not be read; absent when the folder itself could not be. */
+  failedFiles?: number;
 }
 
 export class Reloader {
@@ -179,7 +181,7 @@ export class Reloader {
       invalid: report.parsed.reduce((n, f) => n + f.invalidCount, 0), failed: report.failed.length,
       rules: after.nameRuleCount + after.ipRuleCount, ms,
     }, 'blocklists reloaded');
-    this.onReload?.({ reason, ok: report.failed.length === 0, ms });
+    this.onReload?.({ reason, ok: report.failed.length === 0, ms, failedFiles: report.failed.length });
     // A file still being written: look again once its last line may be complete.
     if (report.parsed.some((f) => f.partial)) this.changed('partial line');
     // The folder is back after it was gone: watch it again.
