@@ -103,7 +103,9 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
   // How much one client may ask: checked by the guard (rate) and the forward stage (queries waiting upstream).
   const limiter = new RateLimiter({
-    rate: config.rateLimit, burst: config.rateBurst, networkRate: config.networkRateLimit, networkBurst: config.networkRateLimit * 5,
+    // --rate-limit 0 turns the rate limits off, the network's too.
+    rate: config.rateLimit, burst: config.rateBurst,
+    networkRate: config.rateLimit === 0 ? 0 : config.networkRateLimit, networkBurst: config.networkRateLimit * 5,
     maxInflightPerClient: config.maxInflightPerClient, maxInflight: config.maxInflight, exempt: config.rateExempt,
   });
   // The chain, in the order a query meets it.

@@ -78,16 +78,27 @@ class TcpConnection implements Transport {
   }
 
   send(answer: Buffer): void {
+    this.settle(answer);
+  }
+
+  unanswered(): void {
+    this.settle(null);
+  }
+
+  /** One query less to wait for: its answer (sent here) or nothing (null). */
+  private settle(answer: Buffer | null): void {
     if (this.pending > 0) this.pending--;
     this.lastActivity = Date.now();
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
-    // One write per answer: the length and the message in one frame.
-    const frame = Buffer.allocUnsafe(2 + answer.length);
-    frame.writeUInt16BE(answer.length, 0);
-    answer.copy(frame, 2);
-    // A client that does not read its answers is not read from either, until it does ('drain').
-    if (!socket.write(frame)) socket.pause();
+    if (answer !== null) {
+      // One write per answer: the length and the message in one frame.
+      const frame = Buffer.allocUnsafe(2 + answer.length);
+      frame.writeUInt16BE(answer.length, 0);
+      answer.copy(frame, 2);
+      // A client that does not read its answers is not read from either, until it does ('drain').
+      if (!socket.write(frame)) socket.pause();
+    }
     if (this.heldBack && !this.processing && this.pending < this.listener.maxPipelined) {
       this.heldBack = false;
       this.process();

@@ -3,4 +3,9 @@
 export interface Transport {
   readonly udp: boolean;
   send(answer: Buffer, address: string, port: number): void;
+  /**
+   * The message will get no answer (not a query, or dropped by a limit): a stream transport
+   * stops waiting for one, so the connection counts as idle again.
+   */
+  unanswered?(): void;
 }

@@ -54,6 +54,7 @@ export class Pipeline {
     const parsed = parseQuery(msg);
     if (parsed === DROP) {
       this.dropped++;
+      transport.unanswered?.();
       return;
     }
     if (!(parsed instanceof Query)) {
@@ -104,6 +105,11 @@ export class Pipeline {
     e.set(q, outcome, answer[3]! & 0x0f, upstream, decision, explainer);
     for (let i = 0; i < observers.length; i++) observers[i]!.answered(e);
     e.clear();
+  }
+
+  /** A stage decided to send nothing (a limit): the transport stops waiting for an answer. */
+  drop(q: Query): void {
+    q.transport!.unanswered?.();
   }
 
   /** Queries some stage holds and has not answered yet. */

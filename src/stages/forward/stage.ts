@@ -43,6 +43,7 @@ export class ForwardStage implements Stage {
       const ticket = this.limiter.enter(q.clientAddress, performance.now());
       if (ticket < 0) {
         if (ticket === INFLIGHT_REFUSE) pipeline.reply(q, queryEmptyAnswer(q, RCODE.REFUSED), 'refused');
+        else pipeline.drop(q);
         return ANSWERED;
       }
       q.ticket = ticket;

@@ -57,6 +57,7 @@ export class GuardStage implements Stage {
         // costs little, and other clients keep their answers.
         if (verdict === RATE_DROP) {
           this.rateDropped++;
+          pipeline.drop(q);
           return ANSWERED;
         }
         this.refused++;
