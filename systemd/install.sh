@@ -188,7 +188,7 @@ mv "$new" "$app"
 # --- The config: installed once, readable by the service's group and nobody else (it may
 # hold the admin token); later versions go beside it as .dist for the admin to compare.
 at_paths() { if [ -n "$at" ]; then sed -e "s#/etc/sinkhole#$at/etc/sinkhole#g" -e "s#/var/lib/sinkhole#$at/var/lib/sinkhole#g" -e "s#/opt/sinkhole#$at/opt/sinkhole#g"; else cat; fi; }
-mkdir -p "$etc/blocklists/available"
+mkdir -p "$etc"
 at_paths < "$src/systemd/sinkhole.conf" > "$work/sinkhole.conf"
 if [ ! -f "$etc/sinkhole.conf" ]; then
   install -m 640 "$work/sinkhole.conf" "$etc/sinkhole.conf"
@@ -198,70 +198,9 @@ elif ! cmp -s "$work/sinkhole.conf" "$etc/sinkhole.conf"; then
   say "kept your $etc/sinkhole.conf; the shipped one is $etc/sinkhole.conf.dist"
 fi
 
-# --- Blocklists. The manifest holds the checksum of every list shipped last time, so:
-# a list the admin never had is installed where git has it (enabled or available/); one the
-# admin removed stays removed; one still as shipped is updated wherever it is (so enabled or
-# disabled stays so); an edited one is kept and the new version written beside it as .new.
-old_manifest="$prev/blocklists.sha256"
-[ -f "$old_manifest" ] || old_manifest="/dev/null"
-manifest="$app/blocklists.sha256"
-: > "$manifest"
-shipped_sum() { awk -v n="$1" '$2 == n { print $1; exit }' "$old_manifest"; }
-for shipped in "$app"/blocklists/*.txt "$app"/blocklists/available/*.txt; do
-  [ -f "$shipped" ] || continue
-  name="$(basename "$shipped")"
-  case "$shipped" in */available/*) home="$etc/blocklists/available" ;; *) home="$etc/blocklists" ;; esac
-  if [ -f "$etc/blocklists/$name" ]; then installed="$etc/blocklists/$name"
-  elif [ -f "$etc/blocklists/available/$name" ]; then installed="$etc/blocklists/available/$name"
-  else installed=""
-  fi
-  sum="$(sha256sum < "$shipped" | cut -d' ' -f1)"
-  was="$(shipped_sum "$name")"
-  if [ -z "$installed" ]; then
-    if [ -n "$was" ]; then
-      say "left out $name: you removed it"
-    else
-      install -m 644 "$shipped" "$home/$name"
-      say "installed blocklist $home/$name"
-    fi
-  else
-    current="$(sha256sum < "$installed" | cut -d' ' -f1)"
-    if [ "$current" = "$sum" ]; then
-      rm -f "$installed.new"
-    elif [ -n "$was" ] && [ "$current" = "$was" ]; then
-      install -m 644 "$shipped" "$installed"
-      say "updated $installed"
-    elif [ "$sum" != "$was" ]; then
-      install -m 644 "$shipped" "$installed.new"
-      say "kept your edited $installed; the new shipped version is $installed.new: move your lines to local.txt, then mv $name.new $name"
-    else
-      say "kept your edited $installed (put your own lines in local.txt, so that updates reach this list)"
-    fi
-  fi
-  printf '%s  %s\n' "$sum" "$name" >> "$manifest"
-done
-# Lists shipped before and no longer: removed if untouched, kept if edited.
-if [ "$old_manifest" != /dev/null ]; then
-  while read -r was name; do
-    awk -v n="$name" '$2 == n { found = 1 } END { exit !found }' "$manifest" && continue
-    for installed in "$etc/blocklists/$name" "$etc/blocklists/available/$name"; do
-      [ -f "$installed" ] || continue
-      if [ "$(sha256sum < "$installed" | cut -d' ' -f1)" = "$was" ]; then
-        rm -f "$installed"; say "removed $installed: no longer shipped"
-      else
-        say "kept your edited $installed, which is no longer shipped"
-      fi
-    done
-  done < "$old_manifest"
-fi
-chmod 644 "$manifest"
-# The admin's own lines: created once, never touched again.
-for own in local.txt local.allow.txt; do
-  [ -e "$etc/blocklists/$own" ] || [ -e "$etc/blocklists/available/$own" ] && continue
-  if [ "$own" = local.txt ]; then what="Local additions: names to block"; else what="Local exceptions: names never blocked"; fi
-  printf '# %s. Upgrades never change this file.\n# One name per line; the syntax is in %s/blocklists/README.md.\n' "$what" "$app_at" > "$etc/blocklists/$own"
-  chmod 644 "$etc/blocklists/$own"
-done
+# --- Blocklists: shipped ones updated, the admin's edits and enable/disable state kept.
+"$src/systemd/sync-lists.sh" "$app/blocklists" "$etc/blocklists" "$prev/blocklists.sha256" "$app/blocklists.sha256" \
+  "$app_at/blocklists/README.md" | sed 's/^/install.sh: /'
 
 # --- The unit, the command, the service user, the manual pages.
 mkdir -p "$(dirname "$unit")" "$dest$at$bindir" "$dest$at$sysusersdir"
