@@ -129,7 +129,7 @@ trap 'rm -rf "$work"' EXIT
 # recorded as shipped. Outside a git checkout (a release tarball) the folder is taken as is.
 mkdir -p "$work/shipped"
 if git -C "$src" rev-parse --verify -q HEAD >/dev/null 2>&1 && [ -n "$(git -C "$src" ls-files blocklists)" ]; then
-  git -C "$src" archive --format=tar HEAD blocklists | tar -x -C "$work/shipped"
+  git -C "$src" -c tar.umask=0022 archive --format=tar HEAD blocklists | tar -x -C "$work/shipped"
   if [ -n "$(git -C "$src" status --porcelain --untracked-files=all -- blocklists)" ]; then
     say "blocklists/ has changes git has not committed; installing the committed lists (git archive HEAD)"
   fi
@@ -149,7 +149,7 @@ rm -rf "$new"
 mkdir -p "$new/bin" "$new/node_modules"
 (cd "$src" && tar -c --exclude=./dist/bench --exclude='*.map' ./dist) | tar -x -C "$new"
 cp "$src/package.json" "$new/"
-cp -a "$work/shipped/blocklists" "$new/blocklists"
+cp -a "$work/shipped/blocklists" "$new/blocklists" && chmod -R u=rwX,go=rX "$new/blocklists"
 packages="$(cd "$src" && npm ls --omit=dev --all --parseable 2>/dev/null)" \
   || die "npm ls --omit=dev found missing or invalid packages in $src/node_modules; run 'npm ci' there, then run this again"
 printf '%s\n' "$packages" | while IFS= read -r path; do

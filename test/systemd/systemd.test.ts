@@ -4,7 +4,7 @@
 // ones (writing NAME.txt.new beside them), keeps the enabled/disabled state and local.txt;
 // a new version that does not answer is rolled back; a node inside a home folder is refused.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +13,8 @@ import { ask } from '../helpers/client.js';
 import { T } from '../helpers/dns.js';
 import { freePort } from '../helpers/server.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { git, ROOT, sourceTree } from '../helpers/source-tree.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const inCi = process.env.CI === 'true';
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
@@ -31,26 +31,6 @@ async function freeTcpPort(): Promise<number> {
   const address = server.address();
   await new Promise<void>((r) => server.close(() => r()));
   return typeof address === 'object' && address !== null ? address.port : 0;
-}
-
-const git = (dir: string, ...args: string[]) => {
-  const r = spawnSync('git', ['-C', dir, '-c', 'user.name=test', '-c', 'user.email=test@example.org', ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-};
-
-/** A checkout of this tree as a release would be: systemd/, blocklists/ and package.json
- * committed; dist/ built; node_modules linked. No src/, so install.sh does not build. */
-function sourceTree(t: Test): string {
-  const src = mkdtempSync(join(tmpdir(), 'sinkhole-src-'));
-  t.teardown(() => rmSync(src, { recursive: true, force: true }));
-  for (const part of ['systemd', 'blocklists', 'dist', 'package.json', 'package-lock.json']) cpSync(join(ROOT, part), join(src, part), { recursive: true });
-  symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
-  writeFileSync(join(src, '.gitignore'), 'dist\nnode_modules\n');
-  git(src, 'init', '-q');
-  git(src, 'add', '.gitignore', 'systemd', 'blocklists', 'package.json', 'package-lock.json');
-  git(src, 'commit', '-q', '-m', 'release 0.1.0');
-  return src;
 }
 
 type Run = SpawnSyncReturns<string>;
