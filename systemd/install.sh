@@ -98,8 +98,8 @@ if [ "$mode" != destdir ]; then
 fi
 
 src="$(cd "$(dirname "$0")/.." && pwd)"
-app="$dest$at/opt/sinkhole"          # where the app is written
-app_at="$at/opt/sinkhole"            # what the files call it
+app_dir="$dest$at/opt/sinkhole"      # where the app is written
+app="$at/opt/sinkhole"                # what the files call it
 etc="$dest$at/etc/sinkhole"
 etc_at="$at/etc/sinkhole"
 
@@ -143,8 +143,8 @@ rm -f "$work/shipped/blocklists/local.txt" "$work/shipped/blocklists/local.allow
 # --- The new app, built beside the old one: dist (not the benchmark), the production
 # packages only (copied package by package, so no empty @scope folders), package.json, the
 # shipped lists, and the wrapper.
-say "installing the app in $app"
-new="$app.new"
+say "installing the app in $app_dir"
+new="$app_dir.new"
 rm -rf "$new"
 mkdir -p "$new/bin" "$new/node_modules"
 (cd "$src" && tar -c --exclude=./dist/bench --exclude='*.map' ./dist) | tar -x -C "$new"
@@ -169,21 +169,21 @@ node=\$(PATH=/usr/local/bin:/usr/bin:/bin; command -v node) || {
 case "\$(readlink -f "\$node")" in
   /home/*|/root/*) echo "sinkhole: \$node is \$(readlink -f "\$node"), inside a home folder the service cannot read (ProtectHome=yes); install Node.js 20 or newer system-wide, e.g. sudo install -m 755 \$(readlink -f "\$node") /usr/local/bin/node" >&2; exit 1 ;;
 esac
-exec "\$node" --min-semi-space-size=4 --max-semi-space-size=4 "$app_at/dist/main/cli.js" "\$@"
+exec "\$node" --min-semi-space-size=4 --max-semi-space-size=4 "$app/dist/main/cli.js" "\$@"
 WRAPPER
 chmod 755 "$new/bin/sinkhole"
 
 # --- Swap it in, keeping the previous version for a rollback.
-prev="$app.prev"
+prev="$app_dir.prev"
 rm -rf "$prev"
 unit="$dest$at$unitdir/sinkhole.service"
-if [ -d "$app" ]; then
-  mv "$app" "$prev"
+if [ -d "$app_dir" ]; then
+  mv "$app_dir" "$prev"
   mkdir -p "$prev/.rollback"
   [ -d "$etc/blocklists" ] && cp -a "$etc/blocklists" "$prev/.rollback/blocklists"
   [ -f "$unit" ] && cp -a "$unit" "$prev/.rollback/sinkhole.service"
 fi
-mv "$new" "$app"
+mv "$new" "$app_dir"
 
 # --- The config: installed once, readable by the service's group and nobody else (it may
 # hold the admin token); later versions go beside it as .dist for the admin to compare.
@@ -199,8 +199,8 @@ elif ! cmp -s "$work/sinkhole.conf" "$etc/sinkhole.conf"; then
 fi
 
 # --- Blocklists: shipped ones updated, the admin's edits and enable/disable state kept.
-"$src/systemd/sync-lists.sh" "$app/blocklists" "$etc/blocklists" "$prev/blocklists.sha256" "$app/blocklists.sha256" \
-  "$app_at/blocklists/README.md" | sed 's/^/install.sh: /'
+"$src/systemd/sync-lists.sh" "$app_dir/blocklists" "$etc/blocklists" "$prev/blocklists.sha256" "$app_dir/blocklists.sha256" \
+  "$app/blocklists/README.md" | sed 's/^/install.sh: /'
 
 # --- The unit, the command, the service user, the manual pages.
 mkdir -p "$(dirname "$unit")" "$dest$at$bindir" "$dest$at$sysusersdir"
@@ -209,7 +209,7 @@ at_paths < "$src/systemd/sinkhole.service" > "$work/sinkhole.service"
 # find, so the line goes when this tree has none (docs/man/*.5, *.8).
 if ! ls "$src"/docs/man/*.[1-8] >/dev/null 2>&1; then sed -i '/^Documentation=man:/d' "$work/sinkhole.service"; fi
 install -m 644 "$work/sinkhole.service" "$unit"
-ln -sfn "$app_at/bin/sinkhole" "$dest$at$bindir/sinkhole"
+ln -sfn "$app/bin/sinkhole" "$dest$at$bindir/sinkhole"
 install -m 644 "$src/systemd/sinkhole.sysusers" "$dest$at$sysusersdir/sinkhole.conf"
 for page in "$src"/docs/man/*.[1-8]; do
   [ -f "$page" ] || continue
@@ -232,28 +232,28 @@ rollback() {
   if [ ! -d "$prev" ]; then
     die "sinkhole did not answer within $ready_timeout s after the install (there is no previous version to go back to); see: journalctl -u sinkhole -n 50"
   fi
-  failed_version="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$app/package.json" | head -n1)"
+  failed_version="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$app_dir/package.json" | head -n1)"
   old_version="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$prev/package.json" | head -n1)"
-  rm -rf "$app.failed" && mv "$app" "$app.failed"
+  rm -rf "$app_dir.failed" && mv "$app_dir" "$app_dir.failed"
   if [ -d "$prev/.rollback/blocklists" ]; then rm -rf "$etc/blocklists" && mv "$prev/.rollback/blocklists" "$etc/blocklists"; fi
   if [ -f "$prev/.rollback/sinkhole.service" ]; then mv "$prev/.rollback/sinkhole.service" "$unit"; fi
   rm -rf "$prev/.rollback"
-  mv "$prev" "$app"
+  mv "$prev" "$app_dir"
   "$systemctl" daemon-reload
-  if "$systemctl" restart sinkhole.service && "$app/bin/sinkhole" wait-ready --config "$etc_at/sinkhole.conf" --timeout "$ready_timeout" >/dev/null 2>&1; then
-    die "the new version ($failed_version) did not answer within $ready_timeout s, so the previous one ($old_version) is back and running; the failed one is in $app.failed; see why: journalctl -u sinkhole -n 50"
+  if "$systemctl" restart sinkhole.service && "$app_dir/bin/sinkhole" wait-ready --config "$etc_at/sinkhole.conf" --timeout "$ready_timeout" >/dev/null 2>&1; then
+    die "the new version ($failed_version) did not answer within $ready_timeout s, so the previous one ($old_version) is back and running; the failed one is in $app_dir.failed; see why: journalctl -u sinkhole -n 50"
   fi
-  die "the new version ($failed_version) did not answer within $ready_timeout s; the previous one ($old_version) is back in $app but did not answer either; see: journalctl -u sinkhole -n 50"
+  die "the new version ($failed_version) did not answer within $ready_timeout s; the previous one ($old_version) is back in $app_dir but did not answer either; see: journalctl -u sinkhole -n 50"
 }
 
 if [ "$start" != no ]; then
   "$systemctl" daemon-reload
   "$systemctl" enable sinkhole.service >/dev/null
   # restart waits for ExecStartPost (wait-ready); the second check covers a unit changed by a drop-in.
-  if ! "$systemctl" restart sinkhole.service || ! "$app/bin/sinkhole" wait-ready --config "$etc_at/sinkhole.conf" --timeout "$ready_timeout"; then
+  if ! "$systemctl" restart sinkhole.service || ! "$app_dir/bin/sinkhole" wait-ready --config "$etc_at/sinkhole.conf" --timeout "$ready_timeout"; then
     rollback
   fi
-  rm -rf "$prev" "$app.failed"
+  rm -rf "$prev" "$app_dir.failed"
   say "sinkhole is running: systemctl status sinkhole; test it with: dig @127.0.0.1 gateway.messenger.hotmail.com"
 else
   rm -rf "$prev"
