@@ -4,7 +4,7 @@
 // ones (writing NAME.txt.new beside them), keeps the enabled/disabled state and local.txt;
 // a new version that does not answer is rolled back; a node inside a home folder is refused.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { appendFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,30 @@ t.test('DESTDIR stages files that name the final paths; the staged unit passes s
   t.match(verify(join(stage, 'broken.service')).stderr, /ProtectHome|protect home/i, 'a broken setting would be reported (the check can fail)');
   unlinkSync(join(stage, 'broken.service'));
   t.match(verify(join(stage, 'missing.service')).stderr, /missing\.service/, 'so would a missing unit');
+});
+
+t.test('manual pages in docs/man are installed, and the unit names them (verify finds them with man)', async (t) => {
+  const src = sourceTree(t);
+  mkdirSync(join(src, 'docs/man'), { recursive: true });
+  writeFileSync(join(src, 'docs/man/sinkhole.8'), '.TH SINKHOLE 8\n.SH NAME\nsinkhole \\- DNS sinkhole resolver\n');
+  writeFileSync(join(src, 'docs/man/sinkhole.conf.5'), '.TH SINKHOLE.CONF 5\n.SH NAME\nsinkhole.conf \\- settings\n');
+  const stage = mkdtempSync(join(tmpdir(), 'sinkhole-stage-'));
+  t.teardown(() => rmSync(stage, { recursive: true, force: true }));
+  const r = install(src, [], { DESTDIR: stage });
+  t.equal(r.status, 0, r.stderr);
+  t.ok(existsSync(join(stage, 'usr/local/share/man/man8/sinkhole.8')) && existsSync(join(stage, 'usr/local/share/man/man5/sinkhole.conf.5')));
+  const unitPath = join(stage, 'etc/systemd/system/sinkhole.service');
+  t.match(readFileSync(unitPath, 'utf8'), /^Documentation=man:sinkhole\(8\) man:sinkhole\.conf\(5\)$/m);
+  if (missing(t, 'systemd-analyze') || missing(t, 'unshare') || missing(t, 'man')) return;
+  const verify = spawnSync('unshare', ['-rm', 'sh', '-ec',
+    'mount -t tmpfs none /opt; mkdir /opt/sinkhole; mount --bind "$1/opt/sinkhole" /opt/sinkhole; exec systemd-analyze verify "$2"', 'sh', stage, unitPath],
+  { encoding: 'utf8', env: { ...process.env, MANPATH: `${join(stage, 'usr/local/share/man')}:` } });
+  t.equal(verify.status, 0, verify.stderr);
+  t.equal(verify.stderr, '');
+  const bare = spawnSync('unshare', ['-rm', 'sh', '-ec',
+    'mount -t tmpfs none /opt; mkdir /opt/sinkhole; mount --bind "$1/opt/sinkhole" /opt/sinkhole; exec systemd-analyze verify "$2"', 'sh', stage, unitPath],
+  { encoding: 'utf8', env: { ...process.env, MANPATH: '/nonexistent' } });
+  t.match(bare.stderr, /man sinkhole/, 'without the pages, verify would fail');
 });
 
 t.test('only git\'s view of blocklists/ is installed; outside git, the folder as found', async (t) => {
