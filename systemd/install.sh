@@ -128,9 +128,16 @@ trap 'rm -rf "$work"' EXIT
 # uncommitted edits and the checkout's own enable/disable moves are neither installed nor
 # recorded as shipped. Outside a git checkout (a release tarball) the folder is taken as is.
 mkdir -p "$work/shipped"
-if git -C "$src" rev-parse --verify -q HEAD >/dev/null 2>&1 && [ -n "$(git -C "$src" ls-files blocklists)" ]; then
-  git -C "$src" -c tar.umask=0022 archive --format=tar HEAD blocklists | tar -x -C "$work/shipped"
-  if [ -n "$(git -C "$src" status --porcelain --untracked-files=all -- blocklists)" ]; then
+# safe.directory: under sudo the checkout belongs to another user, which git would refuse
+# ("dubious ownership"); it is only read here.
+git_src() { git -C "$src" -c safe.directory='*' "$@"; }
+if git_src rev-parse --verify -q HEAD >/dev/null 2>&1 && [ -n "$(git_src ls-files blocklists 2>/dev/null)" ]; then
+  mkdir -p "$work/shipped/blocklists"
+  # HEAD:<path> is the tree itself, so this works when the checkout is a subfolder of a repository.
+  top="$(git_src rev-parse --show-toplevel)"
+  git -C "$top" -c safe.directory='*' -c tar.umask=0022 archive --format=tar "HEAD:$(git_src rev-parse --show-prefix)blocklists" \
+    | tar -x -C "$work/shipped/blocklists"
+  if [ -n "$(git_src status --porcelain --untracked-files=all -- blocklists)" ]; then
     say "blocklists/ has changes git has not committed; installing the committed lists (git archive HEAD)"
   fi
 else

@@ -144,6 +144,8 @@ t.test('only git\'s view of blocklists/ is installed; outside git, the folder as
   git(src, 'add', '-f', 'blocklists/local.txt');
   git(src, 'commit', '-q', '-m', 'a committed local.txt is still not shipped');
 
+  // As under `sudo`: the checkout belongs to another user, which git refuses unless told.
+  if (process.getuid?.() === 0) t.equal(spawnSync('chown', ['-hR', '65534:65534', src]).status, 0);
   const prefix = mkdtempSync(join(tmpdir(), 'sinkhole-root-'));
   t.teardown(() => rmSync(prefix, { recursive: true, force: true }));
   const r = install(src, ['--prefix', prefix]);
