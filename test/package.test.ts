@@ -44,6 +44,7 @@ t.test('a .deb that installs, upgrades keeping the admin\'s lists, and removes c
     './opt/sinkhole/node_modules/pino/package.json', './opt/sinkhole/blocklists/msn-messenger.txt', './opt/sinkhole/lib/sync-lists.sh']) {
     t.match(contents, ` ${path}\n`, path);
   }
+  if (existsSync(join(ROOT, 'docs/man/sinkhole.8'))) t.match(contents, / \.\/usr\/share\/man\/man8\/sinkhole\.8\n/, 'the manual pages');
   t.notMatch(contents, /\.\/usr\/local|\.\/etc\/sinkhole\/blocklists|dist\/bench|node_modules\/(tap|typescript)\//, 'nothing in /usr/local, no /etc lists, no benchmark, no dev packages');
   const control = mkdtempSync(join(tmpdir(), 'sinkhole-deb-control-'));
   t.teardown(() => rmSync(control, { recursive: true, force: true }));
@@ -69,7 +70,9 @@ t.test('a .deb that installs, upgrades keeping the admin\'s lists, and removes c
 
   // The installed command and unit, with the root's /opt mounted at /opt.
   if (run('sh', ['-c', 'command -v unshare && command -v systemd-analyze']).status === 0) {
-    const inRoot = (command: string) => run('unshare', ['-rm', 'sh', '-ec', `mount -t tmpfs none /opt; mkdir /opt/sinkhole; mount --bind "$1/opt/sinkhole" /opt/sinkhole; ${command}`, 'sh', root]);
+    // man (for the unit's Documentation=) looks in the root's /usr/share/man too.
+    const inRoot = (command: string) => run('unshare', ['-rm', 'sh', '-ec', `mount -t tmpfs none /opt; mkdir /opt/sinkhole; mount --bind "$1/opt/sinkhole" /opt/sinkhole; ${command}`, 'sh', root],
+      { MANPATH: `${join(root, 'usr/share/man')}:` });
     const list = inRoot(`/opt/sinkhole/bin/sinkhole list --blocklists ${lists}`);
     t.equal(list.status, 0, list.stderr);
     t.match(list.stdout, /^msn-messenger\s+enabled/m);

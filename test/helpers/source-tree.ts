@@ -1,8 +1,8 @@
-// A checkout of this tree as a release would be, in a temporary folder: systemd/, blocklists/
-// and package.json committed to a fresh git repository, dist/ built, node_modules linked.
+// A checkout of this tree as a release would be, in a temporary folder: systemd/, blocklists/,
+// docs/man and package.json committed to a fresh git repository, dist/ built, node_modules linked.
 // There is no src/, so systemd/install.sh installs dist/ as it is, without building.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,11 +17,13 @@ export function git(dir: string, ...args: string[]): string {
 export function sourceTree(t: { teardown(fn: () => unknown): void }): string {
   const src = mkdtempSync(join(tmpdir(), 'sinkhole-src-'));
   t.teardown(() => rmSync(src, { recursive: true, force: true }));
-  for (const part of ['systemd', 'blocklists', 'dist', 'package.json', 'package-lock.json']) cpSync(join(ROOT, part), join(src, part), { recursive: true });
+  for (const part of ['systemd', 'blocklists', 'dist', 'package.json', 'package-lock.json', 'docs/man']) {
+    if (existsSync(join(ROOT, part))) cpSync(join(ROOT, part), join(src, part), { recursive: true });
+  }
   symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
   writeFileSync(join(src, '.gitignore'), 'dist\nnode_modules\n');
   git(src, 'init', '-q');
-  git(src, 'add', '.gitignore', 'systemd', 'blocklists', 'package.json', 'package-lock.json');
+  git(src, 'add', '.gitignore', 'systemd', 'blocklists', 'package.json', 'package-lock.json', ...(existsSync(join(src, 'docs')) ? ['docs'] : []));
   git(src, 'commit', '-q', '-m', 'release');
   return src;
 }
