@@ -41,7 +41,7 @@ t.test('the "who tried" recipe counts every blocked query, folded repeats includ
   closeSync(fd);
   t.teardown(() => server.kill('SIGKILL'));
   const exited = new Promise<void>((resolve) => server.on('exit', () => resolve()));
-  for (let i = 0; i < 200 && !readFileSync(logFile, 'utf8').includes('"msg":"ready"'); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 600 && !readFileSync(logFile, 'utf8').includes('"msg":"ready"'); i++) await new Promise((r) => setTimeout(r, 50));
 
   // 127.0.0.1: 5 + 2 yahoo queries (two names, so two lines, four folded repeats); 127.0.0.2: 3.
   const blocked = async (name: string, from: string, times: number) => {

@@ -40,9 +40,11 @@ async function serve(t: Test, o: { tty: boolean; env?: Record<string, string> })
   const pid = () => (o.tty ? Number(/PID=(\d+)/.exec(out)?.[1]) : child.pid!);
   t.teardown(() => { try { process.kill(pid(), 'SIGKILL'); } catch { /* gone */ } });
   const until = async (what: RegExp) => {
-    for (let i = 0; i < 200 && !what.test(plain(out)); i++) await new Promise((r) => setTimeout(r, 50));
+    // Generous: the machine may be busy (2 cores shared), and a missing line fails below.
+    for (let i = 0; i < 600 && !what.test(plain(out)); i++) await new Promise((r) => setTimeout(r, 50));
+    return what.test(plain(out));
   };
-  await until(/ready/);
+  t.ok(await until(/ready/), 'the server says it is ready');
   t.equal((await ask(port, 'blocked.example', T.A)).answers[0]?.text, '127.0.0.1');
   t.equal((await ask(port, 'blocked.example', T.A)).answers[0]?.text, '127.0.0.1');
   await until(/blocked \(repeated\)/);
