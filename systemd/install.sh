@@ -61,6 +61,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+case "$ready_timeout" in ''|*[!0-9]*) echo "install.sh: --ready-timeout takes whole seconds, not \"$ready_timeout\"" >&2; exit 2 ;; esac
+
 # dest: where files are written; at: the root that paths inside the files name.
 #   system:  dest=""         at=""        (sudo ./systemd/install.sh)
 #   destdir: dest=$DESTDIR   at=""        (a package build: staged, pointing at the final paths)
@@ -247,7 +249,8 @@ rollback() {
   rm -rf "$prev/.rollback"
   mv "$prev" "$app_dir"
   "$systemctl" daemon-reload
-  if "$systemctl" restart sinkhole.service && "$app_dir/bin/sinkhole" wait-ready --config "$etc_at/sinkhole.conf" --timeout "$ready_timeout" >/dev/null 2>&1; then
+  # The previous version answered before: give it at least a minute to do so again.
+  if "$systemctl" restart sinkhole.service && "$app_dir/bin/sinkhole" wait-ready --config "$etc_at/sinkhole.conf" --timeout "$((ready_timeout > 60 ? ready_timeout : 60))" >/dev/null 2>&1; then
     die "the new version ($failed_version) did not answer within $ready_timeout s, so the previous one ($old_version) is back and running; the failed one is in $app_dir.failed; see why: journalctl -u sinkhole -n 50"
   fi
   die "the new version ($failed_version) did not answer within $ready_timeout s; the previous one ($old_version) is back in $app_dir but did not answer either; see: journalctl -u sinkhole -n 50"

@@ -52,6 +52,9 @@ t.test('install.sh and uninstall.sh answer --help with their usage and nothing e
     t.equal(bad.stderr, `${script}: unknown option --bogus (see --help)\n`);
   }
   t.match(spawnSync('bash', [join(ROOT, 'systemd', 'uninstall.sh'), '--help'], { encoding: 'utf8' }).stdout, /--purge/);
+  const timeout = spawnSync('bash', [join(ROOT, 'systemd', 'install.sh'), '--ready-timeout', '0.5'], { encoding: 'utf8' });
+  t.equal(timeout.status, 2);
+  t.equal(timeout.stderr, 'install.sh: --ready-timeout takes whole seconds, not "0.5"\n');
 });
 
 t.test('DESTDIR stages files that name the final paths; the staged unit passes systemd-analyze verify', async (t) => {
