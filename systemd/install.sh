@@ -164,6 +164,17 @@ packages="$(cd "$src" && npm ls --omit=dev --all --parseable 2>/dev/null)" \
 printf '%s\n' "$packages" | while IFS= read -r path; do
   rel="${path#"$src"/}"
   case "$rel" in node_modules/*) ;; *) continue ;; esac
+  if [ -L "$path" ]; then
+    # A package of this tree linked in (file:src/net/batch-udp, the optional native addon):
+    # only what runs, its package.json and the built .node; no C sources or build leftovers.
+    # Not built (no compiler): left out, and the server says it runs on node:dgram.
+    built="$(find "$path/build/Release" -maxdepth 1 -name '*.node' 2>/dev/null | head -n1)"
+    [ -n "$built" ] || { say "note: ${rel#node_modules/} is not built; the server will run without it"; continue; }
+    mkdir -p "$new/$rel/build/Release"
+    cp "$path/package.json" "$new/$rel/"
+    cp "$path"/build/Release/*.node "$new/$rel/build/Release/"
+    continue
+  fi
   mkdir -p "$new/$rel"
   # Each package without its own node_modules: nested ones are listed separately.
   (cd "$path" && tar -c --exclude=./node_modules .) | tar -x -C "$new/$rel"

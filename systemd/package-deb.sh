@@ -5,8 +5,9 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: package-deb.sh [--out DIR]
-Build sinkhole_VERSION_all.deb in DIR (default: the top of the checkout) with dpkg-deb, from
+Build sinkhole_VERSION_ARCH.deb in DIR (default: the top of the checkout) with dpkg-deb, from
 the built tree (dist/, node_modules/) and git's view of blocklists/. No network is used.
+ARCH is "all", or this machine's architecture when the optional native addon is built.
 
 The package holds /opt/sinkhole (the app), /usr/bin/sinkhole, /lib/systemd/system/sinkhole.service,
 /usr/lib/sysusers.d/sinkhole.conf and the config /etc/sinkhole/sinkhole.conf (a conffile).
@@ -47,11 +48,14 @@ fi
 rm -rf "$root/etc/sinkhole/blocklists" "$root/opt/sinkhole/blocklists.sha256"
 install -D -m 755 "$src/systemd/sync-lists.sh" "$root/opt/sinkhole/lib/sync-lists.sh"
 
+# JavaScript runs anywhere; the optional native addon (batched UDP), when built, only here.
+if [ -n "$(find "$root/opt/sinkhole/node_modules" -name '*.node' -print -quit)" ]; then arch="$(dpkg --print-architecture)"; else arch=all; fi
+
 mkdir -p "$root/DEBIAN"
 cat > "$root/DEBIAN/control" <<EOF
 Package: sinkhole
 Version: $version
-Architecture: all
+Architecture: $arch
 Maintainer: ${DEBFULLNAME:-sinkhole maintainers} <${DEBEMAIL:-sinkhole@localhost}>
 Section: net
 Priority: optional
@@ -112,6 +116,6 @@ if [ -z "$root" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload ||
 EOF
 chmod 755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
 
-deb="$out/sinkhole_${version}_all.deb"
+deb="$out/sinkhole_${version}_${arch}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 echo "package-deb.sh: built $deb"

@@ -10,6 +10,7 @@ import t from 'tap';
 import { git, ROOT, sourceTree } from './helpers/source-tree.js';
 
 const inCi = process.env.CI === 'true';
+const contents0 = (deb: string) => spawnSync('dpkg-deb', ['--contents', deb], { encoding: 'utf8' }).stdout;
 const run = (command: string, args: string[], env: Record<string, string> = {}) =>
   spawnSync(command, args, { encoding: 'utf8', timeout: 120000, env: { ...process.env, ...env } });
 
@@ -26,13 +27,17 @@ t.test('a .deb that installs, upgrades keeping the admin\'s lists, and removes c
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const build = run('bash', [join(src, 'systemd/package-deb.sh'), '--out', out]);
   t.equal(build.status, 0, build.stderr);
-  const deb = join(out, 'sinkhole_0.1.0_all.deb');
+  // Architecture all, unless the optional native addon (batched UDP) is built: then this machine's.
+  const native = run('sh', ['-c', `ls ${join(ROOT, 'src/net/batch-udp/build/Release')}/*.node`]).status === 0;
+  const arch = native ? run('dpkg', ['--print-architecture']).stdout.trim() : 'all';
+  const deb = join(out, `sinkhole_0.1.0_${arch}.deb`);
   t.equal(build.stdout, `package-deb.sh: built ${deb}\n`);
 
   const info = run('dpkg-deb', ['--info', deb]).stdout;
   t.match(info, /^ Package: sinkhole$/m);
   t.match(info, /^ Version: 0\.1\.0$/m);
-  t.match(info, /^ Architecture: all$/m);
+  t.match(info, new RegExp(`^ Architecture: ${arch}$`, 'm'));
+  if (native) t.match(contents0(deb), / \.\/opt\/sinkhole\/node_modules\/sinkhole-batch-udp\/build\/Release\/batch_udp\.node\n/, 'the built addon, and no C sources');
   t.match(run('dpkg-deb', ['--field', deb, 'Recommends']).stdout, 'nodejs (>= 20)');
   t.equal(run('dpkg-deb', ['--ctrl-tarfile', deb]).status, 0);
   const contents = run('dpkg-deb', ['--contents', deb]).stdout;
@@ -45,7 +50,7 @@ t.test('a .deb that installs, upgrades keeping the admin\'s lists, and removes c
     t.match(contents, ` ${path}\n`, path);
   }
   if (existsSync(join(ROOT, 'docs/man/sinkhole.8'))) t.match(contents, / \.\/usr\/share\/man\/man8\/sinkhole\.8\n/, 'the manual pages');
-  t.notMatch(contents, /\.\/usr\/local|\.\/etc\/sinkhole\/blocklists|dist\/bench|node_modules\/(tap|typescript)\//, 'nothing in /usr/local, no /etc lists, no benchmark, no dev packages');
+  t.notMatch(contents, /\.\/usr\/local|\.\/etc\/sinkhole\/blocklists|\.\/opt\/sinkhole\/(dist\/)?bench|node_modules\/(tap|typescript)\/|\.c\n|\.o\n/, 'nothing in /usr/local, no /etc lists, no benchmark, no dev packages, no C sources or objects');
   const control = mkdtempSync(join(tmpdir(), 'sinkhole-deb-control-'));
   t.teardown(() => rmSync(control, { recursive: true, force: true }));
   run('dpkg-deb', ['--control', deb, control]);
@@ -94,7 +99,7 @@ t.test('a .deb that installs, upgrades keeping the admin\'s lists, and removes c
   writeFileSync(join(src, 'package.json'), readFileSync(join(src, 'package.json'), 'utf8').replace(/"version": "[^"]+"/, '"version": "0.2.0"'));
   git(src, 'commit', '-q', '-am', 'release 0.2.0');
   t.equal(run('bash', [join(src, 'systemd/package-deb.sh'), '--out', out]).status, 0);
-  const upgrade = dpkg('--force-confold', '-i', join(out, 'sinkhole_0.2.0_all.deb'));
+  const upgrade = dpkg('--force-confold', '-i', join(out, `sinkhole_0.2.0_${arch}.deb`));
   t.equal(upgrade.status, 0, upgrade.stderr);
   t.match(upgrade.stdout, `sinkhole: kept your edited ${lists}/available/whatsapp.txt; the new shipped version is ${lists}/available/whatsapp.txt.new`);
   t.match(readFileSync(join(lists, 'available/whatsapp.txt.new'), 'utf8'), 'new-whatsapp-host.example');

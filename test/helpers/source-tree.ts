@@ -2,7 +2,7 @@
 // docs/man and package.json committed to a fresh git repository, dist/ built, node_modules linked.
 // There is no src/, so systemd/install.sh installs dist/ as it is, without building.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,7 +21,12 @@ export function sourceTree(t: { teardown(fn: () => unknown): void }): string {
     if (existsSync(join(ROOT, part))) cpSync(join(ROOT, part), join(src, part), { recursive: true });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
-  writeFileSync(join(src, '.gitignore'), 'dist\nnode_modules\n');
+  // package.json names the optional native addon as file:src/net/batch-udp.
+  if (existsSync(join(ROOT, 'src/net/batch-udp'))) {
+    mkdirSync(join(src, 'src/net'), { recursive: true });
+    symlinkSync(join(ROOT, 'src/net/batch-udp'), join(src, 'src/net/batch-udp'));
+  }
+  writeFileSync(join(src, '.gitignore'), 'dist\nnode_modules\nsrc\n');
   git(src, 'init', '-q');
   git(src, 'add', '.gitignore', 'systemd', 'blocklists', 'package.json', 'package-lock.json', ...(existsSync(join(src, 'docs')) ? ['docs'] : []));
   git(src, 'commit', '-q', '-m', 'release');

@@ -71,6 +71,10 @@ t.test('DESTDIR stages files that name the final paths; the staged unit passes s
   t.notOk(existsSync(join(app, 'dist/bench')), 'no benchmark');
   t.ok(existsSync(join(app, 'node_modules/pino/package.json')) && existsSync(join(app, 'node_modules/@pinojs/redact/package.json')), 'the production packages');
   for (const dev of ['tap', 'typescript', '@types', '@tapjs', 'playwright-core']) t.notOk(existsSync(join(app, 'node_modules', dev)), `no ${dev}`);
+  if (existsSync(join(ROOT, 'src/net/batch-udp/build/Release/batch_udp.node'))) {
+    t.same(readdirSync(join(app, 'node_modules/sinkhole-batch-udp')).sort(), ['build', 'package.json'], 'the native addon: package.json and the built .node, no sources');
+    t.ok(existsSync(join(app, 'node_modules/sinkhole-batch-udp/build/Release/batch_udp.node')));
+  }
   const empty = spawnSync('find', [app, '-type', 'd', '-empty'], { encoding: 'utf8' }).stdout.trim();
   t.equal(empty, '', 'no empty folders (no @scope left behind)');
 
