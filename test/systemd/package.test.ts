@@ -7,8 +7,11 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readl
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { git, ROOT, sourceTree } from './helpers/source-tree.js';
+import { git, ROOT, sourceTree } from '../helpers/source-tree.js';
 
+// Each install copies the app (a few seconds, far more on a busy machine): more than the
+// suite's 120 s per file.
+t.setTimeout(600_000);
 const inCi = process.env.CI === 'true';
 const contents0 = (deb: string) => spawnSync('dpkg-deb', ['--contents', deb], { encoding: 'utf8' }).stdout;
 const run = (command: string, args: string[], env: Record<string, string> = {}) =>
