@@ -5,13 +5,13 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { NODE_FLAGS } from '../src/main/node-flags.js';
-import { ask } from './helpers/client.js';
-import { T } from './helpers/dns.js';
-import { freePort } from './helpers/server.js';
-import { startUpstream } from './helpers/upstream.js';
+import { NODE_FLAGS } from '../../src/main/node-flags.js';
+import { ask } from '../helpers/client.js';
+import { T } from '../helpers/dns.js';
+import { freePort } from '../helpers/server.js';
+import { startUpstream } from '../helpers/upstream.js';
 
-const ROOT = join(import.meta.dirname, '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'main', 'cli.js');
 const JOURNAL = 'journalctl -u sinkhole --since today -o cat';
 
