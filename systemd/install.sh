@@ -222,6 +222,9 @@ fi
 "$src/systemd/sync-lists.sh" "$app_dir/blocklists" "$etc/blocklists" "$prev/blocklists.sha256" "$app_dir/blocklists.sha256" \
   "$app/blocklists/README.md" | sed 's/^/install.sh: /'
 
+# A private root has no systemd to make the state folder (StateDirectory=): make it here.
+if [ "$mode" = prefix ]; then mkdir -p "$at/var/lib/sinkhole"; fi
+
 # --- The unit, the command, the service user, the manual pages.
 mkdir -p "$(dirname "$unit")" "$dest$at$bindir" "$dest$at$sysusersdir"
 at_paths < "$src/systemd/sinkhole.service" > "$work/sinkhole.service"

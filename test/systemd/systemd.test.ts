@@ -82,7 +82,7 @@ t.test('DESTDIR stages files that name the final paths; the staged unit passes s
   t.match(conf, /^blocklists \/etc\/sinkhole\/blocklists$/m);
   t.match(conf, /^admin 127\.0\.0\.1:8053$/m, 'the admin API on loopback, so "sinkhole stats" works');
   t.match(conf, /^#admin-token-file \/etc\/sinkhole\/admin-token$/m);
-  t.match(conf, /^#state-dir \/var\/lib\/sinkhole$/m);
+  t.match(conf, /^state-dir \/var\/lib\/sinkhole$/m, 'history, pauses and lists in the unit\'s StateDirectory');
   t.equal(statSync(join(stage, 'etc/sinkhole/sinkhole.conf')).mode & 0o777, 0o640, 'the config is 0640 (the package gives it group sinkhole)');
   t.match(readFileSync(join(stage, 'usr/local/lib/sysusers.d/sinkhole.conf'), 'utf8'), /^u sinkhole - /m, 'the service user, for systemd-sysusers');
 

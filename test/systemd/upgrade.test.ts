@@ -52,6 +52,8 @@ t.test('an upgrade updates shipped lists, keeps edited ones and the admin\'s sta
     t.ok(existsSync(join(prefix, path)), `${path} is installed`);
   }
   t.equal(statSync(join(etc, 'sinkhole.conf')).mode & 0o777, 0o640, 'the config is 0640');
+  t.ok(statSync(join(prefix, 'var/lib/sinkhole')).isDirectory(), 'the state folder the config names');
+  t.match(readFileSync(join(etc, 'sinkhole.conf'), 'utf8'), new RegExp(`^state-dir ${prefix}/var/lib/sinkhole$`, 'm'));
   t.match(readFileSync(join(etc, 'sinkhole.conf'), 'utf8'), new RegExp(`^blocklists ${prefix}/etc/sinkhole/blocklists$`, 'm'), '--prefix: the config names the private root');
 
   // The admin's changes.
