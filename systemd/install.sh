@@ -178,6 +178,13 @@ printf '%s\n' "$packages" | while IFS= read -r path; do
   mkdir -p "$new/$rel"
   # Each package without its own node_modules: nested ones are listed separately.
   (cd "$path" && tar -c --exclude=./node_modules .) | tar -x -C "$new/$rel"
+  if [ -f "$new/$rel/binding.gyp" ]; then
+    # A native package built here (better-sqlite3): keep the built .node, not its C sources
+    # and compiler leftovers (tens of MB).
+    rm -rf "$new/$rel/deps" "$new/$rel/build/Release/obj" "$new/$rel/build/Release/obj.target" "$new/$rel/build/Release/.deps"
+    find "$new/$rel" \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '*.o' -o -name '*.a' -o -name '*.mk' -o -name Makefile \) -type f -delete
+    find "$new/$rel" -type d -empty -delete
+  fi
 done
 cat > "$new/bin/sinkhole" <<WRAPPER
 #!/bin/sh
