@@ -2,6 +2,7 @@
 // log that cannot be written or reopened is told in one line and never stops the server.
 import fs, { closeSync, openSync } from 'node:fs';
 import pino from 'pino';
+import { prettyStream } from './pretty.js';
 
 export type Logger = pino.Logger;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -31,7 +32,9 @@ const toStderr: LogProblem = (message) => {
 const PROBLEM_INTERVAL_MS = 60_000;
 
 /**
- * `file` undefined: stdout. A log is never the reason the server stops: a write or reopen that
+ * `file` undefined: stdout, as JSON lines, except on a terminal: there readable lines
+ * (pretty.ts), coloured unless NO_COLOR is set; SINKHOLE_LOG_FORMAT=json or =pretty overrides
+ * that choice. A file always gets JSON. A log is never the reason the server stops: a write or reopen that
  * fails is told to `onProblem` (at most once a minute) and logging goes on where it can: after
  * a failed reopen, into the file that was open before.
  */
@@ -43,7 +46,10 @@ export function createLogger(level: LogLevel, file?: string, onProblem: LogProbl
     retryEAGAIN: () => !flushing.giveUp,
   });
   boundFlushSync(destination, flushing);
-  const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  const format = process.env.SINKHOLE_LOG_FORMAT;
+  const pretty = file === undefined && (format === 'pretty' || (format !== 'json' && process.stdout.isTTY === true));
+  const stream = pretty ? prettyStream(destination, process.stdout.isTTY === true && (process.env.NO_COLOR ?? '') === '') : destination;
+  const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, stream);
   const where = file ?? 'stdout';
   let lastProblem = 0;
   let unreported = 0;
