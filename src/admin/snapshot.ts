@@ -27,6 +27,7 @@ export function mergeSnapshots(list: readonly AdminSnapshot[]): AdminSnapshot {
       topClients: addTop(stats.map((s) => s.topClients)),
       topBundles: addTop(stats.map((s) => s.topBundles)),
       topDomains: addTop(stats.map((s) => s.topDomains)),
+      dohBypassClients: addTop(stats.map((s) => s.dohBypassClients)),
       recent: stats.flatMap((s) => s.recent).sort((a, b) => a.time.localeCompare(b.time)).slice(-50),
       timeline: first.stats.timeline.map((h, i) => ({
         hour: h.hour,

@@ -34,6 +34,7 @@ export function renderStats(s: AdminSnapshot): Record<string, unknown> {
     topBlockedClients: topOf(s.stats.topClients, 10),
     topBlockedBundles: topOf(s.stats.topBundles, 10),
     topBlockedDomains: topOf(s.stats.topDomains, 10),
+    dohBypassClients: topOf(s.stats.dohBypassClients, 10),
     recentBlocked: [...s.stats.recent].reverse().slice(0, 20),
     last24h: s.stats.timeline,
   };

@@ -10,6 +10,8 @@ import { keyToText } from '../wire/names.js';
 /** One bucket per minute for the last 24 hours, as a ring. */
 const MINUTES = 24 * 60;
 const RECENT = 50;
+/** The shipped bundle of public DoH/DoT resolvers' names (blocklists/available/doh-bypass.txt). */
+export const DOH_BYPASS_BUNDLE = 'doh-bypass';
 
 export interface BlockedAttempt {
   time: string;
@@ -25,6 +27,8 @@ export interface StatsSnapshot {
   topClients: [string, number][];
   topBundles: [string, number][];
   topDomains: [string, number][];
+  /** Clients whose blocked query was in bundle doh-bypass: who tried to reach a public encrypted resolver. */
+  dohBypassClients: [string, number][];
   /** Oldest first. */
   recent: BlockedAttempt[];
   timeline: { hour: string; queries: number; blocked: number }[];
@@ -44,6 +48,7 @@ export class QueryStats implements QueryObserver {
   readonly topClients = new TopK(200);
   readonly topBundles = new TopK(100);
   readonly topDomains = new TopK(200);
+  readonly dohBypassClients = new TopK(200);
   /** The latest blocked attempts, kept raw: text is made only when someone reads them. */
   private readonly recentRaw: { at: number; client: string; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
 
@@ -69,6 +74,7 @@ export class QueryStats implements QueryObserver {
     this.topClients.add(q.clientAddress);
     this.topBundles.add(rule?.bundle ?? 'canary');
     this.topDomains.add(rule?.rule ?? keyToText(q.qnameKey));
+    if (rule?.bundle === DOH_BYPASS_BUNDLE) this.dohBypassClients.add(q.clientAddress);
     if (this.recentRaw.length >= RECENT) this.recentRaw.shift();
     this.recentRaw.push({ at: Date.now(), client: q.clientAddress, qnameKey: q.qnameKey, qtype: q.qtype, rule });
   }
@@ -83,7 +89,7 @@ export class QueryStats implements QueryObserver {
   snapshot(): StatsSnapshot {
     return {
       topClients: this.topClients.entries(), topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries(),
-      recent: this.recent, timeline: this.timeline(),
+      dohBypassClients: this.dohBypassClients.entries(), recent: this.recent, timeline: this.timeline(),
     };
   }
 

@@ -17,6 +17,8 @@ interface Stats {
   topBlockedClients: { key: string; count: number }[];
   topBlockedBundles: { key: string; count: number }[];
   topBlockedDomains: { key: string; count: number }[];
+  /** Absent from a server older than this command. */
+  dohBypassClients?: { key: string; count: number }[];
   recentBlocked: { time: string; client: string; qname: string; qtype: string; bundle: string }[];
 }
 
@@ -47,6 +49,7 @@ export async function printStats(config: Config): Promise<void> {
     ...list('top blocked clients:', s.topBlockedClients),
     ...list('top blocked bundles:', s.topBlockedBundles),
     ...list('top blocked domains:', s.topBlockedDomains),
+    ...list('DoH bypass attempts (clients that looked up a public DoH/DoT resolver, bundle doh-bypass):', s.dohBypassClients ?? []),
     'latest blocked attempts:',
     ...(s.recentBlocked.length === 0 ? ['  (none)'] : s.recentBlocked.slice(0, 10).map((r) => `  ${r.time}  ${r.client}  ${r.qname} ${r.qtype}  (${r.bundle})`)),
   ].join('\n'));
@@ -55,7 +58,7 @@ export async function printStats(config: Config): Promise<void> {
 export const statsCommand: Command = {
   name: 'stats', operands: '', minOperands: 0, maxOperands: 0,
   summary: 'print the running server\'s statistics, from its admin API',
-  description: 'Prints the running server\'s figures (queries, blocked share, cache, upstreams, top blocked clients, bundles and names, latest blocked attempts) from its admin API. ' +
+  description: 'Prints the running server\'s figures (queries, blocked share, cache, upstreams, top blocked clients, bundles and names, clients that looked up a public DoH/DoT resolver (bundle doh-bypass), latest blocked attempts) from its admin API. ' +
     'It needs --admin (and --admin-token if the server has one), or a config file that sets them. Exit status 3 when the admin API does not answer.',
   own: [],
   run: async ({ settings }) => {
