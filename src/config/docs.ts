@@ -158,7 +158,7 @@ export function manSinkholeConf(): string {
   const lines = [...header('sinkhole.conf', 5, 'settings of the sinkhole DNS server'), '.Sh SYNOPSIS', `.Pa ${SYSTEM_CONFIG}`,
     '.Sh DESCRIPTION', roffText(
       'The config file holds one setting per line: the name of a long option of sinkhole(8) without the dashes, blanks, and the value. ' +
-      'A # starts a comment; empty lines are ignored. A setting that may be repeated is given on several lines; any other setting may be given once. ' +
+      'A # at the start of a line or after a space starts a comment (so tls://9.9.9.9#dns.quad9.net is one value); empty lines are ignored. A setting that may be repeated is given on several lines; any other setting may be given once. ' +
       'Options on the command line override the file, and a repeatable option given on the command line replaces all of the file\'s lines for it. ' +
       'A bad line stops the server with one line naming the file, the line number and what to change. ' +
       'Changes take effect on restart; blocklist changes are picked up by themselves.')];

@@ -93,7 +93,9 @@ export function parseConfigFile(path: string, known: readonly Option[]): Raw {
   const raw: Raw = new Map();
   text.split('\n').forEach((rawLine, index) => {
     const where = `${path}:${index + 1}`;
-    const line = rawLine.replace(/#.*/, '').trim();
+    // A comment starts at a # that begins the line or follows a space: the # inside
+    // tls://9.9.9.9#dns.quad9.net names the upstream's certificate, it is not a comment.
+    const line = rawLine.replace(/(^|\s)#.*/, '').trim();
     if (line.length === 0) return;
     const m = /^([a-z0-9-]+)\s+(.+)$/.exec(line);
     if (!m) throw new ConfigError(`${where}: expected "setting value", found "${line}"`);
