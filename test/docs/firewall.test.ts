@@ -17,10 +17,13 @@ const FILES = {
   'ip6tables.rules': { tool: 'ip6tables-restore', pkg: 'iptables', check: (f: string) => ['ip6tables-restore', '--test', f] },
 } as const;
 
-/** Runs the check in a new, empty network namespace (root) or as it is (where unshare is not allowed). */
+/** How to enter a new, empty network namespace: as root, or as a user through a user namespace. */
+const NETNS = [['unshare', '-n'], ['unshare', '-rn']].find((p) => spawnSync(p[0]!, [...p.slice(1), 'true']).status === 0) ?? [];
+
+/** Runs the check in a throw-away network namespace (or as it is where none can be made). */
 function check(argv: string[]): { status: number | null; output: string } {
-  const inNetns = spawnSync('unshare', ['-n', 'true']).status === 0;
-  const r = inNetns ? spawnSync('unshare', ['-n', ...argv], { encoding: 'utf8' }) : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  const [command, ...args] = [...NETNS, ...argv];
+  const r = spawnSync(command!, args, { encoding: 'utf8' });
   return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
