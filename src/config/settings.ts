@@ -75,10 +75,15 @@ export function parseCommandLine(command: CommandName, args: readonly string[], 
       value = next;
       i++;
     }
+    if (CONTROL.test(value) || value.length > MAX_LINE) throw new ConfigError(`option --${name}: a value with control characters or over ${MAX_LINE} characters ${see}`);
     add(flags, o, { value, where: `--${name}` }, `option --${name} is given twice; give it once`);
   }
   return { flags, operands, help: false };
 }
+
+/** Control characters other than tab: a line holding them is no config line (and must not be echoed). */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const MAX_LINE = 4096;
 
 /** A config file of `key value` lines (`#` comments) -> raw settings; only options that may be in a file are keys. */
 export function parseConfigFile(path: string, known: readonly Option[]): Raw {
@@ -93,6 +98,9 @@ export function parseConfigFile(path: string, known: readonly Option[]): Raw {
   const raw: Raw = new Map();
   text.split('\n').forEach((rawLine, index) => {
     const where = `${path}:${index + 1}`;
+    // Never echo a binary file or a huge value back into a message (or a terminal).
+    if (CONTROL.test(rawLine.replace(/\r$/, ''))) throw new ConfigError(`${where}: control characters in the line: is ${path} a text config file? (see sinkhole.conf(5))`);
+    if (rawLine.length > MAX_LINE) throw new ConfigError(`${where}: a line of ${rawLine.length} characters; a setting is one short line (at most ${MAX_LINE})`);
     // A comment starts at a # that begins the line or follows a space: the # inside
     // tls://9.9.9.9#dns.quad9.net names the upstream's certificate, it is not a comment.
     const line = rawLine.replace(/(^|\s)#.*/, '').trim();

@@ -29,7 +29,10 @@ export function endpoint(defaultPort: number | undefined): ValueType<Endpoint> {
   return {
     parse: (t) => {
       const e = parseEndpoint(t, defaultPort);
-      return 'error' in e ? new Invalid(e.error) : e;
+      if ('error' in e) return new Invalid(e.error);
+      // Port 0 means "any free port" to the kernel: nothing anyone could send to or reach.
+      if (e.port === 0) return new Invalid(`"${t}": port 0 is no port a server can be reached on; give the real one (e.g. ${e.family === 6 ? `[${e.host}]` : e.host}:53)`);
+      return e;
     },
   };
 }

@@ -80,6 +80,8 @@ export interface RunningServer {
 export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS,
   policySettings: PolicySettings = emptyPolicySettings()): Promise<RunningServer> {
   const { log } = output;
+  // Before anything is bound: a query log that cannot be opened stops startup with one line.
+  const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode, log);
   // Groups, schedules, pauses and subscriptions; stored subscriptions load with the folder.
   const groupRuntime = new GroupRuntime(policySettings, config.blocklists, log);
   let report;
@@ -197,7 +199,6 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     // Stored with each raw row: the client's group as the policy in force sees it.
     history.describeClient = (address) => ({ name: '', group: policyStage.policy.groupName(address) });
   }
-  const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode, log);
   if (queryLog !== null) observers.push(queryLog);
   let admin: import('node:http').Server | null = null;
   if (config.admin !== null) {

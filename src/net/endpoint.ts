@@ -33,7 +33,10 @@ export function parseEndpoint(text: string, defaultPort: number | undefined): En
   }
   const family = isIP(host);
   if (family === 0) return { error: `"${host}" is not an IP address (write e.g. 192.0.2.1:53 or [2001:db8::1]:53)` };
-  if (portText === undefined && defaultPort === undefined) return { error: `"${text}" needs a port (e.g. ${text}:5353)` };
+  if (portText === undefined && defaultPort === undefined) {
+    // "::1:5353" is itself an IPv6 address: the port must follow the address in brackets.
+    return { error: family === 6 ? `"${text}" needs a port: write an IPv6 address in brackets, then the port (e.g. [::1]:5353)` : `"${text}" needs a port (e.g. ${text}:5353)` };
+  }
   const port = portText === undefined ? defaultPort! : Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65535 || (portText !== undefined && !/^\d+$/.test(portText))) {
     return { error: `port "${portText}" must be a number from 0 to 65535` };

@@ -41,7 +41,7 @@ const PROBLEM_INTERVAL_MS = 60_000;
 export function createLogger(level: LogLevel, file?: string, onProblem: LogProblem = toStderr): LogOutput {
   const flushing = { giveUp: false };
   const destination = pino.destination({
-    dest: file ?? 1, sync: false, minLength: 0, mkdir: file !== undefined,
+    dest: file ?? 1, sync: false, minLength: 0, mkdir: false,
     // EAGAIN (a slow reader of stdout) is waited out, except by a flush past its time.
     retryEAGAIN: () => !flushing.giveUp,
   });

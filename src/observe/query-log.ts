@@ -2,6 +2,8 @@
 // rcode, upstream, latency), to stdout or a file, reopened on SIGHUP for logrotate. On a
 // busy network, "blocked" logs only blocked queries and "sample:N" one in N of the others
 // (blocked queries are always logged).
+import { closeSync, openSync } from 'node:fs';
+import { ConfigError } from '../config/errors.js';
 import { createLogger, type Logger, type LogOutput } from './log.js';
 import type { QueryEvent, QueryObserver } from './event.js';
 import { qtypeName, rcodeName } from '../wire/constants.js';
@@ -15,7 +17,18 @@ export class QueryLog implements QueryObserver {
   readonly wantsTiming = true;
 
   /** `problems`: the server's log, told when the file cannot be written or reopened (else stderr). */
+  /** Throws ConfigError when the file cannot be opened for appending (checked at start, once). */
   constructor(destination: string, private readonly mode: QueryLogMode, problems?: Logger) {
+    if (destination !== 'stdout') {
+      try {
+        // Opened (and created) here first: a path that cannot be a log file stops startup with
+        // one line, instead of "ready" and a failure later. Missing folders are not created.
+        closeSync(openSync(destination, 'a'));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new ConfigError(`cannot open --query-log ${destination}: ${code}; give a file in an existing folder the server may write (or stdout, or off)`);
+      }
+    }
     this.output = createLogger('info', destination === 'stdout' ? undefined : destination,
       problems === undefined ? undefined : (message, fields) => problems.error(fields, message));
   }

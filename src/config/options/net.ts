@@ -1,4 +1,5 @@
 // Where DNS is served: listen addresses and the limits on client TCP connections.
+import { ConfigError } from '../errors.js';
 import { list, option } from '../option.js';
 import { endpoint, wholeNumber } from '../values.js';
 import type { Area } from './area.js';
@@ -31,5 +32,11 @@ export const netArea: Area = {
   options: [listen, tcpIdleTimeout, tcpMaxConnections, tcpMaxPerClient],
   finish: (config, settings) => {
     config.listenIsDefault = !settings.isSet(listen);
+    const seen = new Set<string>();
+    for (const e of config.listen) {
+      // Binding it twice would fail as "in use by another program": say what really happened.
+      if (seen.has(e.label)) throw new ConfigError(`listen ${e.label} is given twice; give each address once`);
+      seen.add(e.label);
+    }
   },
 };

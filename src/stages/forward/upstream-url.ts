@@ -41,6 +41,7 @@ export function parseUpstream(text: string): UpstreamSpec | { error: string } {
   if (scheme === null) {
     const endpoint = parseEndpoint(text, 53);
     if ('error' in endpoint) return { error: `upstream "${text}": ${endpoint.error}` };
+    if (endpoint.port === 0) return { error: `upstream "${text}": port 0 is no port a server answers on; give the real one (e.g. ${endpoint.family === 6 ? `[${endpoint.host}]` : endpoint.host}:53)` };
     return { kind: 'udp', endpoint, label: endpoint.label };
   }
   const kind = scheme[1]!.toLowerCase();
