@@ -97,7 +97,7 @@ t.test('bad input: one clear line and a non-zero exit, never a stack trace', asy
     ['bad number', ['serve', '--cache-size', 'lots', '--upstream', '127.0.0.1'], /--cache-size: "lots" must be a whole number/],
     ['bad log level', ['serve', '--log-level', 'loud', '--upstream', '127.0.0.1'], /log level "loud"/],
     ['unknown command', ['frobnicate'], /unknown command "frobnicate"/],
-    ['missing folder', ['serve', '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:1', '--blocklists', join(dir, 'nope')], /cannot read blocklist folder .*nope: ENOENT; create it or pass --blocklists DIR/],
+    ['missing folder', ['serve', '--listen', '127.0.0.1:15998', '--upstream', '127.0.0.1:1', '--blocklists', join(dir, 'nope')], /cannot read blocklist folder .*nope: ENOENT; create it or pass --blocklists DIR/],
     ['upstream is ourselves', ['serve', '--listen', '127.0.0.1:5399', '--upstream', '127.0.0.1:5399'], /forwarding loop/],
   ];
   for (const [label, args, pattern] of cases) {
