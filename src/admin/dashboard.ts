@@ -71,7 +71,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section><h2>Top blocked bundles</h2><table id="bundles"></table></section>
   <section><h2>Top blocked names asked</h2><table id="domains"></table></section>
   <section><h2>Upstreams</h2><table id="upstreams"></table></section>
-  <section><h2>DoH canary</h2><div id="canary" class="legend"></div><table id="doh"></table></section>
+  <section><h2>DNS over HTTPS</h2><div id="canary" class="legend"></div><table id="doh"></table></section>
   <section class="wide"><h2>Latest blocked attempts</h2><table id="recent"></table></section>
   <section class="wide" id="actions"><h2>Actions (need the admin token)</h2>
     <form data-action="bundles/enable"><input name="bundle" placeholder="bundle"><button>enable bundle</button><button data-alt="bundles/disable">disable bundle</button></form>
@@ -236,7 +236,8 @@ async function refresh() {
   rows('domains', s.topBlockedDomains, (r) => [r.key, r.count]);
   rows('upstreams', s.upstreams, (u) => [{ text: u.upstream, cls: 'up' }, { text: u.lastAnswerSecondsAgo === null ? 'no answer yet' : u.lastAnswerSecondsAgo + ' s ago', cls: 'nowrap' }, u.timeouts], ['upstream', 'last answer', 'timeouts']);
   $('canary').textContent = (s.canaryAnswers || 0) + ' canary answers (browsers and wait-ready asking whether DoH is allowed; not counted as attempts)';
-  rows('doh', s.dohBypassClients || [], (c) => [typeof c === 'string' ? c : (c.client || c.key || '') + (c.name ? ' (' + c.name + ')' : ''), typeof c === 'object' && c.count !== undefined ? c.count : ''], ['clients that asked the canary', '']);
+  // dohBypassClients: [{ key, count, name? }], clients that tried DoH servers (the doh-bypass bundle), when the server reports them.
+  if (s.dohBypassClients) rows('doh', s.dohBypassClients, (c) => [clientLink(c.key, c.name), c.count], ['clients that tried DoH servers', 'attempts']);
   rows('recent', s.recentBlocked, (r) => [{ text: when(r.time), cls: 'nowrap' }, clientLink(r.client, r.name), r.qname + ' ' + r.qtype, { html: '<span title="' + esc(r.rule) + '">' + esc(r.rule.split('/').pop()) + '</span>', cls: 'nowrap' }, bundleLink(r.bundle)], ['time (' + zone + ')', 'client', 'name asked', 'rule', 'bundle']);
   $('status').textContent = 'up ' + Math.round(s.uptimeSeconds / 60) + ' min · updated ' + new Date().toLocaleTimeString();
   document.body.dataset.loaded = 'yes';
