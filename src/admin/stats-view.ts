@@ -38,6 +38,6 @@ export function renderStats(s: AdminSnapshot): Record<string, unknown> {
     recentBlocked: [...s.stats.recent].reverse().slice(0, 20),
     last24h: s.stats.timeline,
     /** DoH canary answers (browsers, wait-ready): not counted as anyone's blocked attempt. */
-    canaryAnswers: s.stats.canary,
+    canaryAnswers: s.stats.canary ?? 0,
   };
 }

@@ -33,7 +33,7 @@ export interface StatsSnapshot {
   recent: BlockedAttempt[];
   timeline: { hour: string; queries: number; blocked: number }[];
   /** Blocked answers without a rule: the DoH canary, also asked by `sinkhole wait-ready`. Not attempts by clients. */
-  canary: number;
+  canary?: number;
 }
 
 export class QueryStats implements QueryObserver {
