@@ -287,6 +287,16 @@ t.test('--workers 2 with --admin: the primary serves the API with every worker\'
   t.match(await (await http('/healthz')).json(), { status: 'ok', workers: 2 });
   t.match(await (await http('/reload', { method: 'POST' })).json(), { reloaded: true, workers: 2, rules: 1 });
   t.match(await (await http('/api/check?name=x.messenger.hotmail.com')).json(), { verdict: 'blocked' });
+  // An action through the primary: it writes local.txt and reloads every worker.
+  const blocked = await http('/api/block', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'chat.example.net' }) });
+  t.equal(blocked.status, 200, 'POST /api/block through the primary');
+  const answers = await Promise.all(Array.from({ length: 20 }, () => ask(port, 'chat.example.net', T.A)));
+  t.ok(answers.every((a) => a.answers[0]?.text === '127.0.0.1'), 'blocked by every worker at once');
+  t.match(await s.waitFor('admin change'), { who: 'loopback (no token set)', action: 'POST /reload' }, 'every POST is logged');
+  // The primary's log reaches stdout asynchronously.
+  const logged = () => s.lines.find((l) => l.msg === 'admin change' && l.action === 'POST /api/block');
+  for (let waited = 0; logged() === undefined && waited < 3000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  t.match(logged(), { who: 'loopback (no token set)', params: { name: 'chat.example.net' }, status: 200 });
   s.child.kill('SIGTERM');
   t.equal(await s.exited, 0);
 });
