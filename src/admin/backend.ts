@@ -18,6 +18,8 @@ import { health, type HealthDeps, type HealthReport } from './health.js';
 import type { AdminSnapshot } from './snapshot.js';
 
 export interface AdminBackend {
+  /** The blocklist folder (block, allow, bundles); null when this server does not know it. */
+  readonly blocklists: string | null;
   snapshot(): Promise<AdminSnapshot>;
   health(): Promise<HealthReport>;
   reload(): Promise<Record<string, unknown>>;
@@ -56,6 +58,7 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
   const report = reportHandler(deps.stateDir);
   const ruleCount = (): number => deps.policyStage.policy.rules.nameRuleCount + deps.policyStage.policy.rules.ipRuleCount;
   return {
+    blocklists: deps.blocklists,
     snapshot: () => {
       const sink = new Sink();
       for (const c of deps.collectors) c.collect(sink);

@@ -44,7 +44,7 @@ export function answerAdminRequests(backend: AdminBackend): void {
 const REPLY_TIMEOUT_MS = 6000;
 
 /** In the primary: the admin backend made of every running worker. */
-export function clusterBackend(stateDir: string): AdminBackend {
+export function clusterBackend(stateDir: string, blocklists: string | null = null): AdminBackend {
   // The primary reads the history database itself: it owns the writer.
   const report = reportHandler(stateDir);
   let nextId = 1;
@@ -75,6 +75,8 @@ export function clusterBackend(stateDir: string): AdminBackend {
   const everyWorker = <T>(op: Op, args?: unknown[]): Promise<T[]> => Promise.all(workers().map((w) => ask<T>(w, op, args)));
 
   return {
+    // Block, allow and bundles edit the folder here, then reload every worker.
+    blocklists,
     snapshot: async () => mergeSnapshots(await everyWorker<AdminSnapshot>('snapshot')),
     health: async () => {
       let replies: { status: number; body: Record<string, unknown> }[];

@@ -1,6 +1,9 @@
-// The dashboard page served at / by the admin API: one self-contained HTML page (no CDN,
-// no framework) that reads /api/stats every 5 seconds. It holds no data itself, so it is
-// served without a token; when the API asks for one, the page asks the admin for it.
+// The console served at / by the admin API: one self-contained HTML page (no CDN, no
+// framework). Live figures from /api/stats every 5 seconds; history (24 h to 90 d), the
+// client and bundle pages and the search from /api/report; actions (block, allow, bundles,
+// pause, check) through the POST endpoints. It holds no data itself, so it is served
+// without a token; when the API asks for one, the page asks the admin for it and keeps it
+// in sessionStorage (gone when the tab closes).
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -15,7 +18,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   header h1 { font-size: 18px; margin: 0; }
   #status { color: var(--muted); font-size: 13px; }
   main { padding: 12px; display: grid; gap: 12px; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); }
-  section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px; min-width: 0; }
+  section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px; min-width: 0; overflow-x: auto; }
   section.wide { grid-column: 1 / -1; }
   h2 { font-size: 14px; margin: 0 0 8px; color: var(--muted); font-weight: 600; text-transform: uppercase; letter-spacing: .03em; }
   .tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(120px, 1fr)); gap: 8px; }
@@ -27,10 +30,20 @@ export const DASHBOARD_HTML = `<!doctype html>
   svg { width: 100%; height: 160px; display: block; }
   .legend { font-size: 12px; color: var(--muted); }
   .legend i { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; vertical-align: middle; }
+  td.nowrap, td.up { white-space: nowrap; overflow-wrap: normal; }
+  nav a, button.range { margin-right: 6px; }
+  button { font: inherit; padding: 3px 10px; border: 1px solid var(--line); border-radius: 6px; background: #fff; cursor: pointer; }
+  button.on { background: var(--fg); color: #fff; }
+  form { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin: 4px 0 8px; }
+  input { font: inherit; padding: 3px 6px; border: 1px solid var(--line); border-radius: 6px; width: 11em; max-width: 100%; }
+  #history, #chart { height: auto; aspect-ratio: 960 / 220; }
+  #history text, #chart text { font-size: 11px; fill: var(--muted); }
+  .out { font: 12px/1.3 ui-monospace, monospace; white-space: pre-wrap; color: var(--muted); }
+  a { color: var(--ok); }
 </style>
 </head>
 <body>
-<header><h1>sinkhole</h1><span id="status">loading…</span></header>
+<header><h1>sinkhole</h1><nav><a href="#">overview</a><a href="#search">search</a><a href="#actions">actions</a></nav><span id="status">loading…</span></header>
 <main>
   <section class="wide"><h2>Totals</h2><div class="tiles">
     <div class="tile"><b id="queries">–</b><span>queries</span></div>
@@ -39,58 +52,198 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="tile"><b id="hitrate">–</b><span>cache hit rate</span></div>
     <div class="tile"><b id="rules">–</b><span>rules</span></div>
   </div></section>
-  <section class="wide"><h2>Last 24 hours</h2>
-    <svg id="chart" viewBox="0 0 960 160" preserveAspectRatio="none" role="img" aria-label="queries and blocked attempts per hour"></svg>
+  <section class="wide" id="historybox"><h2>History of blocked attempts <span id="rangelabel"></span></h2>
+    <div><button class="range" data-range="24h">24 h</button><button class="range" data-range="7d">7 d</button><button class="range" data-range="30d">30 d</button><button class="range" data-range="90d">90 d</button></div>
+    <svg id="history" viewBox="0 0 960 220" role="img" aria-label="blocked attempts over time"></svg>
+    <div class="legend" id="historynote">from the history database (survives restarts); times are local</div>
+  </section>
+  <section class="wide" id="detail" hidden><h2 id="detailtitle"></h2><div id="detailinfo"></div>
+    <table id="detailnames"></table><table id="detailother"></table></section>
+  <section class="wide" id="search"><h2>Search blocked attempts</h2>
+    <form id="searchform"><input name="client" placeholder="client (IP or name)"><input name="name" placeholder="name contains"><input name="bundle" placeholder="bundle">
+      <input name="since" placeholder="since (7d, 2026-11-01)" value="7d"><input name="until" placeholder="until (optional)"><button>search</button></form>
+    <table id="results"></table></section>
+  <section class="wide"><h2>Last 24 hours (live, since the server started)</h2>
+    <svg id="chart" viewBox="0 0 960 220" role="img" aria-label="queries and blocked attempts per hour"></svg>
     <div class="legend"><i style="background:var(--ok)"></i>queries<i style="background:var(--blocked)"></i>blocked</div>
   </section>
   <section><h2>Top blocked clients</h2><table id="clients"></table></section>
   <section><h2>Top blocked bundles</h2><table id="bundles"></table></section>
-  <section><h2>Top blocked domains</h2><table id="domains"></table></section>
+  <section><h2>Top blocked names asked</h2><table id="domains"></table></section>
   <section><h2>Upstreams</h2><table id="upstreams"></table></section>
+  <section><h2>DNS over HTTPS</h2><div id="canary" class="legend"></div><table id="doh"></table></section>
   <section class="wide"><h2>Latest blocked attempts</h2><table id="recent"></table></section>
+  <section class="wide" id="actions"><h2>Actions (need the admin token)</h2>
+    <form data-action="bundles/enable"><input name="bundle" placeholder="bundle"><button>enable bundle</button><button data-alt="bundles/disable">disable bundle</button></form>
+    <form data-action="block"><input name="name" placeholder="name, e.g. icq.com"><button>block name</button><button data-alt="allow">allow name</button></form>
+    <form data-action="pause"><input name="group" placeholder="group (empty: all)"><input name="minutes" placeholder="minutes" value="15"><button>pause blocking</button><button data-alt="resume">resume</button></form>
+    <form data-action="check" data-method="GET"><input name="name" placeholder="name"><input name="client" placeholder="client IP (optional)"><button>check</button></form>
+    <div id="actionout" class="out"></div>
+    <table id="bundlelist"></table>
+  </section>
 </main>
 <script>
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const pct = (x) => (x * 100).toFixed(1) + '%';
-function rows(table, list, cells) {
-  $(table).innerHTML = list.length ? list.map((r) => '<tr>' + cells(r).map((c, i) => '<td' + (i && typeof c === 'number' ? ' class="n"' : '') + '>' + esc(c) + '</td>').join('') + '</tr>').join('') : '<tr><td>none yet</td></tr>';
-}
-function chart(hours) {
-  const max = Math.max(1, ...hours.map((h) => h.queries));
-  const w = 960 / hours.length;
-  $('chart').innerHTML = hours.map((h, i) => {
-    const q = (h.queries / max) * 150, b = (h.blocked / max) * 150;
-    return '<rect x="' + (i * w + 2) + '" y="' + (158 - q) + '" width="' + (w - 4) + '" height="' + q + '" fill="var(--ok)" opacity=".35"><title>' + esc(h.hour) + ': ' + h.queries + ' queries</title></rect>' +
-      '<rect x="' + (i * w + 2) + '" y="' + (158 - b) + '" width="' + (w - 4) + '" height="' + b + '" fill="var(--blocked)" data-blocked="' + h.blocked + '"><title>' + esc(h.hour) + ': ' + h.blocked + ' blocked</title></rect>';
-  }).join('');
-}
-async function refresh() {
-  const headers = localStorage.sinkholeToken ? { authorization: 'Bearer ' + localStorage.sinkholeToken } : {};
-  const res = await fetch('api/stats', { headers });
+// Local time with the date, and the zone, so that no one reads UTC for local time.
+const zone = (() => { try { return Intl.DateTimeFormat().resolvedOptions().timeZone; } catch { return 'local time'; } })();
+const when = (iso) => { const d = new Date(iso); return isNaN(d) ? String(iso) : d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' }); };
+const token = () => sessionStorage.sinkholeToken || '';
+async function api(path, init) {
+  init = init || {};
+  const headers = Object.assign({}, init.headers || {}, token() ? { authorization: 'Bearer ' + token() } : {});
+  const res = await fetch(path, Object.assign({}, init, { headers }));
   if (res.status === 401) {
-    const token = prompt('Admin token');
-    if (token) { localStorage.sinkholeToken = token; return refresh(); }
-    $('status').textContent = 'a token is needed';
-    return;
+    const t = prompt('Admin token (kept in this tab only)');
+    if (t) { sessionStorage.sinkholeToken = t; return api(path, init); }
+    throw new Error('a token is needed');
   }
-  const s = await res.json();
+  return { status: res.status, body: await res.json() };
+}
+function rows(table, list, cells, head) {
+  const th = head ? '<tr>' + head.map((h) => '<th>' + esc(h) + '</th>').join('') + '</tr>' : '';
+  $(table).innerHTML = th + (list.length ? list.map((r) => '<tr>' + cells(r).map((c, i) => {
+    if (c && typeof c === 'object') return '<td' + (c.cls ? ' class="' + c.cls + '"' : '') + '>' + (c.html !== undefined ? c.html : esc(c.text)) + '</td>';
+    return '<td' + (i && typeof c === 'number' ? ' class="n"' : '') + '>' + esc(c) + '</td>';
+  }).join('') + '</tr>').join('') : '<tr><td>none yet</td></tr>');
+}
+const clientLink = (c, name) => ({ html: '<a href="#client=' + encodeURIComponent(c) + '">' + esc(c) + (name ? ' (' + esc(name) + ')' : '') + '</a>' });
+const bundleLink = (b) => (b ? { html: '<a href="#bundle=' + encodeURIComponent(b) + '">' + esc(b) + '</a>' } : '');
+// A bar chart with labelled axes: buckets [{ label, n, q }] (q: queries behind the bar, optional).
+function bars(svg, buckets, yLabel, xLabel) {
+  const max = Math.max(1, ...buckets.map((b) => Math.max(b.n, b.q || 0)));
+  const top = Math.ceil(max / 4) * 4 || 4;
+  const L = 50, W = 900, H = 170, T = 10;
+  let out = '';
+  for (let g = 0; g <= 4; g++) {
+    const y = T + H - (g / 4) * H;
+    out += '<line x1="' + L + '" x2="' + (L + W) + '" y1="' + y + '" y2="' + y + '" stroke="#d8dee4"/><text x="' + (L - 6) + '" y="' + (y + 4) + '" text-anchor="end">' + (top * g / 4) + '</text>';
+  }
+  const w = W / buckets.length;
+  const every = Math.ceil(buckets.length / 8);
+  buckets.forEach((b, i) => {
+    const x = L + i * w + 1, bw = Math.max(1, w - 2);
+    if (b.q !== undefined) { const hq = (b.q / top) * H; out += '<rect x="' + x + '" y="' + (T + H - hq) + '" width="' + bw + '" height="' + hq + '" fill="var(--ok)" opacity=".35"><title>' + esc(b.label) + ': ' + b.q + ' queries</title></rect>'; }
+    const h = (b.n / top) * H;
+    out += '<rect x="' + x + '" y="' + (T + H - h) + '" width="' + bw + '" height="' + h + '" fill="var(--blocked)" data-' + (b.q !== undefined ? 'blocked' : 'count') + '="' + b.n + '"><title>' + esc(b.label) + ': ' + b.n + ' blocked</title></rect>';
+    if (i % every === 0) out += '<text x="' + (L + i * w + w / 2) + '" y="' + (T + H + 16) + '" text-anchor="middle">' + esc(b.label) + '</text>';
+  });
+  out += '<text x="12" y="' + (T + H / 2) + '" transform="rotate(-90 12 ' + (T + H / 2) + ')" text-anchor="middle">' + esc(yLabel) + '</text>';
+  out += '<text x="' + (L + W / 2) + '" y="216" text-anchor="middle">' + esc(xLabel) + ' (' + esc(zone) + ')</text>';
+  $(svg).innerHTML = out;
+}
+const hourLabel = (d) => d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+function chart(hours) {
+  bars('chart', hours.map((h) => ({ label: hourLabel(new Date(h.hour)), n: h.blocked, q: h.queries })), 'queries', 'hour');
+}
+// History: buckets filled in the browser (the report lists only the hours or days with attempts).
+const RANGES = { '24h': { by: 'hour', n: 24, ms: 3600000 }, '7d': { by: 'day', n: 7, ms: 86400000 }, '30d': { by: 'day', n: 30, ms: 86400000 }, '90d': { by: 'day', n: 90, ms: 86400000 } };
+const dayKey = (d) => d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0');
+let range = '24h';
+async function history() {
+  const r = RANGES[range];
+  document.querySelectorAll('button.range').forEach((b) => b.classList.toggle('on', b.dataset.range === range));
+  const res = await api('api/report?by=' + r.by + '&since=' + range);
+  if (res.status !== 200) { $('history').innerHTML = '<text x="60" y="110">' + esc(res.body.error || 'no history') + '</text>'; document.body.dataset.history = range; return; }
+  const counts = new Map();
+  for (const row of res.body.rows) {
+    const k = r.by === 'hour' ? Math.floor(Date.parse(row.key) / 3600000) : row.key;
+    counts.set(k, (counts.get(k) || 0) + row.count);
+  }
+  const now = new Date();
+  const buckets = [];
+  for (let i = r.n - 1; i >= 0; i--) {
+    if (r.by === 'hour') { const h = Math.floor(now.getTime() / 3600000) - i; const d = new Date(h * 3600000); buckets.push({ d, n: counts.get(h) || 0, label: hourLabel(d) }); }
+    else { const d = new Date(now.getFullYear(), now.getMonth(), now.getDate() - i); buckets.push({ d, n: counts.get(dayKey(d)) || 0, label: d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' }) }); }
+  }
+  bars('history', buckets, 'blocked attempts', r.by === 'hour' ? 'hour' : 'day');
+  $('rangelabel').textContent = '· last ' + range;
+  document.body.dataset.history = range;
+}
+document.querySelectorAll('button.range').forEach((b) => b.addEventListener('click', () => { range = b.dataset.range; history().catch(status); }));
+// The client and bundle pages (#client=IP, #bundle=NAME): everything from the history, 90 days.
+async function detail() {
+  const m = /^#(client|bundle)=(.+)$/.exec(location.hash);
+  $('detail').hidden = !m;
+  if (!m) return;
+  const kind = m[1], key = decodeURIComponent(m[2]);
+  const q = '&since=90d&' + kind + '=' + encodeURIComponent(key);
+  const names = await api('api/report?by=domain' + q);
+  const other = await api('api/report?by=' + (kind === 'client' ? 'bundle' : 'client') + q);
+  let info = '';
+  if (kind === 'client') {
+    const who = await api('api/report?by=client' + q);
+    const groups = await api('api/report?by=group' + q);
+    const row = (who.body.rows || [])[0];
+    info = 'name: ' + esc((row && row.name) || 'unknown') + ' · group: ' + esc(((groups.body.rows || []).map((g) => g.key)).join(', ') || 'default');
+  }
+  $('detailtitle').textContent = (kind === 'client' ? 'Client ' : 'Bundle ') + key + ' · last 90 days';
+  $('detailinfo').innerHTML = '<p class="legend">' + info + ' <a href="#">close</a></p>';
+  rows('detailnames', names.body.rows || [], (r) => [r.key, r.count, { text: when(r.first), cls: 'nowrap' }, { text: when(r.last), cls: 'nowrap' }], ['name asked', 'attempts', 'first (' + zone + ')', 'last']);
+  rows('detailother', other.body.rows || [], (r) => [kind === 'client' ? bundleLink(r.key) : clientLink(r.key, r.name), r.count, { text: when(r.first), cls: 'nowrap' }, { text: when(r.last), cls: 'nowrap' }], [kind === 'client' ? 'bundle' : 'client', 'attempts', 'first', 'last']);
+  document.body.dataset.detail = kind + ':' + key;
+  $('detail').scrollIntoView();
+}
+window.addEventListener('hashchange', () => detail().catch(status));
+$('searchform').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const p = new URLSearchParams({ by: 'domain' });
+  for (const k of ['client', 'bundle', 'since', 'until']) if (f.get(k)) p.set(k, f.get(k));
+  const part = String(f.get('name') || '').toLowerCase();
+  api('api/report?' + p).then((res) => {
+    if (res.status !== 200) { rows('results', [], () => []); $('results').innerHTML = '<tr><td>' + esc(res.body.error) + '</td></tr>'; return; }
+    rows('results', res.body.rows.filter((r) => r.key.includes(part)), (r) => [r.key, r.count, { text: when(r.first), cls: 'nowrap' }, { text: when(r.last), cls: 'nowrap' }], ['name asked', 'attempts', 'first (' + zone + ')', 'last']);
+    document.body.dataset.search = p.toString() + '&name=' + part;
+  }).catch(status);
+});
+// Actions: each form names its endpoint; a second button names another one.
+document.querySelectorAll('form[data-action]').forEach((form) => {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const action = (ev.submitter && ev.submitter.dataset.alt) || form.dataset.action;
+    const params = {};
+    for (const [k, v] of new FormData(form)) if (v) params[k] = String(v);
+    if (params.minutes) { params.for = params.minutes + 'm'; delete params.minutes; }
+    if (action === 'resume') delete params.for;
+    let res;
+    try {
+      if (form.dataset.method === 'GET') res = await api('api/' + action + '?' + new URLSearchParams(params));
+      else res = await api('api/' + action, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(params) });
+    } catch (e) { $('actionout').textContent = e.message; return; }
+    $('actionout').textContent = (res.status < 300 ? 'done: ' : 'refused (' + res.status + '): ') + JSON.stringify(res.body, null, 1);
+    document.body.dataset.action = action + ':' + res.status;
+    bundles().catch(status);
+  });
+});
+async function bundles() {
+  const res = await api('api/bundles');
+  if (res.status === 200) rows('bundlelist', res.body.bundles, (b) => [bundleLink(b.name), b.enabled ? 'enabled' : 'disabled', b.rules, b.description], ['bundle', 'state', 'rules', 'description']);
+}
+function status(e) { $('status').textContent = 'cannot reach the API: ' + e.message; }
+async function refresh() {
+  const { status: code, body: s } = await api('api/stats');
+  if (code !== 200) throw new Error(s.error || String(code));
   $('queries').textContent = s.queries;
   $('blocked').textContent = s.blocked;
   $('share').textContent = pct(s.blockedShare);
   $('hitrate').textContent = pct(s.cache.hitRate);
   $('rules').textContent = s.rules;
   chart(s.last24h);
-  rows('clients', s.topBlockedClients, (r) => [r.key, r.count]);
-  rows('bundles', s.topBlockedBundles, (r) => [r.key, r.count]);
+  rows('clients', s.topBlockedClients, (r) => [clientLink(r.key, r.name), r.count]);
+  rows('bundles', s.topBlockedBundles, (r) => [bundleLink(r.key), r.count]);
   rows('domains', s.topBlockedDomains, (r) => [r.key, r.count]);
-  rows('upstreams', s.upstreams, (u) => [u.upstream, u.lastAnswerSecondsAgo === null ? 'no answer yet' : 'answered ' + u.lastAnswerSecondsAgo + ' s ago', u.timeouts + ' timeouts']);
-  rows('recent', s.recentBlocked, (r) => [r.time.slice(11, 19), r.client, r.qname + ' ' + r.qtype, r.bundle]);
+  rows('upstreams', s.upstreams, (u) => [{ text: u.upstream, cls: 'up' }, { text: u.lastAnswerSecondsAgo === null ? 'no answer yet' : u.lastAnswerSecondsAgo + ' s ago', cls: 'nowrap' }, u.timeouts], ['upstream', 'last answer', 'timeouts']);
+  $('canary').textContent = (s.canaryAnswers || 0) + ' canary answers (browsers and wait-ready asking whether DoH is allowed; not counted as attempts)';
+  // dohBypassClients: [{ key, count, name? }], clients that tried DoH servers (the doh-bypass bundle), when the server reports them.
+  if (s.dohBypassClients) rows('doh', s.dohBypassClients, (c) => [clientLink(c.key, c.name), c.count], ['clients that tried DoH servers', 'attempts']);
+  rows('recent', s.recentBlocked, (r) => [{ text: when(r.time), cls: 'nowrap' }, clientLink(r.client, r.name), r.qname + ' ' + r.qtype, { html: '<span title="' + esc(r.rule) + '">' + esc(r.rule.split('/').pop()) + '</span>', cls: 'nowrap' }, bundleLink(r.bundle)], ['time (' + zone + ')', 'client', 'name asked', 'rule', 'bundle']);
   $('status').textContent = 'up ' + Math.round(s.uptimeSeconds / 60) + ' min · updated ' + new Date().toLocaleTimeString();
   document.body.dataset.loaded = 'yes';
 }
-refresh().catch((e) => ($('status').textContent = 'cannot reach the API: ' + e.message));
-setInterval(() => refresh().catch((e) => ($('status').textContent = 'cannot reach the API: ' + e.message)), 5000);
+refresh().then(() => Promise.all([history(), detail(), bundles()])).catch(status);
+setInterval(() => refresh().catch(status), 5000);
 </script>
 </body>
 </html>

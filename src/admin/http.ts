@@ -63,35 +63,70 @@ function foreignRequest(req: IncomingMessage, hosts: Set<string>, port: number):
   return null;
 }
 
-/** Reads and discards the body up to the limit; false when it is larger. */
-function drainBody(req: IncomingMessage): Promise<boolean> {
+/** Reads the body up to the limit; null when it is larger. */
+function readBody(req: IncomingMessage): Promise<Buffer | null> {
   return new Promise((resolve) => {
     if (Number(req.headers['content-length'] ?? 0) > ADMIN_LIMITS.maxBodyBytes) {
-      resolve(false);
+      resolve(null);
       return;
     }
+    const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > ADMIN_LIMITS.maxBodyBytes) {
         req.pause();
-        resolve(false);
-      }
+        resolve(null);
+      } else chunks.push(chunk);
     });
-    req.on('end', () => resolve(true));
-    req.on('error', () => resolve(false));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', () => resolve(null));
   });
 }
 
+/**
+ * Parameters may come as a JSON object body (or a form body) as well as in the query string:
+ * the body's fields are added to url.searchParams, so every handler reads one place.
+ * Returns an error for a body that is neither.
+ */
+function mergeBodyParams(url: URL, req: IncomingMessage, body: Buffer): string | null {
+  const text = body.toString('utf8').trim();
+  if (text === '') return null;
+  const type = req.headers['content-type'] ?? '';
+  if (type.startsWith('application/x-www-form-urlencoded')) {
+    for (const [k, v] of new URLSearchParams(text)) url.searchParams.set(k, v);
+    return null;
+  }
+  // Any other body (text/plain, say) holds no parameters.
+  if (!type.includes('json') && !text.startsWith('{')) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return 'the body is not JSON; send {"name": "..."} with content-type application/json, or use query parameters';
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'the JSON body must be an object, e.g. {"name": "icq.com"}';
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') url.searchParams.set(k, String(v));
+  }
+  return null;
+}
+
+/** One line per change made through the API: who (the token, or loopback without one), from where, what. */
+export type AuditLog = (entry: { who: string; from: string; action: string; params: Record<string, string>; status: number; result: unknown }) => void;
+
+const stderrAudit: AuditLog = (entry) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg: 'admin change', ...entry }) + '\n');
+
 async function serveRequest(req: IncomingMessage, res: ServerResponse, backend: AdminBackend, token: string | null,
-  hosts: Set<string>, port: number): Promise<void> {
+  hosts: Set<string>, port: number, audit: AuditLog): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://admin');
   const foreign = foreignRequest(req, hosts, port);
   if (foreign !== null) {
     send(res, 403, { error: foreign });
     return;
   }
-  if (!(await drainBody(req))) {
+  const body = await readBody(req);
+  if (body === null) {
     res.setHeader('connection', 'close');
     send(res, 413, { error: `request body larger than ${ADMIN_LIMITS.maxBodyBytes} bytes` });
     return;
@@ -106,15 +141,26 @@ async function serveRequest(req: IncomingMessage, res: ServerResponse, backend: 
     send(res, 404, { error: `no ${req.method} ${url.pathname}; try ${routeList()}` });
     return;
   }
+  const bad = mergeBodyParams(url, req, body);
+  if (bad !== null) {
+    send(res, 400, { error: bad });
+    return;
+  }
   const r = await route.handle(url, backend, req);
+  if (route.method === 'POST') {
+    audit({ who: token === null ? 'loopback (no token set)' : 'token', from: req.socket.remoteAddress ?? '?', action: `${route.method} ${route.path}`,
+      params: Object.fromEntries(url.searchParams), status: r.status, result: r.body });
+  }
   send(res, r.status, r.body, r.type);
 }
 
-export function startAdmin(endpoint: Endpoint, token: string | null, backend: AdminBackend, hostnames: readonly string[] = []): Promise<Server> {
+/** `audit` gets every POST (a change, or an attempt at one) once it is answered; the server's log should be given. */
+export function startAdmin(endpoint: Endpoint, token: string | null, backend: AdminBackend, hostnames: readonly string[] = [],
+  audit: AuditLog = stderrAudit): Promise<Server> {
   const hosts = allowedHosts(endpoint, hostnames);
   return new Promise((resolve, reject) => {
     const server = createServer({ headersTimeout: ADMIN_LIMITS.headersTimeoutMs, requestTimeout: ADMIN_LIMITS.requestTimeoutMs, connectionsCheckingInterval: 1000 }, (req, res) => {
-      serveRequest(req, res, backend, token, hosts, endpoint.port).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
+      serveRequest(req, res, backend, token, hosts, endpoint.port, audit).catch((err: unknown) => send(res, 500, { error: (err as Error).message }));
     });
     server.maxConnections = ADMIN_LIMITS.maxConnections;
     server.once('error', (err: NodeJS.ErrnoException) => reject(new StartupError(`cannot listen on ${endpoint.label} (admin HTTP): ${err.code ?? err.message}; choose another --admin`)));

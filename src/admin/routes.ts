@@ -8,6 +8,7 @@ import { renderStats } from './stats-view.js';
 import { parseQtype } from '../wire/constants.js';
 import { parseDuration } from '../stages/policy/duration.js';
 import { parseAt } from '../stages/policy/schedules.js';
+import { bundleAction, bundleList, listAction } from './actions.js';
 
 export interface RouteResult {
   status: number;
@@ -71,6 +72,11 @@ export const ROUTES: Route[] = [
   { method: 'POST', path: '/api/lists/update', handle: async (_u, b) => ({ status: 200, body: await b.updateLists() }) },
   { method: 'GET', path: '/api/stats', handle: async (_u, b) => ({ status: 200, body: renderStats(await b.snapshot()) }) },
   { method: 'GET', path: '/api/report', handle: (url, b) => b.report(url.searchParams) },
+  { method: 'POST', path: '/api/block', handle: (url, b) => listAction('block', url, b) },
+  { method: 'POST', path: '/api/allow', handle: (url, b) => listAction('allow', url, b) },
+  { method: 'GET', path: '/api/bundles', handle: (_u, b) => bundleList(b) },
+  { method: 'POST', path: '/api/bundles/enable', handle: (url, b) => bundleAction('enable', url, b) },
+  { method: 'POST', path: '/api/bundles/disable', handle: (url, b) => bundleAction('disable', url, b) },
 ];
 
 export function findRoute(method: string | undefined, path: string): Route | undefined {

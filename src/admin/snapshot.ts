@@ -29,6 +29,7 @@ export function mergeSnapshots(list: readonly AdminSnapshot[]): AdminSnapshot {
       topDomains: addTop(stats.map((s) => s.topDomains)),
       dohBypassClients: addTop(stats.map((s) => s.dohBypassClients)),
       recent: stats.flatMap((s) => s.recent).sort((a, b) => a.time.localeCompare(b.time)).slice(-50),
+      canary: stats.reduce((n, s) => n + (s.canary ?? 0), 0),
       timeline: first.stats.timeline.map((h, i) => ({
         hour: h.hour,
         queries: stats.reduce((n, s) => n + (s.timeline[i]?.queries ?? 0), 0),

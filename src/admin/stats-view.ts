@@ -37,5 +37,7 @@ export function renderStats(s: AdminSnapshot): Record<string, unknown> {
     dohBypassClients: topOf(s.stats.dohBypassClients, 10),
     recentBlocked: [...s.stats.recent].reverse().slice(0, 20),
     last24h: s.stats.timeline,
+    /** DoH canary answers (browsers, wait-ready): not counted as anyone's blocked attempt. */
+    canaryAnswers: s.stats.canary ?? 0,
   };
 }

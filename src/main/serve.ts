@@ -218,7 +218,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     if (isWorker) answerAdminRequests(backend);
     else {
       try {
-        admin = await startAdmin(config.admin, config.adminToken, backend, config.adminHostnames);
+        admin = await startAdmin(config.admin, config.adminToken, backend, config.adminHostnames, (e) => log.info(e, 'admin change'));
       } catch (err) {
         reloader.close();
         groupRuntime.close();
@@ -274,7 +274,7 @@ export async function serve(config: Config, reread: (() => Config) | null = null
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
     if (config.admin !== null) {
-      await startAdmin(config.admin, config.adminToken, clusterBackend(config.stateDir), config.adminHostnames).catch((err: unknown) => {
+      await startAdmin(config.admin, config.adminToken, clusterBackend(config.stateDir, config.blocklists), config.adminHostnames, (e) => log.info(e, 'admin change')).catch((err: unknown) => {
         output.flush();
         throw err;
       });

@@ -32,6 +32,8 @@ export interface StatsSnapshot {
   /** Oldest first. */
   recent: BlockedAttempt[];
   timeline: { hour: string; queries: number; blocked: number }[];
+  /** Blocked answers without a rule: the DoH canary, also asked by `sinkhole wait-ready`. Not attempts by clients. */
+  canary?: number;
 }
 
 export class QueryStats implements QueryObserver {
@@ -49,6 +51,8 @@ export class QueryStats implements QueryObserver {
   readonly topBundles = new TopK(100);
   readonly topDomains = new TopK(200);
   readonly dohBypassClients = new TopK(200);
+  /** Canary answers (no rule): counted apart, not in the top lists, the attempts or the chart's blocked. */
+  canary = 0;
   /** The latest blocked attempts, kept raw: text is made only when someone reads them. */
   private readonly recentRaw: { at: number; client: string; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
 
@@ -68,13 +72,18 @@ export class QueryStats implements QueryObserver {
     }
     this.perMinute[slot]!++;
     if (outcome !== 'blocked') return;
-    // Only blocked queries build anything: who tried which messenger.
-    this.blockedPerMinute[slot]!++;
     const rule = e.rule() ?? undefined;
+    // Blocked without a rule: the DoH canary (browsers' and wait-ready's probe), not a client's attempt.
+    if (rule === undefined) {
+      this.canary++;
+      return;
+    }
+    // Only blocked queries build anything: who tried which messenger, and the name it asked.
+    this.blockedPerMinute[slot]!++;
     this.topClients.add(q.clientAddress);
-    this.topBundles.add(rule?.bundle ?? 'canary');
-    this.topDomains.add(rule?.rule ?? keyToText(q.qnameKey));
-    if (rule?.bundle === DOH_BYPASS_BUNDLE) this.dohBypassClients.add(q.clientAddress);
+    this.topBundles.add(rule.bundle);
+    this.topDomains.add(keyToText(q.qnameKey));
+    if (rule.bundle === DOH_BYPASS_BUNDLE) this.dohBypassClients.add(q.clientAddress);
     if (this.recentRaw.length >= RECENT) this.recentRaw.shift();
     this.recentRaw.push({ at: Date.now(), client: q.clientAddress, qnameKey: q.qnameKey, qtype: q.qtype, rule });
   }
@@ -89,7 +98,7 @@ export class QueryStats implements QueryObserver {
   snapshot(): StatsSnapshot {
     return {
       topClients: this.topClients.entries(), topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries(),
-      dohBypassClients: this.dohBypassClients.entries(), recent: this.recent, timeline: this.timeline(),
+      dohBypassClients: this.dohBypassClients.entries(), recent: this.recent, timeline: this.timeline(), canary: this.canary,
     };
   }
 

@@ -1,4 +1,5 @@
 // The admin HTTP API (health, metrics, reload, check), also read by `sinkhole stats`.
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
 import { list, option, optional } from '../option.js';
 import { endpoint, offOr, text } from '../values.js';
@@ -16,6 +17,12 @@ export const adminToken = optional({
   details: 'A config file holding a token should be readable only by root and the service.',
 });
 
+export const adminTokenFile = optional({
+  name: 'admin-token-file', arg: 'FILE', value: text, commands: ['serve', 'stats', 'pause', 'resume', 'lists'], inFile: true,
+  help: 'read the admin token from FILE (its first line), so the config file need not hold it',
+  details: 'The file should be readable only by root and the service (chmod 0640). Not together with --admin-token.',
+});
+
 export const adminHostname = list({
   name: 'admin-hostname', arg: 'NAME', value: text, default: [], commands: ['serve'], field: 'adminHostnames',
   help: 'a name the admin API may be reached by, besides its address and localhost',
@@ -24,8 +31,20 @@ export const adminHostname = list({
 
 export const adminArea: Area = {
   title: 'Admin API',
-  options: [admin, adminToken, adminHostname],
+  options: [admin, adminToken, adminTokenFile, adminHostname],
   finish: (config, settings) => {
+    const file = settings.given(adminTokenFile)?.[0];
+    if (file !== undefined) {
+      if (config.adminToken !== null) throw new ConfigError(`${file.where}: give --admin-token or --admin-token-file, not both`);
+      let token: string;
+      try {
+        token = readFileSync(file.value, 'utf8').split('\n')[0]!.trim();
+      } catch (err) {
+        throw new ConfigError(`${file.where}: cannot read ${file.value} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give a readable file holding the token`);
+      }
+      if (token === '') throw new ConfigError(`${file.where}: ${file.value} is empty; write the token on its first line`);
+      config.adminToken = token;
+    }
     const a = config.admin;
     if (a === null || config.adminToken !== null) return;
     if (!(a.host.startsWith('127.') || a.host === '::1')) {
