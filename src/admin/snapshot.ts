@@ -25,6 +25,7 @@ export function mergeSnapshots(list: readonly AdminSnapshot[]): AdminSnapshot {
     families: mergeFamilies(list.map((s) => s.families)),
     stats: {
       topClients: addTop(stats.map((s) => s.topClients)),
+      clientNames: Object.assign({}, ...stats.map((s) => s.clientNames ?? {})) as Record<string, string>,
       topBundles: addTop(stats.map((s) => s.topBundles)),
       topDomains: addTop(stats.map((s) => s.topDomains)),
       dohBypassClients: addTop(stats.map((s) => s.dohBypassClients)),

@@ -31,7 +31,8 @@ export function renderStats(s: AdminSnapshot): Record<string, unknown> {
       upstream, queries: queries.get(upstream), timeouts: timeouts.get(upstream),
       lastAnswerSecondsAgo: lastAnswer.get(upstream) ? Math.round(Date.now() / 1000 - lastAnswer.get(upstream)!) : null,
     })),
-    topBlockedClients: topOf(s.stats.topClients, 10),
+    // `name`: the client's name from client-names files, when it has one.
+    topBlockedClients: topOf(s.stats.topClients, 10).map((c) => (s.stats.clientNames?.[c.key] === undefined ? c : { ...c, name: s.stats.clientNames[c.key] })),
     topBlockedBundles: topOf(s.stats.topBundles, 10),
     topBlockedDomains: topOf(s.stats.topDomains, 10),
     dohBypassClients: topOf(s.stats.dohBypassClients, 10),

@@ -56,6 +56,8 @@ export interface Config {
   privateReverse: 'local' | 'forward';
   hostsFiles: string[];
   localDomain: string | null;
+  /** `client-names` files: DHCP leases or hosts files naming clients (src/observe/client-names.ts). */
+  clientNames: string[];
   adminHostnames: string[];
   /** DoT and DoH listeners (options/encrypted.ts); they need tlsCert and tlsKey. */
   listenTls: Endpoint[];

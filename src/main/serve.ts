@@ -12,6 +12,7 @@ import { collectStreamListeners } from '../net/metrics.js';
 import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
+import { ClientNames } from '../observe/client-names.js';
 import type { QueryObserver } from '../observe/event.js';
 import { createLogger, type LogOutput } from '../observe/log.js';
 import { QueryLog } from '../observe/query-log.js';
@@ -25,10 +26,10 @@ import { buildUpstreams } from '../stages/forward/upstreams.js';
 import { RateLimiter } from '../stages/guard/rate-limit.js';
 import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
-import { HostsSource } from '../stages/local/hosts.js';
+import { HostsSource, namesTable } from '../stages/local/hosts.js';
 import { LocalStage } from '../stages/local/stage.js';
 import { NetworkList, type Cidr } from '../stages/policy/cidr.js';
-import { emptyPolicySettings, GroupRuntime, type PolicySettings } from '../stages/policy/group-setup.js';
+import { emptyPolicySettings, GroupRuntime, requireClientNames, type PolicySettings } from '../stages/policy/group-setup.js';
 import { loadBlocklists } from '../stages/policy/load.js';
 import { Policy } from '../stages/policy/policy.js';
 import { ReloadFigures } from '../stages/policy/reload-figures.js';
@@ -80,10 +81,16 @@ export interface RunningServer {
 export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS,
   policySettings: PolicySettings = emptyPolicySettings()): Promise<RunningServer> {
   const { log } = output;
+  // A group member given by name needs client-names: refused before anything is opened.
+  requireClientNames(policySettings, config.clientNames.length > 0);
   // Before anything is bound: a query log that cannot be opened stops startup with one line.
   const queryLog = config.queryLog === null ? null : new QueryLog(config.queryLog, config.queryLogMode, log);
+  // Client names (DHCP leases, hosts files): shown with clients, usable in group lines.
+  const clientNames = config.clientNames.length === 0 ? null : new ClientNames(config.clientNames, log);
+  await clientNames?.start();
   // Groups, schedules, pauses and subscriptions; stored subscriptions load with the folder.
   const groupRuntime = new GroupRuntime(policySettings, config.blocklists, log);
+  groupRuntime.clientNames = clientNames;
   let report;
   let groupPolicy;
   try {
@@ -91,6 +98,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     groupPolicy = groupRuntime.compile();
   } catch (err) {
     groupRuntime.close();
+    clientNames?.close();
     throw err;
   }
   logLoadProblems(log, report);
@@ -122,9 +130,13 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   for (const z of config.forwardZones) forwardZones!.set(z.key, forwarderFor(z.upstreams, z.zone));
   const hosts = config.hostsFiles.length === 0 ? null : new HostsSource(config.hostsFiles, config.localDomain, log);
   await hosts?.start();
+  // With local-domain, client names answer as NAME and NAME.DOMAIN (rebuilt when the leases change).
+  const localNames = clientNames === null || config.localDomain === null ? null
+    : { table: namesTable(clientNames.table.pairs, config.localDomain) };
+  if (localNames !== null) clientNames!.onChange = () => { localNames.table = namesTable(clientNames!.table.pairs, config.localDomain!); };
   const local = new LocalStage({
     anyQueries: config.anyQueries, privateZones: config.privateReverse === 'local' ? privateZoneMap() : null,
-    forwardZones, hosts, templates,
+    forwardZones, hosts, names: localNames, templates,
   });
   const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl, staleMaxAge: config.staleMaxAge });
@@ -148,6 +160,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const encrypted: Array<TlsListener | HttpsListener> = [];
   const closeAll = async (): Promise<void> => {
     await Promise.all([...udp.map((l) => l.close()), ...tcp.map((l) => l.close()), ...encrypted.map((l) => l.close())]);
+    clientNames?.close();
     pipeline.close();
     upstreams.close();
   };
@@ -187,7 +200,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const reload = (reason: string): Promise<void> => reloader.trigger(reason);
 
   // Who is told about answered queries.
-  const observers: QueryObserver[] = [new BlockedQueryLog(log)];
+  const observers: QueryObserver[] = [new BlockedQueryLog(log, undefined, undefined, clientNames)];
   // History (SQLite, written by a thread of its own); with --workers each worker hands its
   // batches to the primary, which owns the one writer.
   const history = createHistory(config.history, {
@@ -197,12 +210,16 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   if (history !== null) {
     observers.push(history);
     // Stored with each raw row: the client's group as the policy in force sees it.
-    history.describeClient = (address) => ({ name: '', group: policyStage.policy.groupName(address) });
+    history.describeClient = (address) => ({ name: clientNames?.nameOf(address) ?? '', group: policyStage.policy.groupName(address) });
   }
-  if (queryLog !== null) observers.push(queryLog);
+  if (queryLog !== null) {
+    queryLog.names = clientNames;
+    observers.push(queryLog);
+  }
   let admin: import('node:http').Server | null = null;
   if (config.admin !== null) {
     const stats = new QueryStats();
+    stats.names = clientNames;
     observers.push(stats);
     const reloads = new ReloadFigures();
     reloads.failedFiles = report.failed.length;
@@ -257,6 +274,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     }
   };
   const reconfigure = async (settings: PolicySettings, exemptClients: Cidr[]): Promise<void> => {
+    requireClientNames(settings, clientNames !== null);
     const next = groupRuntime.compile(settings);
     const before = policyStage.policy;
     policyStage.policy = before.withGroups(next, exemptClients.length === 0 ? null : new NetworkList(exemptClients));

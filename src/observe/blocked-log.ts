@@ -1,5 +1,6 @@
 // The blocked-query log: the "who tried what" lines in the server's log, folded so that a
 // client retrying a blocked name every second does not flood the journal.
+import type { ClientNameLookup } from './client-names.js';
 import type { Logger } from './log.js';
 import type { QueryEvent, QueryObserver } from './event.js';
 import { qtypeName } from '../wire/constants.js';
@@ -7,6 +8,8 @@ import { keyToText } from '../wire/names.js';
 
 export interface BlockedQuery {
   client: string;
+  /** The client's name from client-names files, when known. */
+  clientName?: string;
   qname: string;
   qtype: string;
   rule: string;
@@ -23,7 +26,8 @@ export class BlockedQueryLog implements QueryObserver {
   private readonly clients = new Map<string, { seen: Map<string, { query: BlockedQuery; repeats: number }>; suppressed: number }>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly log: Logger, private readonly intervalMs = 1000, private readonly linesPerClient = 50) {}
+  constructor(private readonly log: Logger, private readonly intervalMs = 1000, private readonly linesPerClient = 50,
+    private readonly names: ClientNameLookup | null = null) {}
 
   answered(e: QueryEvent): void {
     // Blocked by a rule (the DoH canary has none and is not an attempt to use a messenger).
@@ -32,7 +36,7 @@ export class BlockedQueryLog implements QueryObserver {
     if (!this.admit(q.clientAddress, q.cacheKey)) return;
     const r = e.rule()!;
     this.write(q.clientAddress, q.cacheKey,
-      { client: q.clientAddress, qname: keyToText(q.qnameKey), qtype: qtypeName(q.qtype), rule: `${r.file}:${r.line}`, bundle: r.bundle });
+      { client: q.clientAddress, clientName: this.names?.nameOf(q.clientAddress), qname: keyToText(q.qnameKey), qtype: qtypeName(q.qtype), rule: `${r.file}:${r.line}`, bundle: r.bundle });
   }
 
   /** `describe` is called only when a line is written: building it is the expensive part. */

@@ -1,9 +1,10 @@
-// The query log: one JSON line per query (time, client, name, type, verdict, rule, bundle,
+// The query log: one JSON line per query (time, client, clientName when known, name, type, verdict, rule, bundle,
 // rcode, upstream, latency), to stdout or a file, reopened on SIGHUP for logrotate. On a
 // busy network, "blocked" logs only blocked queries and "sample:N" one in N of the others
 // (blocked queries are always logged).
 import { closeSync, openSync } from 'node:fs';
 import { ConfigError } from '../config/errors.js';
+import type { ClientNameLookup } from './client-names.js';
 import { createLogger, type Logger, type LogOutput } from './log.js';
 import type { QueryEvent, QueryObserver } from './event.js';
 import { qtypeName, rcodeName } from '../wire/constants.js';
@@ -15,6 +16,8 @@ export class QueryLog implements QueryObserver {
   private readonly output: LogOutput;
   private seen = 0;
   readonly wantsTiming = true;
+  /** Client names (client-names files): a line carries `clientName` when the client has one. */
+  names: ClientNameLookup | null = null;
 
   /** `problems`: the server's log, told when the file cannot be written or reopened (else stderr). */
   /** Throws ConfigError when the file cannot be opened for appending (checked at start, once). */
@@ -41,7 +44,7 @@ export class QueryLog implements QueryObserver {
     }
     const rule = e.rule();
     this.output.log.info({
-      client: q.clientAddress, name: keyToText(q.qnameKey), type: qtypeName(q.qtype), verdict: outcome === 'servfail' ? 'error' : outcome,
+      client: q.clientAddress, clientName: this.names?.nameOf(q.clientAddress), name: keyToText(q.qnameKey), type: qtypeName(q.qtype), verdict: outcome === 'servfail' ? 'error' : outcome,
       rule: rule ? `${rule.file}:${rule.line}` : undefined, bundle: rule?.bundle, rcode: rcodeName(rcode), upstream: upstream || undefined,
       ms: Math.round(e.elapsedMs() * 100) / 100,
     });

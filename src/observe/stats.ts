@@ -2,6 +2,7 @@
 // kept in typed arrays so that counting a query allocates nothing.
 import type { MetricsSink } from '../pipeline/metrics.js';
 import type { RuleRef } from '../stages/policy/ruleset.js';
+import type { ClientNameLookup } from './client-names.js';
 import { OUTCOMES, type QueryEvent, type QueryObserver } from './event.js';
 import { TopK } from './topk.js';
 import { qtypeName, rcodeName } from '../wire/constants.js';
@@ -16,6 +17,8 @@ export const DOH_BYPASS_BUNDLE = 'doh-bypass';
 export interface BlockedAttempt {
   time: string;
   client: string;
+  /** The client's name (client-names files) when known. */
+  name?: string;
   qname: string;
   qtype: string;
   rule: string;
@@ -34,6 +37,8 @@ export interface StatsSnapshot {
   timeline: { hour: string; queries: number; blocked: number }[];
   /** Blocked answers without a rule: the DoH canary, also asked by `sinkhole wait-ready`. Not attempts by clients. */
   canary?: number;
+  /** Names of the clients in topClients that have one (client-names files). */
+  clientNames?: Record<string, string>;
 }
 
 export class QueryStats implements QueryObserver {
@@ -54,7 +59,9 @@ export class QueryStats implements QueryObserver {
   /** Canary answers (no rule): counted apart, not in the top lists, the attempts or the chart's blocked. */
   canary = 0;
   /** The latest blocked attempts, kept raw: text is made only when someone reads them. */
-  private readonly recentRaw: { at: number; client: string; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
+  private readonly recentRaw: { at: number; client: string; name: string | undefined; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
+  /** Client names (client-names files), looked up when a blocked attempt is recorded. */
+  names: ClientNameLookup | null = null;
 
   answered(e: QueryEvent): void {
     const q = e.query;
@@ -85,20 +92,26 @@ export class QueryStats implements QueryObserver {
     this.topDomains.add(keyToText(q.qnameKey));
     if (rule.bundle === DOH_BYPASS_BUNDLE) this.dohBypassClients.add(q.clientAddress);
     if (this.recentRaw.length >= RECENT) this.recentRaw.shift();
-    this.recentRaw.push({ at: Date.now(), client: q.clientAddress, qnameKey: q.qnameKey, qtype: q.qtype, rule });
+    this.recentRaw.push({ at: Date.now(), client: q.clientAddress, name: this.names?.nameOf(q.clientAddress), qnameKey: q.qnameKey, qtype: q.qtype, rule });
   }
 
   get recent(): BlockedAttempt[] {
     return this.recentRaw.map((r) => ({
-      time: new Date(r.at).toISOString(), client: r.client, qname: keyToText(r.qnameKey), qtype: qtypeName(r.qtype),
+      time: new Date(r.at).toISOString(), client: r.client, ...(r.name === undefined ? {} : { name: r.name }), qname: keyToText(r.qnameKey), qtype: qtypeName(r.qtype),
       rule: r.rule ? `${r.rule.file}:${r.rule.line}` : '', bundle: r.rule?.bundle ?? '',
     }));
   }
 
   snapshot(): StatsSnapshot {
+    const topClients = this.topClients.entries();
+    const clientNames: Record<string, string> = {};
+    for (const [client] of topClients) {
+      const name = this.names?.nameOf(client);
+      if (name !== undefined) clientNames[client] = name;
+    }
     return {
-      topClients: this.topClients.entries(), topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries(),
-      dohBypassClients: this.dohBypassClients.entries(), recent: this.recent, timeline: this.timeline(), canary: this.canary,
+      topClients, topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries(),
+      dohBypassClients: this.dohBypassClients.entries(), recent: this.recent, timeline: this.timeline(), canary: this.canary, clientNames,
     };
   }
 

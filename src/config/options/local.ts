@@ -31,4 +31,10 @@ export const localDomain = optional({
   help: 'a name without a dot in a hosts file is also known as NAME.DOMAIN (e.g. lan)',
 });
 
-export const localArea: Area = { title: 'Local answers', options: [anyQueries, privateReverse, hostsFile, localDomain] };
+export const clientNames = list({
+  name: 'client-names', arg: 'FILE', value: text, default: [], commands: ['serve'], field: 'clientNames',
+  help: 'names for clients, from FILE: dnsmasq leases, ISC dhcpd leases or a hosts file (repeatable); re-read when it changes',
+  details: 'The format is told from the content. Names are shown in the blocked-query log, the query log, the history, sinkhole stats and /api/stats; a group may list names (group boss laptop-ceo); with local-domain the names answer A and PTR as NAME and NAME.DOMAIN. A bad line is skipped with a warning naming file:line.',
+});
+
+export const localArea: Area = { title: 'Local answers', options: [anyQueries, privateReverse, hostsFile, localDomain, clientNames] };

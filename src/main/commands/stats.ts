@@ -14,12 +14,12 @@ interface Stats {
   cache: { entries: number; hitRate: number };
   rules: number;
   upstreams: { upstream: string; queries: number; timeouts: number; lastAnswerSecondsAgo: number | null }[];
-  topBlockedClients: { key: string; count: number }[];
+  topBlockedClients: { key: string; count: number; name?: string }[];
   topBlockedBundles: { key: string; count: number }[];
   topBlockedDomains: { key: string; count: number }[];
   /** Absent from a server older than this command. */
   dohBypassClients?: { key: string; count: number }[];
-  recentBlocked: { time: string; client: string; qname: string; qtype: string; bundle: string }[];
+  recentBlocked: { time: string; client: string; name?: string; qname: string; qtype: string; bundle: string }[];
 }
 
 export async function printStats(config: Config): Promise<void> {
@@ -39,8 +39,10 @@ export async function printStats(config: Config): Promise<void> {
   }
   const s = (await response.json()) as Stats;
   const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
-  const list = (title: string, rows: { key: string; count: number }[]): string[] =>
-    [title, ...(rows.length === 0 ? ['  (none)'] : rows.map((r) => `  ${String(r.count).padStart(8)}  ${r.key}`))];
+  /** A client as `name (address)` when the server knows its name. */
+  const client = (address: string, name?: string): string => (name === undefined ? address : `${name} (${address})`);
+  const list = (title: string, rows: { key: string; count: number; name?: string }[]): string[] =>
+    [title, ...(rows.length === 0 ? ['  (none)'] : rows.map((r) => `  ${String(r.count).padStart(8)}  ${client(r.key, r.name)}`))];
   console.log([
     `up ${Math.round(s.uptimeSeconds / 60)} min; ${s.queries} queries: ${s.blocked} blocked (${pct(s.blockedShare)}), ${s.cached} from the cache, ` +
       `${s.forwarded} forwarded, ${s.refused} refused, ${s.servfail} failed`,
@@ -51,7 +53,7 @@ export async function printStats(config: Config): Promise<void> {
     ...list('top blocked domains:', s.topBlockedDomains),
     ...list('DoH bypass attempts (clients that looked up a public DoH/DoT resolver, bundle doh-bypass):', s.dohBypassClients ?? []),
     'latest blocked attempts:',
-    ...(s.recentBlocked.length === 0 ? ['  (none)'] : s.recentBlocked.slice(0, 10).map((r) => `  ${r.time}  ${r.client}  ${r.qname} ${r.qtype}  (${r.bundle})`)),
+    ...(s.recentBlocked.length === 0 ? ['  (none)'] : s.recentBlocked.slice(0, 10).map((r) => `  ${r.time}  ${client(r.client, r.name)}  ${r.qname} ${r.qtype}  (${r.bundle})`)),
   ].join('\n'));
 }
 

@@ -104,6 +104,15 @@ export function parseHosts(files: { path: string; text: string }[], localDomain:
   return { table, problems };
 }
 
+/**
+ * Client names (DHCP leases, client-names files) as local names: each NAME answers A/AAAA as
+ * NAME and NAME.localDomain, and its address a PTR to NAME.localDomain. Built again whenever
+ * the names change; a hosts file's entry wins over a lease's.
+ */
+export function namesTable(pairs: readonly { address: string; name: string }[], localDomain: string): HostsTable {
+  return parseHosts([{ path: 'client-names', text: pairs.map((p) => `${p.address} ${p.name}`).join('\n') }], localDomain).table;
+}
+
 /** Watches hosts files and keeps `table` current. */
 export class HostsSource {
   table = new HostsTable();

@@ -3,6 +3,7 @@
 // - ANY gets a minimal answer (RFC 8482): an ANY answer is large, a favourite of reflection
 //   attacks, and no stub resolver needs one;
 // - names and addresses from hosts files (hosts.ts): A, AAAA and PTR;
+// - with local-domain, client names from DHCP leases (client-names files): A, AAAA and PTR;
 // - reverse lookups of private and special addresses, and home.arpa (private-zones.ts): NXDOMAIN
 //   with an SOA, never sent upstream, unless a forward-zone covers them.
 import type { Pipeline } from '../../pipeline/pipeline.js';
@@ -12,7 +13,7 @@ import { minimalAnyAnswer, recordsAnswer, zoneNegativeAnswer, type SinkholeTempl
 import { QTYPE, RCODE } from '../../wire/constants.js';
 import type { Query } from '../../wire/query.js';
 import type { ZoneMap } from '../../wire/zone-map.js';
-import type { HostsSource } from './hosts.js';
+import type { HostsSource, HostsTable } from './hosts.js';
 
 export type AnyQueries = 'minimal' | 'forward';
 
@@ -24,6 +25,8 @@ export interface LocalOptions {
   /** Names under these are the forward-zones' business, not answered from privateZones. */
   forwardZones: ZoneMap<unknown> | null;
   hosts: HostsSource | null;
+  /** Client names from DHCP leases (namesTable in hosts.ts), kept current by the caller; null: not served. */
+  names?: { table: HostsTable } | null;
   /** The SOA of negative answers. */
   templates: SinkholeTemplates;
 }
@@ -32,6 +35,7 @@ export class LocalStage implements Stage {
   readonly name = 'local';
   private anyMinimal = 0;
   private fromHosts = 0;
+  private fromNames = 0;
   private privateZone = 0;
 
   constructor(private readonly options: LocalOptions) {}
@@ -53,6 +57,17 @@ export class LocalStage implements Stage {
         return ANSWERED;
       }
     }
+    const names = this.options.names;
+    if (names != null && names.table.size > 0 && (q.qtype === QTYPE.A || q.qtype === QTYPE.AAAA || q.qtype === QTYPE.PTR)) {
+      const table = names.table;
+      const records = q.qtype === QTYPE.PTR ? table.reverse.get(q.qnameKey)
+        : q.qtype === QTYPE.A ? table.names.get(q.qnameKey)?.a : table.names.get(q.qnameKey)?.aaaa;
+      if (records !== undefined) {
+        this.fromNames++;
+        pipeline.reply(q, recordsAnswer(q, records), 'local');
+        return ANSWERED;
+      }
+    }
     if (privateZones !== null) {
       const m = privateZones.match(q.qnameKey);
       if (m >= 0 && (forwardZones === null || forwardZones.match(q.qnameKey) < 0)) {
@@ -68,7 +83,7 @@ export class LocalStage implements Stage {
 
   collect(sink: MetricsSink): void {
     sink.add('sinkhole_local_answers_total', 'counter', 'Queries answered from local data, by kind.',
-      [[{ kind: 'any_minimal' }, this.anyMinimal], [{ kind: 'hosts' }, this.fromHosts], [{ kind: 'private_zone' }, this.privateZone]]);
+      [[{ kind: 'any_minimal' }, this.anyMinimal], [{ kind: 'hosts' }, this.fromHosts], [{ kind: 'client_names' }, this.fromNames], [{ kind: 'private_zone' }, this.privateZone]]);
   }
 
   close(): void {

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
+import type { ClientNameSource } from '../../observe/client-names.js';
 import type { Logger } from '../../observe/log.js';
 import { compileGroupPolicy, parseAllowLine, parseBlockLine, type BundleRuleLine, type GroupPolicy } from './group-policy.js';
 import { parseGroupLine, type GroupLine } from './groups.js';
@@ -50,11 +51,26 @@ export function policySettingsFrom(lines: readonly { name: string; value: string
   return s;
 }
 
+/**
+ * A group member given by name needs client-names files (the server refuses to start
+ * without them; `sinkhole check` reads no leases and lets such members match nobody).
+ */
+export function requireClientNames(settings: PolicySettings, haveNames: boolean): void {
+  if (haveNames) return;
+  for (const g of settings.groups) {
+    if (g.clientNames.length > 0) {
+      throw new ConfigError(`${g.where}: group ${g.name}: "${g.clientNames[0]}" is a client name and no client-names file is given; add "client-names /var/lib/misc/dnsmasq.leases" (or a hosts file), or give an address`);
+    }
+  }
+}
+
 export class GroupRuntime {
   readonly pause: PauseState;
   readonly subscriptions: Subscriptions | null;
   /** Called when a subscription stored a new copy: reload the rule set. */
   onListsUpdated: ((results: FetchResult[]) => void) | null = null;
+  /** The client-names files (`client-names`): members of groups given by name resolve through them. */
+  clientNames: ClientNameSource | null = null;
 
   constructor(private settings: PolicySettings, private readonly blocklists: string, private readonly log: Logger,
     subscriptionOptions: Partial<SubscriptionOptions> = {}) {
@@ -81,6 +97,7 @@ export class GroupRuntime {
   /** Compiles the group policy (ConfigError on a bad line); logs one warning per bundle still to be downloaded. */
   compile(settings: PolicySettings = this.settings): GroupPolicy {
     const { policy, warnings } = compileGroupPolicy(settings, this.bundleStatus, this.pause);
+    policy.groups.useClientNames(this.clientNames);
     for (const w of warnings) this.log.warn({ where: w.slice(0, w.indexOf(': ')) }, w);
     this.settings = settings;
     return policy;
