@@ -36,7 +36,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
   const fields = Object.keys(config).sort();
   t.same(fields, [
     'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'bootstrap', 'cacheMaxTtl', 'cacheMinTtl',
-    'cacheSize', 'exemptClients', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
+    'cacheSize', 'clientNames', 'exemptClients', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
     'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'policy', 'privateReverse', 'queryLog', 'queryLogMode', 'rateBurst', 'rateExempt',
     'rateLimit', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
     'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
@@ -47,7 +47,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
     blocklists: './blocklists', sinkholeIpv4: '127.0.0.1', sinkholeIpv6: '::1', blockedTtl: 10, cacheSize: 10000, cacheMinTtl: 0,
     cacheMaxTtl: 86400, servfailTtl: 3, upstreamTimeoutMs: 1000, tcpIdleTimeoutMs: 10000, tcpMaxConnections: 256, logLevel: 'info',
     exemptClients: [], workers: 1, admin: null, adminToken: null, queryLog: null, queryLogMode: { kind: 'all' }, resolvConf: '/etc/resolv.conf',
-    forwardZones: [], anyQueries: 'minimal', privateReverse: 'local', hostsFiles: [], localDomain: null, adminHostnames: [],
+    forwardZones: [], anyQueries: 'minimal', privateReverse: 'local', hostsFiles: [], localDomain: null, clientNames: [], adminHostnames: [],
     listenTls: [], listenHttps: [], tlsCert: null, tlsKey: null, upstreamCa: null, bootstrap: [],
     stateDir: './state', policy: { groups: [], schedules: [], rules: [], listUrls: [], stateDir: './state' },
   });

@@ -1,7 +1,7 @@
 // Groups, schedules, pause and the per-group tables, as units: parsing with file:line
 // errors, longest-prefix group lookup, windows over midnight and week ends in the local
 // time zone, boundaries, the (group, bundle) table and the rule walk that reads it.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -15,6 +15,8 @@ import { ALL_GROUPS, PauseState } from '../../../src/stages/policy/pause.js';
 import { offsetOf, ruleOf, RuleSet } from '../../../src/stages/policy/ruleset.js';
 import { buildSchedules, parseAt, parseScheduleLine, Schedule } from '../../../src/stages/policy/schedules.js';
 import { textToKey } from '../../../src/wire/names.js';
+import { ClientNames } from '../../../src/observe/client-names.js';
+import { captureLogs } from '../../helpers/server.js';
 
 // The schedule tests read local time: pin it to a zone with daylight saving to prove TZ is honoured.
 process.env.TZ = 'Europe/Berlin';
@@ -122,7 +124,9 @@ t.test('groups: longest prefix wins, IPv4 and IPv6, mapped addresses, default', 
   t.equal(name('172.16.0.1'), 'default', 'and again from the memo');
   t.same(table.matchedBy('192.168.1.16'), { cidr: '192.168.1.16', where: 'a.conf:2' });
   throwsLine(t, () => parseGroupLine('staff 192.168.1.0/33', 'a.conf:5'), 'a.conf:5', /prefix length/);
-  throwsLine(t, () => parseGroupLine('staff laptop-ceo.example', 'a.conf:6'), 'a.conf:6', /not an IPv4 or IPv6 address/);
+  throwsLine(t, () => parseGroupLine('staff laptop!ceo', 'a.conf:6'), 'a.conf:6', /not an IPv4 or IPv6 address.*or a client name/);
+  throwsLine(t, () => parseGroupLine('staff 192.168.1.300', 'a.conf:6'), 'a.conf:6', /not an IPv4 or IPv6 address/);
+  t.same(parseGroupLine('boss Laptop-CEO.lan 10.9.0.0/16', 'a.conf:9').clientNames, ['laptop-ceo.lan'], 'a client name is a member too');
   throwsLine(t, () => parseGroupLine('default 10.0.0.0/8', 'a.conf:7'), 'a.conf:7', /"default"/);
   throwsLine(t, () => parseGroupLine('staff', 'a.conf:8'), 'a.conf:8', /expected "group NAME/);
   throwsLine(t, () => new GroupTable([parseGroupLine('a 10.0.0.0/8', 'a.conf:1'), parseGroupLine('b 10.0.0.0/8', 'a.conf:2')]),
@@ -285,4 +289,26 @@ t.test('pause timer: a pause ends by itself and the group table follows', async 
   t.notOk(policy.blocks(guests, bundleId('whatsapp')), 'paused at once');
   await new Promise((r) => setTimeout(r, 450));
   t.ok(policy.blocks(guests, bundleId('whatsapp')), 'back by itself');
+});
+
+t.test('groups by client name: every address of the name, re-resolved when the names change', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-group-names-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'hosts');
+  writeFileSync(file, '192.168.1.23 laptop-ceo\nfd00:1::23 laptop-ceo\n');
+  const source = new ClientNames([file], captureLogs().output.log);
+  await source.refresh(true);
+  const table = new GroupTable([parseGroupLine('staff 192.168.1.0/24 fd00:1::/64', 'a.conf:1'), parseGroupLine('boss laptop-ceo', 'a.conf:2')]);
+  table.useClientNames(source);
+  const name = (a: string) => table.names[table.groupOf(a)];
+  t.equal(name('192.168.1.23'), 'boss', 'a name beats the /24 (an exact address)');
+  t.equal(name('::ffff:192.168.1.23'), 'boss');
+  t.equal(name('fd00:1::23'), 'boss', 'every address of the name');
+  t.equal(name('192.168.1.24'), 'staff');
+  t.same(table.matchedBy('192.168.1.23'), { cidr: 'laptop-ceo', where: 'a.conf:2' });
+  writeFileSync(file, '192.168.1.24 laptop-ceo\n# a longer file: another size\n');
+  t.ok(await source.refresh(), 'the file changed');
+  t.equal(name('192.168.1.23'), 'staff', 'the old address left the group');
+  t.equal(name('192.168.1.24'), 'boss', 'the new address joined it');
+  throwsLine(t, () => new GroupTable([parseGroupLine('a nas', 'a.conf:1'), parseGroupLine('b nas', 'a.conf:2')]), 'a.conf:2', /client nas is already in group a \(a\.conf:1\)/);
 });
