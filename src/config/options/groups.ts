@@ -32,9 +32,9 @@ function line(parse: (value: string, where: string) => unknown, range: string): 
 const commands = ['serve', 'check'] as const;
 
 export const group = list({
-  name: 'group', arg: 'NAME CIDR|IP...', value: line(parseGroupLine, 'a name, then addresses or networks'), default: [], commands: [...commands], inFile: true,
-  help: 'clients of group NAME, by address or network (repeatable)',
-  details: 'A client belongs to the group of its most specific matching network (an exact address beats a /24); a client in no group is in "default". exempt-client still wins.',
+  name: 'group', arg: 'NAME CIDR|IP|CLIENT...', value: line(parseGroupLine, 'a name, then addresses, networks or client names'), default: [], commands: [...commands], inFile: true,
+  help: 'clients of group NAME, by address, network or client name (repeatable)',
+  details: 'A client belongs to the group of its most specific matching network (an exact address beats a /24); a client in no group is in "default". exempt-client still wins. A client name (from client-names files) stands for each address it has, as exact addresses.',
 });
 
 export const schedule = list({

@@ -28,7 +28,7 @@ export const hostsFile = list({
 export const localDomain = optional({
   name: 'local-domain', arg: 'DOMAIN', value: checked((t) => (typeof textToKey(t) === 'string' ? t.toLowerCase().replace(/\.$/, '') : null), (t) => `"${t}" is not a domain name (e.g. lan)`),
   commands: ['serve'], field: 'localDomain',
-  help: 'a name without a dot in a hosts file is also known as NAME.DOMAIN (e.g. lan)',
+  help: 'a name without a dot in a hosts file is also known as NAME.DOMAIN (e.g. lan); with client-names, DHCP names answer as NAME and NAME.DOMAIN',
 });
 
 export const clientNames = list({
