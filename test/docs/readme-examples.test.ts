@@ -16,7 +16,9 @@ import { startUpstream } from '../helpers/upstream.js';
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'main', 'cli.js');
 /** What the test's upstream knows; every other name is NXDOMAIN. */
-const UPSTREAM_A: Record<string, string> = { 'www.example.org': '192.0.2.80', 'login.live.com': '192.0.2.80' };
+const UPSTREAM_A: Record<string, string> = {
+  'www.example.org': '192.0.2.80', 'login.live.com': '192.0.2.80', 'gateway.messenger.hotmail.com': '192.0.2.81',
+};
 
 export interface Example {
   name: string;
