@@ -18,6 +18,8 @@ export interface HealthDeps {
   forwarder: Forwarder;
   /** The blocklist folder, for the message when nothing is loaded. */
   blocklists: string;
+  /** The fleet (src/fleet/): its connection and policy version are part of the report. */
+  fleet?: { health(): Record<string, unknown> } | null;
 }
 
 export interface HealthReport {
@@ -47,6 +49,7 @@ export async function health(deps: HealthDeps): Promise<HealthReport> {
     upstreams: forwarder.upstreams.map((u, i) => ({
       upstream: u.label, lastAnswerSecondsAgo: forwarder.lastAnswerAt[i] ? Math.round((Date.now() - forwarder.lastAnswerAt[i]!) / 1000) : null,
     })),
+    ...(deps.fleet?.health() ?? {}),
   });
   if (rules.files.length === 0) return { status: 503, body: { status: 'fail', reason: `no blocklists loaded from ${deps.blocklists}`, ...base() } };
   if (!forwarder.lastAnswerAt.some((t) => Date.now() - t < RECENT_ANSWER_MS)) {

@@ -83,6 +83,13 @@ export interface Config {
   policy: PolicySettings;
   history: 'blocked' | 'all' | 'off';
   historyDays: number;
+  /** The fleet (options/fleet.ts, src/fleet/): null = a single node. */
+  redis: string | null;
+  redisPasswordFile: string | null;
+  redisCa: string | null;
+  nodeName: string;
+  site: string;
+  fleetRole: 'primary' | 'replica';
 }
 
 /** The options of the server and its config file, by area; commands declare their own beside them. */

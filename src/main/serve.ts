@@ -11,6 +11,7 @@ import { listenTls, TlsListener } from '../net/tls.js';
 import { collectStreamListeners } from '../net/metrics.js';
 import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
+import { FleetNode, type FleetTiming } from '../fleet/node.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
 import { ClientNames } from '../observe/client-names.js';
 import type { QueryObserver } from '../observe/event.js';
@@ -65,6 +66,8 @@ export interface RunningServer {
   reloader: Reloader;
   /** Pause state and list subscriptions. */
   groups: GroupRuntime;
+  /** The fleet this node belongs to (--redis), or null. */
+  fleet: FleetNode | null;
   reload(reason: string): Promise<void>;
   /** SIGHUP: reopens the query log file (logrotate) and re-reads --tls-cert/--tls-key. */
   reopenLogs(): void;
@@ -79,7 +82,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, output: LogOutput, reloadOptions: ReloadOptions = DEFAULT_RELOAD_OPTIONS,
-  policySettings: PolicySettings = emptyPolicySettings()): Promise<RunningServer> {
+  policySettings: PolicySettings = emptyPolicySettings(), fleetTiming: Partial<FleetTiming> = {}): Promise<RunningServer> {
   const { log } = output;
   // A group member given by name needs client-names: refused before anything is opened.
   requireClientNames(policySettings, config.clientNames.length > 0);
@@ -89,22 +92,26 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const clientNames = config.clientNames.length === 0 ? null : new ClientNames(config.clientNames, log);
   await clientNames?.start();
   // Groups, schedules, pauses and subscriptions; stored subscriptions load with the folder.
-  const groupRuntime = new GroupRuntime(policySettings, config.blocklists, log);
+  // In a fleet (--redis) a replica reads the policy from its copy of the primary's (src/fleet/).
+  const fleet = config.redis === null ? null : await FleetNode.start(config, log, fleetTiming);
+  const policyFolder = fleet?.policyFolder ?? config.blocklists;
+  const groupRuntime = new GroupRuntime(policySettings, policyFolder, log);
   groupRuntime.clientNames = clientNames;
   let report;
   let groupPolicy;
   try {
-    report = await loadBlocklists(config.blocklists, new Map(), { extra: groupRuntime.extraLists() });
+    report = await loadBlocklists(policyFolder, new Map(), { extra: groupRuntime.extraLists() });
     groupPolicy = groupRuntime.compile();
   } catch (err) {
     groupRuntime.close();
     clientNames?.close();
+    await fleet?.close();
     throw err;
   }
   logLoadProblems(log, report);
   const ruleSet = report.ruleSet;
   log.info({
-    folder: config.blocklists,
+    folder: policyFolder,
     files: ruleSet.files.map((f) => ({ file: f.path, rules: f.keys.length + f.ipRules.length, invalid: f.invalidCount })),
     rules: ruleSet.nameRuleCount + ruleSet.ipRuleCount, names: ruleSet.uniqueNames, ms: report.ms,
   }, `loaded ${ruleSet.nameRuleCount + ruleSet.ipRuleCount} rules from ${ruleSet.files.length} files in ${report.ms} ms`);
@@ -138,7 +145,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     anyQueries: config.anyQueries, privateZones: config.privateReverse === 'local' ? privateZoneMap() : null,
     forwardZones, hosts, names: localNames, templates,
   });
-  const cacheStage = new CacheStage(new AnswerCache(config.cacheSize),
+  const cacheStage = new CacheStage(fleet?.cache ?? new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl, staleMaxAge: config.staleMaxAge });
   const upstreams = buildUpstreams(config.upstreams, {
     upstreamCa: config.upstreamCa, bootstrap: config.bootstrap,
@@ -186,11 +193,12 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   } catch (err) {
     await closeAll();
     groupRuntime.close();
+    await fleet?.close();
     throw err;
   }
   groupPolicy.start();
 
-  const reloader = new Reloader(config.blocklists, log, () => policyStage.policy.rules, (rules) => {
+  const reloader = new Reloader(policyFolder, log, () => policyStage.policy.rules, (rules) => {
     policyStage.policy = policyStage.policy.withRules(rules);
   }, reloadOptions);
   reloader.extraLists = () => groupRuntime.extraLists();
@@ -225,8 +233,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     reloads.failedFiles = report.failed.length;
     reloader.onReload = reloads.record;
     const backend = localBackend({
-      policyStage, forwarder, blocklists: config.blocklists, guard, cache: cacheStage.store, stats, reloader, reloads,
-      collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), { collect: (sink) => collectStreamListeners(sink, [
+      policyStage, forwarder, blocklists: policyFolder, guard, fleet, cache: cacheStage.store, stats, reloader, reloads,
+      collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), ...(fleet === null ? [] : [fleet]), { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
       ]) }], groups: groupRuntime, sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
@@ -241,10 +249,18 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         groupRuntime.close();
         policyStage.policy.groups?.stop();
         await closeAll();
+        await fleet?.close();
         throw err;
       }
       log.info({ admin: config.admin.label, token: config.adminToken !== null }, 'admin API listening');
     }
+  }
+  if (fleet !== null) {
+    observers.push(fleet.figures);
+    await fleet.attach({
+      reloader, ruleCount: () => policyStage.policy.rules.nameRuleCount + policyStage.policy.rules.ipRuleCount,
+      upstreamHealthy: () => forwarder.lastAnswerAt.some((t) => Date.now() - t < 60_000),
+    });
   }
   pipeline.setObservers(observers);
 
@@ -261,6 +277,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     await closeAll();
     queryLog?.flush();
     await history?.close();
+    await fleet?.close();
   };
   const reopenLogs = (): void => {
     queryLog?.reopen();
@@ -283,7 +300,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     await reloader.trigger('config');
   };
 
-  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, reload, reopenLogs, reconfigure, stop };
+  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, fleet, reload, reopenLogs, reconfigure, stop };
 }
 
 /** `reread`: the config as the file says now (SIGHUP re-reads it); null when there is no file. */
@@ -322,6 +339,16 @@ export async function serve(config: Config, reread: (() => Config) | null = null
     allowNets: config.allowNets === null ? 'any' : config.allowNets.map((c) => c.text),
   }, 'ready');
   reportReady();
+  // A primary that finds another one live once Redis answers leaves (status 1), as at startup.
+  if (server.fleet !== null) {
+    server.fleet.onRefused = (message) => {
+      log.error(message);
+      void server.stop().finally(() => {
+        output.flush();
+        process.exit(1);
+      });
+    };
+  }
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -5,6 +5,7 @@ import type { Area } from './area.js';
 import { adminArea } from './admin.js';
 import { cacheArea } from './cache.js';
 import { encryptedArea } from './encrypted.js';
+import { fleetArea } from './fleet.js';
 import { forwardArea } from './forward.js';
 import { groupsArea } from './groups.js';
 import { guardArea } from './guard.js';
@@ -15,4 +16,4 @@ import { observeArea } from './observe.js';
 import { policyArea } from './policy.js';
 import { processArea } from './process.js';
 
-export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, limitsArea, policyArea, groupsArea, localArea, cacheArea, observeArea, adminArea];
+export const AREAS: readonly Area[] = [processArea, netArea, forwardArea, encryptedArea, guardArea, limitsArea, policyArea, groupsArea, localArea, cacheArea, observeArea, adminArea, fleetArea];
