@@ -1,10 +1,10 @@
 // What a subcommand says about itself, for the parser, `--help`, `sinkhole help` and the
 // manual page. Its options are the declarations whose `commands` name it.
-export const COMMAND_NAMES = ['serve', 'check', 'list', 'enable', 'disable', 'stats', 'report', 'pause', 'resume', 'lists', 'wait-ready', 'help'] as const;
+export const COMMAND_NAMES = ['serve', 'check', 'list', 'enable', 'disable', 'stats', 'fleet', 'report', 'pause', 'resume', 'lists', 'wait-ready', 'help'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 /** Every command that reads the config file (all but help). */
-export const READS_CONFIG: readonly CommandName[] = ['serve', 'check', 'list', 'enable', 'disable', 'stats', 'report', 'pause', 'resume', 'lists', 'wait-ready'];
+export const READS_CONFIG: readonly CommandName[] = ['serve', 'check', 'list', 'enable', 'disable', 'stats', 'fleet', 'report', 'pause', 'resume', 'lists', 'wait-ready'];
 
 export interface CommandSpec {
   name: CommandName;

@@ -8,7 +8,7 @@ export const KEYS = {
   lease: `${PREFIX}lease`,
   /** The number of the latest policy snapshot (a counter). */
   policySeq: `${PREFIX}policy:seq`,
-  /** The version in force: points at a manifest. Written last, after the files and the manifest. */
+  /** The version in force, "VERSION CHECKSUM": points at a manifest. Written last, after the files and the manifest. */
   policyCurrent: `${PREFIX}policy:current`,
   /** One snapshot's manifest (JSON: version, path -> SHA-256, checksum). */
   manifest: (version: number): string => `${PREFIX}policy:manifest:${version}`,

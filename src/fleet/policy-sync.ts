@@ -69,10 +69,12 @@ export class PolicyPublisher {
       // Files Redis lacks are sent; the others get their expiry pushed back.
       const have = await Promise.all(files.map((f) => this.link.send<number>(['EXPIRE', KEYS.blob(f.hash), String(KEEP_SECONDS)])));
       await Promise.all(files.filter((_, i) => have[i] !== 1).map((f) => this.link.send(['SET', KEYS.blob(f.hash), f.content, 'EX', String(KEEP_SECONDS)])));
+      // Redis emptied (restarted without persistence): numbers go on from the last one this primary knows.
+      if (this.current !== null) await this.link.send(['SET', KEYS.policySeq, String(this.current.version), 'NX']);
       const version = await this.link.send<number>(['INCR', KEYS.policySeq]);
       const manifest: Manifest = { version, node: this.node, at: new Date().toISOString(), files: map, checksum };
       await this.link.send(['SET', KEYS.manifest(version), JSON.stringify(manifest), 'EX', String(KEEP_SECONDS)]);
-      await this.link.send(['SET', KEYS.policyCurrent, String(version)]);
+      await this.link.send(['SET', KEYS.policyCurrent, pointer(manifest)]);
       await this.link.send(['PUBLISH', CHANNELS.policy, String(version)]);
       this.current = manifest;
       this.published++;
@@ -83,13 +85,13 @@ export class PolicyPublisher {
   }
 
   private async readCurrent(): Promise<Manifest | null> {
-    const v = await this.link.send<string | null>(['GET', KEYS.policyCurrent]);
-    if (v === null) return null;
-    const text = await this.link.send<string | null>(['GET', KEYS.manifest(Number(v))]);
+    const p = parsePointer(await this.link.send<string | null>(['GET', KEYS.policyCurrent]));
+    if (p === null) return null;
+    const text = await this.link.send<string | null>(['GET', KEYS.manifest(p.version)]);
     if (text === null) return null;
     try {
       const m = JSON.parse(text) as unknown;
-      return manifestProblem(m, Number(v)) === null ? (m as Manifest) : null;
+      return manifestProblem(m, p.version) === null ? (m as Manifest) : null;
     } catch {
       return null;
     }
@@ -141,10 +143,11 @@ export class PolicyFollower {
     let manifest: Manifest;
     const contents = new Map<string, Buffer>();
     try {
-      const v = await this.link.send<string | null>(['GET', KEYS.policyCurrent]);
-      if (v === null) return;
-      version = Number(v);
-      if (this.applied !== null && this.applied.version === version) return;
+      const p = parsePointer(await this.link.send<string | null>(['GET', KEYS.policyCurrent]));
+      if (p === null) return;
+      version = p.version;
+      // One GET per check while nothing changed: the pointer carries the version and the checksum.
+      if (this.applied !== null && this.applied.version === version && this.applied.checksum === p.checksum) return;
       const text = await this.link.send<string | null>(['GET', KEYS.manifest(version)]);
       if (text === null) return this.reject(version, 'its manifest is missing');
       let parsed: unknown;
@@ -195,6 +198,16 @@ export class PolicyFollower {
   private async txtFiles(): Promise<string[]> {
     return (await readdir(this.folder).catch(() => [] as string[])).filter((n) => n.endsWith('.txt') && !n.startsWith('.'));
   }
+}
+
+/** The pointer's value: "VERSION CHECKSUM". */
+function pointer(m: Manifest): string {
+  return `${m.version} ${m.checksum}`;
+}
+
+function parsePointer(value: string | null): { version: number; checksum: string } | null {
+  const m = value === null ? null : /^(\d{1,15})(?: ([0-9a-f]{64}))?$/.exec(value);
+  return m === null ? null : { version: Number(m[1]), checksum: m[2] ?? '' };
 }
 
 /** Writes a whole file or nothing: a temporary name the loader ignores (a leading dot), then a rename. */

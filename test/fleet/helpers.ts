@@ -105,7 +105,7 @@ export async function startNode(o: NodeOptions): Promise<TestServer> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const config = buildConfig([
-      '--listen', `127.0.0.1:${port}`, '--upstream', o.upstream, '--blocklists', o.dir, '--rate-limit', '0', '--max-inflight-per-client', '0',
+      '--listen', `127.0.0.1:${port}`, '--upstream', o.upstream, '--blocklists', o.dir, '--rate-limit', '0', '--network-rate-limit', '0', '--max-inflight-per-client', '0',
       '--redis', o.redis, '--node-name', o.name, '--fleet-role', o.role, '--state-dir', o.stateDir, '--site', o.site ?? 'default', ...(o.args ?? []),
     ]);
     const { output, logs } = captureLogs();

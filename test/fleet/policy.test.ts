@@ -59,6 +59,7 @@ t.test('a primary and two replicas: an append on the primary is blocked on both 
   t.ok(await within(2000, async () => !(await blocked(replicas[1]!.port, 'extra.example.com'))) >= 0, 'a removed file is removed on the replicas');
 
   // /healthz-like report and metrics.
+  t.ok(await within(2000, async () => replicas[0]!.server.fleet!.policyVersion === primary.server.fleet!.policyVersion) >= 0, 'the replica reports the primary\'s version');
   t.match(replicas[0]!.server.fleet!.health(), { fleet: { role: 'replica', connected: true, policyVersion: primary.server.fleet!.policyVersion } });
 
   // A reload ordered on a replica reaches the primary (which republishes).

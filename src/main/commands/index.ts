@@ -8,6 +8,7 @@ import type { Command } from './command.js';
 import { reportCommand } from './report.js';
 import { listsCommand, pauseCommand, resumeCommand } from './pause.js';
 import { serveCommand } from './serve.js';
+import { fleetCommand } from './fleet.js';
 import { statsCommand } from './stats.js';
 import { waitReadyCommand } from './wait-ready.js';
 
@@ -30,7 +31,7 @@ export const helpCommand: Command = {
 };
 
 export const COMMANDS: readonly Command[] = [
-  serveCommand, checkCommand, listCommand, enableCommand, disableCommand, statsCommand, reportCommand, pauseCommand, resumeCommand, listsCommand, waitReadyCommand, helpCommand,
+  serveCommand, checkCommand, listCommand, enableCommand, disableCommand, statsCommand, fleetCommand, reportCommand, pauseCommand, resumeCommand, listsCommand, waitReadyCommand, helpCommand,
 ];
 
 export function documented(c: Command): { spec: Command; own: Command['own'] } {

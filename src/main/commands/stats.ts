@@ -1,6 +1,10 @@
 // `sinkhole stats`: the admin API's figures in the terminal.
 import { configFrom, ConfigError, UnreachableError, type Config } from '../../config/config.js';
+import { flag } from '../../config/option.js';
 import type { Command } from './command.js';
+import { printFleet } from './fleet.js';
+
+export const statsFleet = flag({ name: 'fleet', commands: ['stats'], help: 'the whole fleet and each node, from the fleet\'s Redis (--redis), instead of this server' });
 
 interface Stats {
   uptimeSeconds: number;
@@ -62,9 +66,11 @@ export const statsCommand: Command = {
   summary: 'print the running server\'s statistics, from its admin API',
   description: 'Prints the running server\'s figures (queries, blocked share, cache, upstreams, top blocked clients, bundles and names, clients that looked up a public DoH/DoT resolver (bundle doh-bypass), latest blocked attempts) from its admin API. ' +
     'It needs --admin (and --admin-token if the server has one), or a config file that sets them. Exit status 3 when the admin API does not answer.',
-  own: [],
+  own: [statsFleet],
   run: async ({ settings }) => {
-    await printStats(configFrom(settings, { needUpstreams: false }));
+    const config = configFrom(settings, { needUpstreams: false });
+    if (settings.get(statsFleet)) await printFleet(config, false);
+    else await printStats(config);
     return 0;
   },
 };
