@@ -26,6 +26,8 @@ export const KEYS = {
 export const CHANNELS = {
   /** A new policy version is in force (message: the version). */
   policy: `${PREFIX}policy`,
+  /** A batch of answers one node wrote to the shared cache, for the others' memory (binary, see shared-cache.ts). */
+  cache: `${PREFIX}cache`,
   /** Commands to the primary (JSON: { cmd: 'reload', from }). */
   command: `${PREFIX}command`,
 };

@@ -108,6 +108,11 @@ export class RedisLink {
     await this.sub.subscribe(channel, (message: string) => listener(message));
   }
 
+  /** A subscription whose messages come as Buffers (binary payloads). */
+  async subscribeBuffers(channel: string, listener: (message: Buffer) => void): Promise<void> {
+    await this.sub.subscribe(channel, (message: Buffer) => listener(message), true);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

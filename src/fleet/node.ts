@@ -148,7 +148,7 @@ export class FleetNode {
       previous?.(r);
       this.reloaded(r);
     };
-    this.cache.share(this.link, this.timing.cacheFlushMs);
+    await this.cache.share(this.link, this.timing.cacheFlushMs, this.config.nodeName);
     if (this.publisher !== null) {
       await this.link.subscribe(CHANNELS.command, (message) => this.command(message)).catch(() => undefined);
     } else {
@@ -244,6 +244,7 @@ export class FleetNode {
     sink.add('sinkhole_fleet_policy_version', 'gauge', 'The fleet policy version this node runs (0: none from the fleet yet).', this.policyVersion, 'first');
     sink.add('sinkhole_fleet_primary', 'gauge', 'Whether this node holds the primary lease.', this.leaseHeld ? 1 : 0, 'max');
     sink.add('sinkhole_fleet_cache_written_total', 'counter', 'Answers written to the shared cache.', this.cache.written);
+    sink.add('sinkhole_fleet_cache_received_total', 'counter', 'Answers taken into this node\'s cache from other nodes\' batches.', this.cache.received);
     sink.add('sinkhole_fleet_cache_dropped_total', 'counter', 'Answers not written to the shared cache (queue full while Redis was away).', this.cache.dropped);
     sink.add('sinkhole_fleet_policy_rejected_total', 'counter', 'Fleet policy snapshots rejected (missing or corrupt files).', this.follower?.rejected ?? 0);
   }

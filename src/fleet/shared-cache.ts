@@ -1,11 +1,12 @@
 // Cache sharing. The answer store stays the in-memory LRU that queries read; answers put
 // into it are also queued and written to Redis every `flushMs` in one pipelined batch
-// (SET with the entry's lifetime), off the query path. A node that starts with an empty
-// cache reads up to `warmMax` entries from Redis before it answers. Redis is never asked
-// while a query waits.
+// (SET with the entry's lifetime), off the query path, and the same batch is published
+// once on a channel so that the running nodes put it into their own memory. A node that
+// starts with an empty cache reads up to `warmMax` entries from Redis before it answers.
+// Redis is never asked while a query waits.
 import { AnswerCache } from '../stages/cache/answer-cache.js';
 import type { PackedAnswer } from '../wire/packed-answer.js';
-import { KEYS } from './keys.js';
+import { CHANNELS, KEYS } from './keys.js';
 import type { RedisLink } from './link.js';
 
 /** The most entries one flush writes; more wait for the next (a burst must not flood Redis). */
@@ -21,9 +22,14 @@ export class WriteThroughCache extends AnswerCache {
   dropped = 0;
   warmed = 0;
 
-  /** Starts writing through to `link` every `flushMs`. */
-  share(link: RedisLink, flushMs: number): void {
+  received = 0;
+  private node = '';
+
+  /** Starts writing through to `link` every `flushMs`, and taking in the other nodes' batches. */
+  async share(link: RedisLink, flushMs: number, node: string): Promise<void> {
     this.link = link;
+    this.node = node;
+    await link.subscribeBuffers(CHANNELS.cache, (message) => this.receive(message)).catch(() => undefined);
     this.timer = setInterval(() => void this.flush(), flushMs);
     this.timer.unref();
   }
@@ -55,8 +61,20 @@ export class WriteThroughCache extends AnswerCache {
     const ttls = this.ttls.splice(0, n);
     const writes: Promise<unknown>[] = [];
     for (let i = 0; i < n; i++) writes.push(link.send(['SET', KEYS.cache(keys[i]!), answers[i]!, 'EX', String(ttls[i])]));
+    writes.push(link.send(['PUBLISH', CHANNELS.cache, encodeBatch(this.node, keys, answers, ttls)]));
     const results = await Promise.allSettled(writes);
     this.written += results.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  /** Another node's batch: into memory (not written back). Only well-formed data is taken. */
+  private receive(message: Buffer): void {
+    const batch = decodeBatch(message);
+    if (batch === null || batch.node === this.node) return;
+    for (const e of batch.entries) {
+      if (!plausiblePacked(e.answer)) continue;
+      super.put(e.key, e.answer, e.ttl);
+      this.received++;
+    }
   }
 
   private clearQueue(): void {
@@ -111,3 +129,49 @@ function plausiblePacked(p: Buffer): boolean {
   return wireStart === tables && wireStart + 12 <= p.length && Number.isFinite(storedAt) && storedAt > 0;
 }
 
+
+/**
+ * A batch on the channel: u8 node-name length, the name, then per entry: u16 key length,
+ * the key (latin1), u32 lifetime in seconds, u32 answer length, the packed answer.
+ */
+export function encodeBatch(node: string, keys: string[], answers: PackedAnswer[], ttls: number[]): Buffer {
+  const name = Buffer.from(node, 'utf8');
+  let size = 1 + name.length;
+  for (let i = 0; i < keys.length; i++) size += 2 + keys[i]!.length + 4 + 4 + answers[i]!.length;
+  const out = Buffer.allocUnsafe(size);
+  let off = out.writeUInt8(name.length, 0);
+  off += name.copy(out, off);
+  for (let i = 0; i < keys.length; i++) {
+    off = out.writeUInt16BE(keys[i]!.length, off);
+    off += out.write(keys[i]!, off, 'latin1');
+    off = out.writeUInt32BE(ttls[i]!, off);
+    off = out.writeUInt32BE(answers[i]!.length, off);
+    off += answers[i]!.copy(out, off);
+  }
+  return out;
+}
+
+export function decodeBatch(b: Buffer): { node: string; entries: { key: string; answer: Buffer; ttl: number }[] } | null {
+  if (b.length < 1 || b.length < 1 + b[0]!) return null;
+  const node = b.toString('utf8', 1, 1 + b[0]!);
+  const entries: { key: string; answer: Buffer; ttl: number }[] = [];
+  let off = 1 + b[0]!;
+  while (off < b.length) {
+    if (off + 2 > b.length) return null;
+    const kl = b.readUInt16BE(off);
+    off += 2;
+    if (off + kl + 8 > b.length) return null;
+    const key = b.toString('latin1', off, off + kl);
+    off += kl;
+    const ttl = b.readUInt32BE(off);
+    const al = b.readUInt32BE(off + 4);
+    off += 8;
+    if (off + al > b.length) return null;
+    // Its own memory: the cache keeps it (a slice would keep the whole message alive).
+    const answer = Buffer.allocUnsafeSlow(al);
+    b.copy(answer, 0, off, off + al);
+    off += al;
+    entries.push({ key, answer, ttl });
+  }
+  return { node, entries };
+}
