@@ -36,10 +36,11 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
   const fields = Object.keys(config).sort();
   t.same(fields, [
     'admin', 'adminHostnames', 'adminToken', 'allowNets', 'anyQueries', 'blockedTtl', 'blocklists', 'bootstrap', 'cacheMaxTtl', 'cacheMinTtl',
-    'cacheSize', 'clientNames', 'exemptClients', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls', 'localDomain', 'logLevel',
-    'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'policy', 'privateReverse', 'queryLog', 'queryLogMode', 'rateBurst', 'rateExempt',
-    'rateLimit', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections',
-    'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs', 'upstreams', 'workers',
+    'cacheSize', 'clientNames', 'exemptClients', 'fleetRole', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls',
+    'localDomain', 'logLevel', 'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'nodeName', 'policy', 'privateReverse', 'queryLog', 'queryLogMode',
+    'rateBurst', 'rateExempt', 'rateLimit', 'redis', 'redisCa', 'redisPasswordFile', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'site',
+    'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections', 'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs',
+    'upstreams', 'workers',
   ]);
   t.ok(fields.every((f) => (config as unknown as Record<string, unknown>)[f] !== undefined), 'no field left undefined');
   t.match(config, {
@@ -50,6 +51,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
     forwardZones: [], anyQueries: 'minimal', privateReverse: 'local', hostsFiles: [], localDomain: null, clientNames: [], adminHostnames: [],
     listenTls: [], listenHttps: [], tlsCert: null, tlsKey: null, upstreamCa: null, bootstrap: [],
     stateDir: './state', policy: { groups: [], schedules: [], rules: [], listUrls: [], stateDir: './state' },
+    redis: null, redisPasswordFile: null, redisCa: null, site: 'default', fleetRole: 'replica',
   });
   t.equal(config.allowNets?.length, 9, 'the private networks and loopback');
 });

@@ -23,7 +23,7 @@ function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: 
 }
 
 async function fleetJson(url: string): Promise<FleetView> {
-  const r = await cli(['fleet', '--json', '--redis', url]);
+  const r = await cli(['fleet', '--format', 'json', '--redis', url]);
   if (r.status !== 0) throw new Error(`sinkhole fleet exited ${r.status}: ${r.stderr}`);
   return JSON.parse(r.stdout) as FleetView;
 }

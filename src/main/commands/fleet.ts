@@ -2,12 +2,16 @@
 // the fleet's Redis: heartbeats (a silent node is shown down) and the hourly counts every
 // node adds. Needs --redis (and --redis-password-file / --redis-ca as the servers have them).
 import { configFrom, ConfigError, UnreachableError, type Config } from '../../config/config.js';
-import { flag } from '../../config/option.js';
+import { option } from '../../config/option.js';
+import { oneOf } from '../../config/values.js';
 import { redactUrl, RedisLink } from '../../fleet/link.js';
 import { readFleetView, renderFleetView } from '../../fleet/view.js';
 import type { Command } from './command.js';
 
-export const fleetJson = flag({ name: 'json', commands: ['fleet'], help: 'print the fleet as one JSON object, for scripts' });
+export const fleetFormat = option({
+  name: 'format', arg: 'FORMAT', value: oneOf(['text', 'json'] as const, 'format'), default: 'text', commands: ['fleet'], inFile: false,
+  help: 'text, or json: one JSON object (nodes, hours, sites, perNode, clients, bundles, policyVersion), for scripts',
+});
 
 const quiet = { warn: () => undefined, info: () => undefined, error: () => undefined } as unknown as import('../../observe/log.js').Logger;
 
@@ -28,9 +32,9 @@ export const fleetCommand: Command = {
   summary: 'print the whole fleet and each node, from the fleet\'s Redis',
   description: 'Prints every node of the fleet (site, role, version, uptime, policy version, queries, blocked, upstream health; a node whose heartbeat stopped is shown DOWN) ' +
     'and the counts of the last 24 hours per site, client and bundle, as every node added them to Redis. Same as "sinkhole stats --fleet". Exit status 3 when Redis does not answer.',
-  own: [fleetJson],
+  own: [fleetFormat],
   run: async ({ settings }) => {
-    await printFleet(configFrom(settings, { needUpstreams: false }), settings.get(fleetJson));
+    await printFleet(configFrom(settings, { needUpstreams: false }), settings.get(fleetFormat) === 'json');
     return 0;
   },
 };
