@@ -64,11 +64,13 @@ export class FleetFigures implements QueryObserver {
     return Date.parse(`${this.pendingHour}:00:00.000Z`);
   }
 
-  /** Counts of a finished hour wait in `closed` until flushed. */
-  private closed: { hour: string; fields: [string, number][] }[] = [];
+  /** Counts taken from the counters and not yet in Redis, by hour and field (merged while Redis is away, so they stay small). */
+  private closed = new Map<string, Map<string, number>>();
 
   private rollHour(): void {
-    this.closed.push({ hour: this.pendingHour, fields: this.takeFields() });
+    let fields = this.closed.get(this.pendingHour);
+    if (fields === undefined) this.closed.set(this.pendingHour, (fields = new Map()));
+    for (const [field, n] of this.takeFields()) fields.set(field, (fields.get(field) ?? 0) + n);
     this.pendingHour = hourOf(Date.now());
   }
 
@@ -94,23 +96,35 @@ export class FleetFigures implements QueryObserver {
    * not be written are kept for the next flush.
    */
   async flush(link: RedisLink): Promise<void> {
+    // One flush at a time: a second one waits, so that no count is added to a hash being written.
+    while (this.flushing !== null) await this.flushing;
+    this.flushing = this.flushOnce(link).finally(() => {
+      this.flushing = null;
+    });
+    await this.flushing;
+  }
+
+  private flushing: Promise<void> | null = null;
+
+  private async flushOnce(link: RedisLink): Promise<void> {
     this.rollHour();
-    const batches = this.closed;
-    this.closed = [];
-    for (let i = 0; i < batches.length; i++) {
-      const { hour, fields } = batches[i]!;
-      if (fields.length === 0) continue;
+    if (!link.connected) return;
+    for (const [hour, fields] of [...this.closed]) {
+      if (fields.size === 0) {
+        this.closed.delete(hour);
+        continue;
+      }
       const key = KEYS.hour(hour);
       try {
-        if (!link.connected) throw new Error('not connected');
         // One transaction: a cut connection adds all of these or none.
-        await link.transaction([...fields.map(([field, n]) => ['HINCRBY', key, field, String(n)]), ['EXPIRE', key, String(HOURS_KEPT * 3600)]]);
+        await link.transaction([...[...fields].map(([field, n]) => ['HINCRBY', key, field, String(n)]), ['EXPIRE', key, String(HOURS_KEPT * 3600)]]);
         this.flushes++;
       } catch {
-        // Redis is away: keep these counts for next time.
-        this.closed.push(...batches.slice(i));
+        // Redis is away: these counts stay for next time.
         return;
       }
+      // Counted while this was written: they are in the counters, not in `fields`.
+      if (this.closed.get(hour) === fields) this.closed.delete(hour);
     }
   }
 }

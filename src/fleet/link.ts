@@ -84,7 +84,9 @@ export class RedisLink {
     this.connects++;
     if (this.down) this.log.info({ redis: this.label }, `Redis at ${this.label} reachable again; catching up`);
     this.down = false;
-    for (const l of this.readyListeners) l();
+    void this.subscribePending().finally(() => {
+      for (const l of this.readyListeners) l();
+    });
   }
 
   /** One command; rejects at once while Redis is unreachable. */
@@ -104,13 +106,33 @@ export class RedisLink {
     return (await multi.exec()) as unknown[];
   }
 
-  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
-    await this.sub.subscribe(channel, (message: string) => listener(message));
+  /**
+   * Subscribes now if connected, else as soon as the connection is ready (a subscribe sent
+   * while Redis is away would wait for it). node-redis renews subscriptions after a reconnect.
+   */
+  subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    return this.whenSubscribable(() => this.sub.subscribe(channel, (message: string) => listener(message)));
   }
 
   /** A subscription whose messages come as Buffers (binary payloads). */
-  async subscribeBuffers(channel: string, listener: (message: Buffer) => void): Promise<void> {
-    await this.sub.subscribe(channel, (message: Buffer) => listener(message), true);
+  subscribeBuffers(channel: string, listener: (message: Buffer) => void): Promise<void> {
+    return this.whenSubscribable(() => this.sub.subscribe(channel, (message: Buffer) => listener(message), true));
+  }
+
+  private pendingSubscriptions: (() => Promise<void>)[] = [];
+
+  private async whenSubscribable(subscribe: () => Promise<void>): Promise<void> {
+    if (!this.connected) {
+      this.pendingSubscriptions.push(subscribe);
+      return;
+    }
+    await subscribe().catch(() => this.pendingSubscriptions.push(subscribe));
+  }
+
+  private async subscribePending(): Promise<void> {
+    const pending = this.pendingSubscriptions;
+    this.pendingSubscriptions = [];
+    for (const subscribe of pending) await subscribe().catch(() => this.pendingSubscriptions.push(subscribe));
   }
 
   async close(): Promise<void> {
