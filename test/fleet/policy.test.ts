@@ -2,7 +2,8 @@
 // appended on the primary is blocked by both replicas within 2 s; a reload ordered on a
 // replica goes to the primary; a corrupt snapshot in Redis is rejected whole; a replica's
 // own folder is ignored while it follows.
-import { appendFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { ask } from '../helpers/client.js';
@@ -61,6 +62,17 @@ t.test('a primary and two replicas: an append on the primary is blocked on both 
   // /healthz-like report and metrics.
   t.ok(await within(2000, async () => replicas[0]!.server.fleet!.policyVersion === primary.server.fleet!.policyVersion) >= 0, 'the replica reports the primary\'s version');
   t.match(replicas[0]!.server.fleet!.health(), { fleet: { role: 'replica', connected: true, policyVersion: primary.server.fleet!.policyVersion } });
+
+  // A bundle enabled on the primary (`sinkhole enable`) is in force on every replica within 3 s.
+  mkdirSync(join(primaryDir, 'available'));
+  writeFileSync(join(primaryDir, 'available', 'signal.txt'), 'signal.org\n');
+  const enabled = await new Promise<number>((resolve) => {
+    execFile(process.execPath, [join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js'), 'enable', 'signal', '--blocklists', primaryDir],
+      (err) => resolve(err === null ? 0 : Number(err.code)));
+  });
+  t.equal(enabled, 0, 'sinkhole enable signal on the primary');
+  const follow = await Promise.all(replicas.map((r) => within(3000, () => blocked(r.port, 'signal.org'))));
+  t.ok(follow.every((ms) => ms >= 0), `both replicas block the enabled bundle (${follow.map((ms) => Math.round(ms)).join(', ')} ms)`);
 
   // A reload ordered on a replica reaches the primary (which republishes).
   await replicas[0]!.server.reload('SIGHUP');
