@@ -110,7 +110,7 @@ export async function startNode(o: NodeOptions): Promise<TestServer> {
     ]);
     const { output, logs } = captureLogs();
     try {
-      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, debounceMs: 50 }, FAST);
+      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, debounceMs: 50 }, undefined, FAST);
       return { port, dir: o.dir, config, server, logs, close: () => server.stop() };
     } catch (err) {
       if (attempt < 5 && /already in use/.test((err as Error).message)) continue;
