@@ -3,7 +3,7 @@
 // answers (in any order) matched by ID and checked against the question. The connection is
 // opened on demand, closed when idle, and reopened after a failure with backoff (queries
 // meanwhile fail at once with the reason, so the forwarder moves on to the next upstream).
-import { randomFillSync } from 'node:crypto';
+import { Random16 } from './random16.js';
 import { connect, rootCertificates, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import { answersQuestion } from '../../../wire/response.js';
 import type { EncryptedUpstream } from '../upstream-url.js';
@@ -48,8 +48,7 @@ export class TlsUpstream implements EncryptedTransport {
   private sweepTimer: NodeJS.Timeout | null = null;
   private corked = false;
   private closed = false;
-  private readonly random = Buffer.allocUnsafe(2048);
-  private randomAt = this.random.length;
+  private readonly random = new Random16(2048);
 
   constructor(readonly upstream: EncryptedUpstream, private readonly options: EncryptedOptions = {}) {
     this.label = upstream.label;
@@ -71,8 +70,8 @@ export class TlsUpstream implements EncryptedTransport {
       done(null, this.backoff.reason);
       return;
     }
-    let id = this.random16();
-    for (let tries = 0; this.pending.has(id) && tries < 32; tries++) id = this.random16();
+    let id = this.random.next();
+    for (let tries = 0; this.pending.has(id) && tries < 32; tries++) id = this.random.next();
     if (this.pending.has(id)) {
       done(null, `${this.label}: too many queries in flight`);
       return;
@@ -241,15 +240,6 @@ export class TlsUpstream implements EncryptedTransport {
     }
   }
 
-  private random16(): number {
-    if (this.randomAt + 2 > this.random.length) {
-      randomFillSync(this.random);
-      this.randomAt = 0;
-    }
-    const value = this.random.readUInt16BE(this.randomAt);
-    this.randomAt += 2;
-    return value;
-  }
 
   close(): void {
     this.closed = true;

@@ -8,7 +8,7 @@
 // A response is taken only from the address and port it was sent to, with the same ID and the
 // same question. Retransmission times and expiries are found by one sweep over the pending
 // table every SWEEP_MS, not by a timer per query.
-import { randomFillSync } from 'node:crypto';
+import { Random16 } from './random16.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { answersQuestion } from '../../../wire/response.js';
 import { literalLookup, type Endpoint } from '../../../net/endpoint.js';
@@ -62,8 +62,7 @@ export class UdpUpstreamClient {
   private readonly open: { 4: Port[]; 6: Port[] } = { 4: [], 6: [] };
   /** key: slot * 65536 + ID. */
   private readonly pending = new Map<number, Pending>();
-  private readonly random = Buffer.allocUnsafe(4096);
-  private randomAt = this.random.length;
+  private readonly random = new Random16(4096);
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
   readonly maxSockets: number;
@@ -86,15 +85,6 @@ export class UdpUpstreamClient {
     return this.maxSockets - this.freeSlots.length;
   }
 
-  private random16(): number {
-    if (this.randomAt + 2 > this.random.length) {
-      randomFillSync(this.random);
-      this.randomAt = 0;
-    }
-    const value = this.random.readUInt16BE(this.randomAt);
-    this.randomAt += 2;
-    return value;
-  }
 
   /** A new socket on a random port, or (at the cap) a random open one of the family; null when none. */
   private port(family: 4 | 6): Port | null {
@@ -104,7 +94,7 @@ export class UdpUpstreamClient {
       const list = this.open[family];
       if (list.length === 0) return null;
       this.counters.shared++;
-      return list[this.random16() % list.length]!;
+      return list[this.random.next() % list.length]!;
     }
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
     const port: Port = { socket, slot, family, pending: 0, at: this.open[family].length };
@@ -184,10 +174,10 @@ export class UdpUpstreamClient {
       done(null);
       return -1;
     }
-    let id = this.random16();
+    let id = this.random.next();
     let key = port.slot * 65536 + id;
     for (let tries = 0; this.pending.has(key) && tries < 16; tries++) {
-      id = this.random16();
+      id = this.random.next();
       key = port.slot * 65536 + id;
     }
     if (this.pending.has(key)) {
