@@ -170,9 +170,11 @@ export class Reloader {
       return;
     }
     const after = report.ruleSet;
+    // Named before the swap: whoever sees the new rules answer can already find the lines
+    // that were skipped or read as Latin-1 in the log.
+    logLoadProblems(this.log, report);
     this.setRules(after);
     this.signature = await this.folderSignature();
-    logLoadProblems(this.log, report);
     const added = await after.countMissingFrom(before);
     const removed = await before.countMissingFrom(after);
     const ms = Math.round(performance.now() - started);
