@@ -23,7 +23,7 @@ import { AnswerCache } from '../stages/cache/answer-cache.js';
 import { CacheStage } from '../stages/cache/stage.js';
 import { Forwarder, type UpstreamTarget } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
-import { buildUpstreams } from '../stages/forward/upstreams.js';
+import { upstreamBuilder } from '../stages/forward/upstreams.js';
 import { RateLimiter } from '../stages/guard/rate-limit.js';
 import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
@@ -133,8 +133,14 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const forwarderFor = (upstreams: UpstreamTarget[], zone?: string): Forwarder => new Forwarder(
     { upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
+  // One CA and one --bootstrap lookup client for the default upstreams and every forward-zone's.
+  const upstreams = upstreamBuilder({
+    upstreamCa: config.upstreamCa, bootstrap: config.bootstrap,
+    onFailure: (failure) => log.warn({ reason: failure }, 'encrypted upstream connection failed'),
+    onSocketError: (err) => log.warn({ err: err.message }, 'bootstrap socket error'),
+  });
   const forwardZones = config.forwardZones.length === 0 ? null : new ZoneMap<Forwarder>();
-  for (const z of config.forwardZones) forwardZones!.set(z.key, forwarderFor(z.upstreams, z.zone));
+  for (const z of config.forwardZones) forwardZones!.set(z.key, forwarderFor(upstreams.build(z.upstreams), z.zone));
   const hosts = config.hostsFiles.length === 0 ? null : new HostsSource(config.hostsFiles, config.localDomain, log);
   await hosts?.start();
   // With local-domain, client names answer as NAME and NAME.DOMAIN (rebuilt when the leases change).
@@ -147,12 +153,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   });
   const cacheStage = new CacheStage(fleet?.cache ?? new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl, staleMaxAge: config.staleMaxAge });
-  const upstreams = buildUpstreams(config.upstreams, {
-    upstreamCa: config.upstreamCa, bootstrap: config.bootstrap,
-    onFailure: (failure) => log.warn({ reason: failure }, 'encrypted upstream connection failed'),
-    onSocketError: (err) => log.warn({ err: err.message }, 'bootstrap socket error'),
-  });
-  const forwarder = forwarderFor(upstreams.targets);
+  const forwarder = forwarderFor(upstreams.build(config.upstreams));
   const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log, forwardZones, limiter)], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 

@@ -74,7 +74,7 @@ export const encryptedArea: Area = {
       }
       if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`${where}: ${config.upstreamCa} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
     }
-    const named = config.upstreams.find((u) => u.kind !== 'udp' && needsBootstrap(u));
+    const named = [...config.upstreams, ...config.forwardZones.flatMap((z) => z.upstreams)].find((u) => u.kind !== 'udp' && needsBootstrap(u));
     if (named !== undefined && config.bootstrap.length === 0) {
       throw new ConfigError(`upstream ${named.label} is given by name: add --bootstrap IP (a plain DNS server to look it up; the system resolver is never used), or write its address with #NAME`);
     }

@@ -4,14 +4,14 @@ import { list, option } from '../option.js';
 import { upstreamsFromResolvConf } from '../resolv-conf.js';
 import { text, upstreamUrl, wholeNumber } from '../values.js';
 import { Invalid, type ValueType } from '../option.js';
-import { parseEndpoint, type Endpoint } from '../../net/endpoint.js';
 import { textToKey } from '../../wire/names.js';
+import { parseUpstream, type UpstreamSpec } from '../../stages/forward/upstream-url.js';
 
-/** A forward-zone: its name (text and key) and its upstreams. */
+/** A forward-zone: its name (text and key) and its upstreams (plain, tls:// or https://, as --upstream). */
 export interface ForwardZone {
   zone: string;
   key: string;
-  upstreams: Endpoint[];
+  upstreams: UpstreamSpec[];
 }
 
 /** `DOMAIN UPSTREAM [UPSTREAM ...]` (config file) or `DOMAIN=UPSTREAM[,UPSTREAM]` (flag). */
@@ -21,11 +21,11 @@ export const forwardZoneValue: ValueType<ForwardZone> = {
     const key = textToKey(zone);
     if (typeof key !== 'string') return new Invalid(`"${zone}" is not a domain: ${key.error} (e.g. forward-zone corp.example 192.168.1.5)`);
     if (rest.length === 0) return new Invalid(`forward-zone ${zone} names no upstream (e.g. forward-zone ${zone} 192.168.1.5)`);
-    const upstreams: Endpoint[] = [];
+    const upstreams: UpstreamSpec[] = [];
     for (const u of rest) {
-      const e = parseEndpoint(u, 53);
-      if ('error' in e) return new Invalid(`forward-zone ${zone}: ${e.error}`);
-      upstreams.push(e);
+      const spec = parseUpstream(u);
+      if ('error' in spec) return new Invalid(`forward-zone ${zone}: ${spec.error}`);
+      upstreams.push(spec);
     }
     return { zone: zone.toLowerCase().replace(/\.$/, ''), key, upstreams };
   },
@@ -54,7 +54,7 @@ export const resolvConf = option({
 export const forwardZone = list({
   name: 'forward-zone', arg: 'DOMAIN=UPSTREAM[,UPSTREAM]', value: forwardZoneValue, default: [], commands: ['serve', 'check'], field: 'forwardZones',
   help: 'send queries for DOMAIN and the names below it to these upstreams (the most specific zone wins)',
-  details: 'In the config file: forward-zone DOMAIN UPSTREAM [UPSTREAM ...]. Blocking still applies first; the same failover, retransmission and 4 s bound as the default upstreams. Typical: forward-zone corp.example 192.168.1.5 192.168.1.6 (an Active Directory domain), forward-zone 168.192.in-addr.arpa 192.168.1.1 (a router\'s reverse zone).',
+  details: 'In the config file: forward-zone DOMAIN UPSTREAM [UPSTREAM ...]. An UPSTREAM is written as for --upstream: IP[:PORT], tls://IP[:853]#NAME or https://HOST/PATH (verified with --upstream-ca, names looked up through --bootstrap). Blocking still applies first; the same failover, retransmission and 4 s bound as the default upstreams. Typical: forward-zone corp.example 192.168.1.5 192.168.1.6 (an Active Directory domain), forward-zone 168.192.in-addr.arpa 192.168.1.1 (a router\'s reverse zone).',
 });
 
 export const forwardArea: Area = {
@@ -70,8 +70,8 @@ export const forwardArea: Area = {
         throw new ConfigError(`no upstream resolver: ${config.resolvConf} names none that is not this server itself; pass --upstream ADDR (e.g. --upstream 192.0.2.1)`);
       }
     }
-    const plain = config.upstreams.flatMap((u) => (u.kind === 'udp' ? [u.endpoint] : []));
-    for (const u of [...plain, ...config.forwardZones.flatMap((z) => z.upstreams)]) {
+    const plain = [...config.upstreams, ...config.forwardZones.flatMap((z) => z.upstreams)].flatMap((u) => (u.kind === 'udp' ? [u.endpoint] : []));
+    for (const u of plain) {
       if (config.listen.some((l) => l.host === u.host && l.port === u.port)) {
         throw new ConfigError(`upstream ${u.label} is this server's own listen address (a forwarding loop); choose another --upstream`);
       }

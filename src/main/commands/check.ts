@@ -14,7 +14,7 @@ import { buildQuery } from '../../wire/build-query.js';
 import { parseQtype, rcodeName } from '../../wire/constants.js';
 import { textToKey } from '../../wire/names.js';
 import { ZoneMap } from '../../wire/zone-map.js';
-import type { Endpoint } from '../../net/endpoint.js';
+import type { UpstreamSpec } from '../../stages/forward/upstream-url.js';
 import { packAnswer, type PackedAnswer } from '../../wire/packed-answer.js';
 import { parseQuery, Query } from '../../wire/query.js';
 import { GroupRuntime } from '../../stages/policy/group-setup.js';
@@ -59,17 +59,17 @@ export const resolveOption = flag({
 
 /** Asks the configured upstreams (or the forward-zone's) for NAME, as the server would. */
 async function resolve(config: Config, name: string, qtype: number): Promise<{ answer: PackedAnswer | null; note: string }> {
-  const zones = new ZoneMap<Endpoint[]>();
+  const zones = new ZoneMap<UpstreamSpec[]>();
   for (const z of config.forwardZones) zones.set(z.key, z.upstreams);
   const key = textToKey(name);
   const m = typeof key === 'string' ? zones.match(key) : -1;
   const q = parseQuery(buildQuery(name, qtype));
   if (!(q instanceof Query)) throw new ConfigError(`"${name}" cannot be asked as a query`);
   // The failure text of an encrypted upstream reaches the result's `failure` too: no separate log here.
-  const built = buildUpstreams(config.upstreams, {
+  const built = buildUpstreams(m >= 0 ? zones.valueOf(m) : config.upstreams, {
     upstreamCa: config.upstreamCa, bootstrap: config.bootstrap, onFailure: () => undefined, onSocketError: () => undefined,
   });
-  const forwarder = new Forwarder({ upstreams: m >= 0 ? zones.valueOf(m) : built.targets, timeoutMs: config.upstreamTimeoutMs, budgetMs: 4000 }, () => undefined);
+  const forwarder = new Forwarder({ upstreams: built.targets, timeoutMs: config.upstreamTimeoutMs, budgetMs: 4000 }, () => undefined);
   // The upstream sockets do not keep a process alive (unref'd, for the server's shutdown):
   // this timer does while the answer is awaited.
   const keepAlive = setInterval(() => undefined, 1000);

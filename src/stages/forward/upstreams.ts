@@ -19,7 +19,15 @@ export interface UpstreamSetup {
   onSocketError: (err: Error) => void;
 }
 
-export function buildUpstreams(specs: UpstreamSpec[], setup: UpstreamSetup): { targets: UpstreamTarget[]; close: () => void } {
+/** Builds the transports of one list of upstreams (the default ones, or a forward-zone's). */
+export interface UpstreamBuilder {
+  build(specs: UpstreamSpec[]): UpstreamTarget[];
+  /** Closes the --bootstrap lookup client (the transports close with their forwarder). */
+  close(): void;
+}
+
+/** One builder for every list: the CA file is read once, and one lookup client serves all names. */
+export function upstreamBuilder(setup: UpstreamSetup): UpstreamBuilder {
   let lookups: UdpUpstreamClient | null = null;
   const options: EncryptedOptions = { onFailure: setup.onFailure };
   if (setup.upstreamCa !== null) options.ca = [readFileSync(setup.upstreamCa)];
@@ -27,9 +35,16 @@ export function buildUpstreams(specs: UpstreamSpec[], setup: UpstreamSetup): { t
     lookups = new UdpUpstreamClient(setup.onSocketError);
     options.resolveHost = bootstrapResolver(setup.bootstrap, lookups);
   }
-  const targets = specs.map((spec): UpstreamTarget => {
-    if (spec.kind === 'udp') return spec.endpoint;
-    return spec.kind === 'tls' ? new TlsUpstream(spec, options) : new HttpsUpstream(spec, options);
-  });
-  return { targets, close: () => lookups?.close() };
+  return {
+    build: (specs) => specs.map((spec): UpstreamTarget => {
+      if (spec.kind === 'udp') return spec.endpoint;
+      return spec.kind === 'tls' ? new TlsUpstream(spec, options) : new HttpsUpstream(spec, options);
+    }),
+    close: () => lookups?.close(),
+  };
+}
+
+export function buildUpstreams(specs: UpstreamSpec[], setup: UpstreamSetup): { targets: UpstreamTarget[]; close: () => void } {
+  const builder = upstreamBuilder(setup);
+  return { targets: builder.build(specs), close: () => builder.close() };
 }

@@ -80,5 +80,5 @@ t.test('bad input: one line naming the option and the fix', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'conf-'));
   writeFileSync(join(dir, 'sinkhole.conf'), 'forward-zone corp.example 10.0.0.5 10.0.0.6\n');
   t.match(buildConfig(['--upstream', '192.0.2.1', '--config', join(dir, 'sinkhole.conf')]).forwardZones,
-    [{ zone: 'corp.example', upstreams: [{ host: '10.0.0.5' }, { host: '10.0.0.6' }] }], 'the config-file form: DOMAIN UPSTREAM UPSTREAM');
+    [{ zone: 'corp.example', upstreams: [{ kind: 'udp', endpoint: { host: '10.0.0.5' } }, { kind: 'udp', endpoint: { host: '10.0.0.6' } }] }], 'the config-file form: DOMAIN UPSTREAM UPSTREAM');
 });
