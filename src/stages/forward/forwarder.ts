@@ -2,8 +2,8 @@
 // that answered last. A try not answered within the upstream's retransmission timeout (learnt
 // from its round-trip times, RFC 6298 style, capped by --upstream-timeout) is sent again, to
 // the next upstream or to the only one, while the earlier tries keep waiting: whichever good
-// answer comes first wins. SERVFAIL, REFUSED or a malformed answer moves on at once; a
-// truncated UDP answer is asked again over TCP. The whole attempt is bounded (`budgetMs`), so
+// answer comes first wins. SERVFAIL, REFUSED, a malformed answer or an unreachable upstream
+// (ECONNREFUSED, ENETUNREACH...: transports/udp.ts) moves on at once; a truncated UDP answer is asked again over TCP. The whole attempt is bounded (`budgetMs`), so
 // a client always gets an answer within a few seconds. Upstreams may be plain (UDP, then TCP)
 // or encrypted (DoT, DoH: transports/tls.ts, https.ts), mixed in one list: all get the same
 // failover, retransmission timeout and bound.
@@ -159,12 +159,15 @@ export class Forwarder {
       const msg = tries === 1 ? wire : Buffer.from(wire);
 
       /** `via`: 0 UDP, 1 the TCP retry of a truncated answer, 2 an encrypted transport (`why`: its failure). */
-      const onAnswer = (response: Buffer | null, via: 0 | 1 | 2, why = ''): void => {
+      const onAnswer = (response: Buffer | null, via: 0 | 1 | 2, why?: string): void => {
         if (settled) return;
         if (response === null) {
-          // The deadline passed, the send failed, the TCP retry got nothing, or (DoT/DoH)
-          // the connection failed: then `why` names the upstream and the reason.
-          failure = why !== '' ? why : `${upstream.label} did not answer${via === 1 ? ' over TCP' : ''} in time`;
+          // The deadline passed, the send failed, the TCP retry got nothing, or the upstream
+          // is unreachable (UDP: said by the kernel at once, ICMP or routing table) or (DoT/DoH)
+          // the connection failed: then `why` names the upstream and the reason, and the next
+          // upstream is asked at once; later queries start with another one.
+          failure = why !== undefined && why !== '' ? why : `${upstream.label} did not answer${via === 1 ? ' over TCP' : ''} in time`;
+          if (why !== undefined && why !== '') this.demote(index);
           next();
           giveUpIfIdle();
           return;
@@ -232,10 +235,10 @@ export class Forwarder {
         return;
       }
       let handle = -1;
-      handle = this.udp.send(upstream, msg, q.qnameKey, q.qtype, q.qclass, deadline, (response) => {
+      handle = this.udp.send(upstream, msg, q.qnameKey, q.qtype, q.qclass, deadline, (response, why) => {
         const at = waiting.indexOf(handle);
         if (at >= 0) waiting.splice(at, 1);
-        onAnswer(response, 0);
+        onAnswer(response, 0, why);
       }, Math.min(retryAt, deadline), () => {
         stats.timeouts++;
         failure = `${upstream.label} did not answer in time`;
@@ -268,8 +271,12 @@ export class Forwarder {
     // The UDP sockets of this forwarder (one per query in flight, docs/limits.md): one sample per forwarder.
     const own: Record<string, string> = zone === undefined ? {} : { zone };
     const udp = this.udp;
-    sink.add('sinkhole_upstream_udp_sockets', 'gauge', 'UDP sockets open toward the upstreams now (one per query in flight, up to the cap).',
+    sink.add('sinkhole_upstream_udp_sockets', 'gauge', 'UDP sockets in use toward the upstreams now (one per query in flight, up to the cap).',
       [[own, udp.openSockets]]);
+    sink.add('sinkhole_upstream_udp_spare_sockets', 'gauge', 'UDP sockets bound to random ports and waiting for a query (counted in the cap).',
+      [[own, udp.spareSockets]]);
+    sink.add('sinkhole_upstream_udp_sockets_on_demand_total', 'counter', 'Upstream UDP sockets opened on the query path because no spare was ready.',
+      [[own, udp.counters.openedOnDemand]]);
     sink.add('sinkhole_upstream_udp_sockets_opened_total', 'counter', 'UDP sockets opened toward the upstreams (each on a random port).',
       [[own, udp.counters.socketsOpened]]);
     sink.add('sinkhole_upstream_udp_shared_total', 'counter', 'Upstream queries that shared an open socket because of the socket cap.',

@@ -3,7 +3,15 @@
 // and carries a random ID: an off-path attacker forging an answer must guess both (RFC 5452
 // section 9.2: ~16 bits of ID × ~15 bits of port). The socket is closed as soon as its query
 // is answered, cancelled or expired. Open sockets are capped (`maxSockets`); at the cap a new
-// query shares a random open socket (with its own ID) instead of waiting or failing.
+// query shares a random open socket to the same upstream (with its own ID) instead of waiting.
+//
+// Opening a socket is off the query path: a few spare sockets, already bound to random ports,
+// wait in a pool (`spareSockets`), refilled after the event loop's current turn. A query takes
+// one, connects it to its upstream (no packet: it fixes the peer and the route) and sends.
+// A connected socket hears of ICMP errors: "port unreachable" comes back as ECONNREFUSED, and
+// a missing or unreachable route fails the connect or the send (ENETUNREACH, EHOSTUNREACH...),
+// so such a query fails at once with the reason (`done(null, why)`) instead of waiting for
+// its retransmission timeout: the forwarder moves to the next upstream at once.
 //
 // A response is taken only from the address and port it was sent to, with the same ID and the
 // same question. Retransmission times and expiries are found by one sweep over the pending
@@ -20,16 +28,42 @@ const ERROR_REPORT_MS = 10_000;
 
 /** Open upstream sockets at most, by default: far below a service's file limit (systemd unit: 65536). */
 export const DEFAULT_MAX_UPSTREAM_SOCKETS = 1024;
+/** Spare sockets kept bound and ready, by default (counted in the cap). */
+export const DEFAULT_SPARE_SOCKETS = 64;
 
 export interface UdpUpstreamOptions {
   /** Open sockets at most; past it queries share the open ones (default DEFAULT_MAX_UPSTREAM_SOCKETS). */
   maxSockets?: number;
+  /** Spare sockets bound ahead of need (default DEFAULT_SPARE_SOCKETS; 0: each opened by its query). */
+  spareSockets?: number;
 }
 
-/** For metrics: sockets open now, and queries that had to share one because of the cap. */
+/** For metrics: sockets opened, queries that had to share one (the cap), and sockets opened on the query path (pool empty). */
 export interface UdpUpstreamCounters {
   socketsOpened: number;
   shared: number;
+  openedOnDemand: number;
+}
+
+/**
+ * Why a socket error means the upstream cannot be reached, by errno; null for other errors.
+ * These come at once (from the kernel's routing table or an ICMP error), so they are told
+ * apart from "did not answer in time" in the log and in the client's EDE.
+ */
+export function unreachableReason(label: string, code: string | undefined): string | null {
+  switch (code) {
+    case 'ECONNREFUSED': return `${label} is unreachable (ECONNREFUSED: ICMP port unreachable, nothing listens on that port)`;
+    case 'ENETUNREACH': return `${label} is unreachable (ENETUNREACH: no route to its network)`;
+    case 'EHOSTUNREACH': return `${label} is unreachable (EHOSTUNREACH: no route to the host, or ICMP host unreachable)`;
+    case 'EHOSTDOWN': return `${label} is unreachable (EHOSTDOWN: the host is down)`;
+    case 'ENETDOWN': return `${label} is unreachable (ENETDOWN: the network interface is down)`;
+    case 'EADDRNOTAVAIL': return `${label} is unreachable (EADDRNOTAVAIL: no local address to send from)`;
+    case 'EACCES':
+    case 'EPERM': return `${label} is unreachable (${code}: a firewall rule or a prohibit route forbids it)`;
+    // Linux answers a "blackhole" route with EINVAL.
+    case 'EINVAL': return `${label} is unreachable (EINVAL: a blackhole route, or an address this host cannot send to)`;
+    default: return null;
+  }
 }
 
 interface Port {
@@ -38,8 +72,12 @@ interface Port {
   family: 4 | 6;
   /** Queries waiting on this socket. */
   pending: number;
-  /** Index in its family's list of open ports. */
+  /** Index in its family's list of sockets in use; -1 while spare. */
   at: number;
+  /** The upstream it is connected to; null while spare. */
+  upstream: Endpoint | null;
+  /** Set once its bind failed: it is closed and never used. */
+  failed: boolean;
 }
 
 interface Pending {
@@ -49,7 +87,7 @@ interface Pending {
   qtype: number;
   qclass: number;
   expiresAt: number;
-  done: (response: Buffer | null) => void;
+  done: (response: Buffer | null, why?: string) => void;
   /** When `retry` is called, once, unless an answer came first (Infinity: never). */
   retryAt: number;
   retry: (() => void) | null;
@@ -59,75 +97,135 @@ export class UdpUpstreamClient {
   /** Open ports by slot number (a slot is reused once its socket is closed). */
   private readonly slots: (Port | null)[];
   private readonly freeSlots: number[];
+  /** Sockets in use (connected to an upstream), by family. */
   private readonly open: { 4: Port[]; 6: Port[] } = { 4: [], 6: [] };
+  /** Spare sockets, bound and unconnected, by family. */
+  private readonly spares: { 4: Port[]; 6: Port[] } = { 4: [], 6: [] };
   /** key: slot * 65536 + ID. */
   private readonly pending = new Map<number, Pending>();
   private readonly random = new Random16(4096);
   private sweepTimer: NodeJS.Timeout | null = null;
+  private refillQueued: { 4: boolean; 6: boolean } = { 4: false, 6: false };
   private closed = false;
   readonly maxSockets: number;
+  readonly spareTarget: number;
   /** maxSockets, or fewer for a while after the process ran out of file descriptors. */
   private limit: number;
   private limitedAt = 0;
   private lastErrorAt = 0;
   private unreportedErrors = 0;
-  readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0 };
+  readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0, openedOnDemand: 0 };
 
   constructor(private readonly onError: (err: Error) => void, options: UdpUpstreamOptions = {}) {
     this.maxSockets = Math.max(1, Math.min(32768, options.maxSockets ?? DEFAULT_MAX_UPSTREAM_SOCKETS));
+    this.spareTarget = Math.max(0, Math.min(options.spareSockets ?? DEFAULT_SPARE_SOCKETS, Math.floor(this.maxSockets / 4)));
     this.limit = this.maxSockets;
     this.slots = new Array<Port | null>(this.maxSockets).fill(null);
     this.freeSlots = Array.from({ length: this.maxSockets }, (_, i) => this.maxSockets - 1 - i);
   }
 
-  /** Sockets open now. */
+  /** Sockets in use by queries now (spares not counted). */
   get openSockets(): number {
+    return this.open[4].length + this.open[6].length;
+  }
+
+  /** Spare sockets bound and waiting for a query. */
+  get spareSockets(): number {
+    return this.spares[4].length + this.spares[6].length;
+  }
+
+  /** Every socket open (in use and spare): what the cap bounds. */
+  private get allSockets(): number {
     return this.maxSockets - this.freeSlots.length;
   }
 
-
-  /** A new socket on a random port, or (at the cap) a random open one of the family; null when none. */
-  private port(family: 4 | 6): Port | null {
+  /** A socket bound to a random port (not yet in use), or null at the cap or when the bind failed. */
+  private openSocket(family: 4 | 6): Port | null {
     if (this.limit < this.maxSockets && Date.now() - this.limitedAt > LIMITED_MS) this.limit = this.maxSockets;
-    const slot = this.openSockets < this.limit ? this.freeSlots.pop() : undefined;
-    if (slot === undefined) {
-      const list = this.open[family];
-      if (list.length === 0) return null;
-      this.counters.shared++;
-      return list[this.random.next() % list.length]!;
-    }
+    if (this.allSockets >= this.limit) return null;
+    const slot = this.freeSlots.pop()!;
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
-    const port: Port = { socket, slot, family, pending: 0, at: this.open[family].length };
+    const port: Port = { socket, slot, family, pending: 0, at: -1, upstream: null, failed: false };
     socket.on('message', (msg, rinfo) => this.receive(slot, msg, rinfo.address, rinfo.port));
     socket.on('error', (err) => this.socketError(port, err));
+    this.slots[slot] = port;
+    this.counters.socketsOpened++;
     // Port 0: the kernel picks a free port at random. Exclusive: in a cluster worker a bind
-    // would otherwise go through the primary and share its socket.
+    // would otherwise go through the primary and share its socket. With a literal address the
+    // bind happens here, and a failure (EMFILE...) has been reported (socketError) on return.
     socket.bind({ port: 0, exclusive: true });
     socket.unref();
-    this.slots[slot] = port;
+    return port.failed ? null : port;
+  }
+
+  /** Tops the spares of `family` up to the target, after the current turn of the event loop. */
+  private queueRefill(family: 4 | 6): void {
+    if (this.refillQueued[family] || this.spareTarget === 0 || this.closed) return;
+    this.refillQueued[family] = true;
+    setImmediate(() => {
+      this.refillQueued[family] = false;
+      const spares = this.spares[family];
+      while (!this.closed && spares.length < this.spareTarget) {
+        const port = this.openSocket(family);
+        if (port === null) break;
+        spares.push(port);
+      }
+    });
+  }
+
+  /** A socket for a query to `upstream`: a spare, a new one, or (at the cap) a random one in use to the same upstream. */
+  private port(upstream: Endpoint): Port | null {
+    const family = upstream.family;
+    let port = this.spares[family].pop() ?? null;
+    if (port === null) {
+      port = this.openSocket(family);
+      if (port !== null) this.counters.openedOnDemand++;
+    }
+    this.queueRefill(family);
+    if (port === null) return this.sharedPort(upstream);
+    port.upstream = upstream;
+    port.at = this.open[family].length;
     this.open[family].push(port);
-    this.counters.socketsOpened++;
+    // No packet is sent: the kernel picks the route now (an unreachable one fails here, told
+    // through the 'error' event) and from now on reports ICMP errors for this peer.
+    port.socket.connect(upstream.port, upstream.host);
     return port;
+  }
+
+  /** At the cap: a random socket in use to the same upstream (answers are told apart by ID). */
+  private sharedPort(upstream: Endpoint): Port | null {
+    const list = this.open[upstream.family];
+    if (list.length === 0) return null;
+    const first = this.random.next() % list.length;
+    for (let i = 0; i < list.length; i++) {
+      const port = list[(first + i) % list.length]!;
+      if (port.upstream !== null && port.upstream.port === upstream.port && port.upstream.host === upstream.host) {
+        this.counters.shared++;
+        return port;
+      }
+    }
+    return null;
   }
 
   /**
    * A socket that could not bind (out of file descriptors: EMFILE/ENFILE, or of ports) never
-   * sends: its queries fail now, so that the forwarder tries again at once instead of waiting
-   * for their deadline, and for a while queries share the sockets that are open.
+   * sends: for a while no more sockets are opened than are open, and queries share those. A
+   * connected socket's "unreachable" errors (ICMP, routes) fail its queries at once with the
+   * reason; they are upstream failures (the forwarder logs them), not socket errors.
    */
   private socketError(port: Port, err: NodeJS.ErrnoException): void {
     if (err.syscall === 'bind') {
-      this.limit = Math.max(1, this.openSockets - 1);
+      this.limit = Math.max(1, this.allSockets - 1);
       this.limitedAt = Date.now();
-      const failed: Pending[] = [];
-      for (const [key, entry] of this.pending) {
-        if (entry.port !== port) continue;
-        this.pending.delete(key);
-        failed.push(entry);
+      port.failed = true;
+      this.failQueries(port, null);
+      this.discard(port);
+    } else if (port.upstream !== null) {
+      const why = unreachableReason(port.upstream.label, err.code);
+      if (why !== null) {
+        this.failQueries(port, why);
+        return;
       }
-      port.pending = 1;
-      this.release(port);
-      for (const entry of failed) entry.done(null);
     }
     // One report per ERROR_REPORT_MS, with the count of the others: a socket per query must
     // not mean a log line per query.
@@ -142,34 +240,62 @@ export class UdpUpstreamClient {
     this.onError(more > 0 ? Object.assign(new Error(`${err.message} (and ${more} more socket errors)`), { code: err.code }) : err);
   }
 
-  /** One query less on `port`; with none left its socket is closed and the slot freed. */
-  private release(port: Port): void {
-    if (--port.pending > 0) return;
+  /** Every query waiting on `port` gets null (and `why`); the socket is closed with the last. */
+  private failQueries(port: Port, why: string | null): void {
+    const failed: Pending[] = [];
+    for (const [key, entry] of this.pending) {
+      if (entry.port !== port) continue;
+      this.pending.delete(key);
+      failed.push(entry);
+    }
+    for (let i = 0; i < failed.length; i++) this.release(port);
+    for (const entry of failed) {
+      if (why === null) entry.done(null);
+      else entry.done(null, why);
+    }
+  }
+
+  /** Closes `port` and frees its slot, wherever it is (in use, spare, or failed at bind). */
+  private discard(port: Port): void {
     if (this.slots[port.slot] !== port) return;
     this.slots[port.slot] = null;
     this.freeSlots.push(port.slot);
-    const list = this.open[port.family];
-    const last = list.pop()!;
-    if (last !== port) {
-      list[port.at] = last;
-      last.at = port.at;
+    if (port.at >= 0) {
+      const list = this.open[port.family];
+      const last = list.pop()!;
+      if (last !== port) {
+        list[port.at] = last;
+        last.at = port.at;
+      }
+      port.at = -1;
+    } else {
+      const spares = this.spares[port.family];
+      const at = spares.indexOf(port);
+      if (at >= 0) spares.splice(at, 1);
     }
     port.socket.close();
   }
 
+  /** One query less on `port`; with none left its socket is closed and the slot freed. */
+  private release(port: Port): void {
+    if (--port.pending > 0) return;
+    this.discard(port);
+  }
+
   /**
    * Sends `msg` (its ID is overwritten) to `upstream`; `done` gets the response, or null at
-   * `expiresAt` (a Date.now() value) or when the send fails. If no answer has come by
-   * `retryAt`, `retry` is called (the caller asks again) while this try keeps waiting: a late
-   * answer is still taken. Returns a handle for `cancel`, or -1 when nothing was sent.
+   * `expiresAt` (a Date.now() value) or when the send fails — with `why` when the upstream is
+   * unreachable (said by the kernel, at once). If no answer has come by `retryAt`, `retry` is
+   * called (the caller asks again) while this try keeps waiting: a late answer is still taken.
+   * Returns a handle for `cancel`, or -1 when nothing was sent.
    */
   send(upstream: Endpoint, msg: Buffer, qnameKey: string, qtype: number, qclass: number, expiresAt: number,
-    done: (response: Buffer | null) => void, retryAt = Infinity, retry: (() => void) | null = null): number {
+    done: (response: Buffer | null, why?: string) => void, retryAt = Infinity, retry: (() => void) | null = null): number {
     if (this.closed) {
       done(null);
       return -1;
     }
-    const port = this.port(upstream.family);
+    const port = this.port(upstream);
     if (port === null) {
       done(null);
       return -1;
@@ -181,6 +307,7 @@ export class UdpUpstreamClient {
       key = port.slot * 65536 + id;
     }
     if (this.pending.has(key)) {
+      if (port.pending === 0) this.discard(port);
       done(null);
       return -1;
     }
@@ -188,13 +315,21 @@ export class UdpUpstreamClient {
     const entry: Pending = { port, upstream, qnameKey, qtype, qclass, expiresAt, done, retryAt, retry };
     this.pending.set(key, entry);
     port.pending++;
-    port.socket.send(msg, upstream.port, upstream.host, (err) => {
+    const sent = (err: Error | null): void => {
       if (err && this.pending.get(key) === entry) {
         this.pending.delete(key);
         this.release(port);
-        done(null);
+        const why = unreachableReason(upstream.label, (err as NodeJS.ErrnoException).code);
+        if (why === null) done(null);
+        else done(null, why);
       }
-    });
+    };
+    try {
+      port.socket.send(msg, sent);
+    } catch {
+      // The connect failed (no route...): the socket is not connected, so send() refuses the
+      // call; the connect's error comes next tick through 'error' and fails this query with the reason.
+    }
     if (this.sweepTimer === null) {
       this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
       this.sweepTimer.unref();
@@ -216,7 +351,8 @@ export class UdpUpstreamClient {
     const entry = this.pending.get(key);
     if (entry === undefined) return;
     // A reply from elsewhere, or to another question, is spoofed or stale: ignore it and
-    // keep waiting for the real one.
+    // keep waiting for the real one. (A connected socket gets only its peer's datagrams;
+    // checked all the same.)
     if (port !== entry.upstream.port || address !== entry.upstream.host) return;
     if (!answersQuestion(msg, entry.qnameKey, entry.qtype, entry.qclass)) return;
     this.pending.delete(key);
@@ -254,5 +390,9 @@ export class UdpUpstreamClient {
     for (const entry of waiting) entry.done(null);
     for (const port of this.slots) port?.socket.close();
     this.slots.fill(null);
+    this.open[4].length = 0;
+    this.open[6].length = 0;
+    this.spares[4].length = 0;
+    this.spares[6].length = 0;
   }
 }
