@@ -7,7 +7,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseEndpoint, type Endpoint } from '../../../src/net/endpoint.js';
-import { DEFAULT_SPARE_SOCKETS, UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
+import { DEFAULT_SPARE_SOCKETS, MIN_SPARE_SOCKETS, UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
 import { mustKey } from '../../../src/wire/names.js';
 import { buildQuery, decode, T } from '../../helpers/dns.js';
 import { serverWithUpstream } from '../../helpers/server.js';
@@ -76,6 +76,45 @@ t.test('5,000 forwarded queries leave from at least 4,000 distinct source ports,
   t.ok(steps < 20, `consecutive IDs rarely follow each other (${steps} times)`);
   // What stays open is the pool of spares, bound ahead for the next queries (at most DEFAULT_SPARE_SOCKETS).
   t.ok(openSockets() <= socketsBefore + 2 + DEFAULT_SPARE_SOCKETS, `no query's socket left open (${socketsBefore} before, ${openSockets()} after)`);
+});
+
+t.test('spare sockets: bound ahead on random ports off the query path, each used for one query, put back after each turn', async (t) => {
+  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 60, data: '192.0.2.47' }] }));
+  t.teardown(() => upstream.close());
+  const socketsBefore = openSockets();
+  const client = new UdpUpstreamClient((err) => t.fail(err.message));
+  t.teardown(() => client.close());
+  const endpoint = parseEndpoint(upstream.address, undefined) as Endpoint;
+  const query = (name: string): Promise<Buffer | null> => new Promise((resolve) => {
+    client.send(endpoint, buildQuery(name, T.A), mustKey(name), T.A, 1, Date.now() + 3000, resolve);
+  });
+  const waitFor = async (what: () => boolean): Promise<void> => {
+    for (let i = 0; i < 100 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  t.equal(client.spareSockets, 0, 'nothing is opened before the first query');
+  t.ok(await query('first.pool.example'), 'answered');
+  t.equal(client.counters.openedOnDemand, 1, 'the first query opened its own socket');
+  await waitFor(() => client.spareSockets >= MIN_SPARE_SOCKETS);
+  t.equal(client.spareSockets, MIN_SPARE_SOCKETS, `${MIN_SPARE_SOCKETS} spares bound after that turn`);
+  for (let i = 0; i < 30; i++) t.ok(await query(`s${i}.pool.example`), `s${i} answered`);
+  t.equal(client.counters.openedOnDemand, 1, 'one query at a time: each found a spare ready');
+
+  // A burst takes more than the spares: the next turn puts back as many as it took.
+  const burst = async (tag: string): Promise<number> => (await Promise.all(Array.from({ length: 100 }, (_, i) => query(`${tag}${i}.pool.example`)))).filter(Boolean).length;
+  t.equal(await burst('a'), 100, 'a burst of 100 answered');
+  const onDemand = client.counters.openedOnDemand;
+  t.ok(onDemand <= 1 + 100 - MIN_SPARE_SOCKETS, `${onDemand - 1} of the burst opened their own (the rest took spares)`);
+  await waitFor(() => client.spareSockets >= 100);
+  t.ok(client.spareSockets >= 100 && client.spareSockets <= client.spareMax, `${client.spareSockets} spares after the burst's turn`);
+  t.equal(await burst('b'), 100, 'a second burst answered');
+  t.equal(client.counters.openedOnDemand, onDemand, 'the second burst found all its sockets ready');
+
+  const ports = upstream.queries.map((q) => q.from.port);
+  // Random ports may repeat once a socket is closed (~1 repeat expected among 231 draws from ~28,000).
+  t.ok(new Set(ports).size >= ports.length - 10, `${new Set(ports).size} distinct source ports for ${ports.length} queries`);
+  t.equal(client.openSockets, 0, 'no socket in use once all are answered');
+  client.close();
+  t.ok(openSockets() <= socketsBefore + 2, `close() closes the spares too (${socketsBefore} before, ${openSockets()} after)`);
 });
 
 t.test('open sockets are capped: past the cap queries share the open ones, and all are answered', async (t) => {

@@ -28,13 +28,15 @@ const ERROR_REPORT_MS = 10_000;
 
 /** Open upstream sockets at most, by default: far below a service's file limit (systemd unit: 65536). */
 export const DEFAULT_MAX_UPSTREAM_SOCKETS = 1024;
-/** Spare sockets kept bound and ready, by default (counted in the cap). */
-export const DEFAULT_SPARE_SOCKETS = 64;
+/** Spare sockets kept bound and ready at least (counted in the cap), once a query has been sent. */
+export const MIN_SPARE_SOCKETS = 8;
+/** Spare sockets at most, by default: a quarter of the cap. */
+export const DEFAULT_SPARE_SOCKETS = DEFAULT_MAX_UPSTREAM_SOCKETS / 4;
 
 export interface UdpUpstreamOptions {
   /** Open sockets at most; past it queries share the open ones (default DEFAULT_MAX_UPSTREAM_SOCKETS). */
   maxSockets?: number;
-  /** Spare sockets bound ahead of need (default DEFAULT_SPARE_SOCKETS; 0: each opened by its query). */
+  /** Spare sockets bound ahead of need at most (default a quarter of maxSockets; 0: each opened by its query). */
   spareSockets?: number;
 }
 
@@ -106,9 +108,12 @@ export class UdpUpstreamClient {
   private readonly random = new Random16(4096);
   private sweepTimer: NodeJS.Timeout | null = null;
   private refillQueued: { 4: boolean; 6: boolean } = { 4: false, 6: false };
+  /** Sockets taken by queries since the last refill, by family: the next refill's size. */
+  private readonly taken: { 4: number; 6: number } = { 4: 0, 6: 0 };
   private closed = false;
   readonly maxSockets: number;
-  readonly spareTarget: number;
+  /** The most spares kept; each refill puts back what the last turn of the event loop took, at least MIN_SPARE_SOCKETS. */
+  readonly spareMax: number;
   /** maxSockets, or fewer for a while after the process ran out of file descriptors. */
   private limit: number;
   private limitedAt = 0;
@@ -118,7 +123,7 @@ export class UdpUpstreamClient {
 
   constructor(private readonly onError: (err: Error) => void, options: UdpUpstreamOptions = {}) {
     this.maxSockets = Math.max(1, Math.min(32768, options.maxSockets ?? DEFAULT_MAX_UPSTREAM_SOCKETS));
-    this.spareTarget = Math.max(0, Math.min(options.spareSockets ?? DEFAULT_SPARE_SOCKETS, Math.floor(this.maxSockets / 4)));
+    this.spareMax = Math.max(0, Math.min(options.spareSockets ?? Math.floor(this.maxSockets / 4), Math.floor(this.maxSockets / 4)));
     this.limit = this.maxSockets;
     this.slots = new Array<Port | null>(this.maxSockets).fill(null);
     this.freeSlots = Array.from({ length: this.maxSockets }, (_, i) => this.maxSockets - 1 - i);
@@ -158,14 +163,21 @@ export class UdpUpstreamClient {
     return port.failed ? null : port;
   }
 
-  /** Tops the spares of `family` up to the target, after the current turn of the event loop. */
+  /**
+   * After the current turn of the event loop (its answers sent), puts back as many spares of
+   * `family` as the turn took: a burst of queries finds its sockets ready next turn, a quiet
+   * server keeps a few. The spares stay bound until used (a port nobody was told of).
+   */
   private queueRefill(family: 4 | 6): void {
-    if (this.refillQueued[family] || this.spareTarget === 0 || this.closed) return;
+    this.taken[family]++;
+    if (this.refillQueued[family] || this.spareMax === 0 || this.closed) return;
     this.refillQueued[family] = true;
     setImmediate(() => {
       this.refillQueued[family] = false;
+      const target = Math.min(this.spareMax, Math.max(MIN_SPARE_SOCKETS, this.taken[family]));
+      this.taken[family] = 0;
       const spares = this.spares[family];
-      while (!this.closed && spares.length < this.spareTarget) {
+      while (!this.closed && spares.length < target) {
         const port = this.openSocket(family);
         if (port === null) break;
         spares.push(port);
