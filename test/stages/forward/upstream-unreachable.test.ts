@@ -13,6 +13,11 @@ import { ask } from '../../helpers/client.js';
 import { buildQuery, decode, T, type Decoded } from '../../helpers/dns.js';
 import { freePort, startSinkhole, writeLists } from '../../helpers/server.js';
 import { startUpstream } from '../../helpers/upstream.js';
+import { freeTcpPort } from '../../helpers/tls-peers.js';
+import { parseUpstream, type EncryptedUpstream } from '../../../src/stages/forward/upstream-url.js';
+import { TlsUpstream } from '../../../src/stages/forward/transports/tls.js';
+import { HttpsUpstream } from '../../../src/stages/forward/transports/https.js';
+import { mustKey } from '../../../src/wire/names.js';
 
 const ede = (r: Decoded): { code: number; text: string } | undefined => {
   const o = r.opt?.options.find((x) => x.code === 15);
@@ -67,6 +72,20 @@ t.test('the upstream goes away with a stale answer in the cache: the stale answe
   t.equal(none.rcode, 2, 'a name the cache never knew: SERVFAIL');
   t.ok(noneMs < 200, `also at once (${noneMs} ms)`);
   t.match(ede(none)?.text ?? '', /is unreachable \(ECONNREFUSED/);
+});
+
+t.test('DoT and DoH upstreams on a closed TCP port: the connection fails at once, said as unreachable', async (t) => {
+  for (const make of [
+    (port: number) => new TlsUpstream(parseUpstream(`tls://127.0.0.1:${port}#dns.test`) as EncryptedUpstream),
+    (port: number) => new HttpsUpstream(parseUpstream(`https://127.0.0.1:${port}/dns-query#dns.test`) as EncryptedUpstream),
+  ]) {
+    const transport = make(await freeTcpPort());
+    t.teardown(() => transport.close());
+    const { value: failure, ms } = await timed(() => new Promise<string>((resolve) => transport.exchange(buildQuery('n1.example', T.A), { qnameKey: mustKey('n1.example'), qtype: T.A, qclass: 1 },
+      Date.now() + 3000, (answer, why) => resolve(answer === null ? why : 'answered'))));
+    t.equal(failure, `${transport.label}: unreachable (ECONNREFUSED: connection refused, nothing listens on that port)`, transport.label);
+    t.ok(ms < 200, `within ${ms} ms`);
+  }
 });
 
 t.test('unreachable routes in a network namespace: EHOSTUNREACH, EINVAL (blackhole), EACCES (prohibit), ENETUNREACH (no route), each at once', async (t) => {

@@ -1,7 +1,9 @@
 // What the DoT and DoH upstream transports share: the interface the forwarder calls, the
-// options, the reconnect backoff and the host lookup through --bootstrap.
+// options, and opening a connection (Connector: the address, through --bootstrap for a name;
+// the handshake deadline; the reconnect backoff).
 import { isIP } from 'node:net';
 import type { EncryptedUpstream } from '../upstream-url.js';
+import { unreachableWhy } from './unreachable.js';
 
 export interface UpstreamQuestion {
   qnameKey: string;
@@ -99,11 +101,86 @@ export class HostAddress {
 /** One line for a TLS or socket error: Node's message without its "Client network socket" noise. */
 export function describeError(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
+  // Over TCP a refusal is the server's reset, not an ICMP error.
+  if (code === 'ECONNREFUSED') return 'unreachable (ECONNREFUSED: connection refused, nothing listens on that port)';
   if (code === 'ECONNRESET') return 'connection reset';
   if (code === 'ETIMEDOUT') return 'connection timed out';
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'no route to the upstream';
+  const unreachable = unreachableWhy(code);
+  if (unreachable !== null) return `unreachable (${unreachable})`;
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return 'does not speak TLS on this port (wrong version number)';
   if (/disconnected before secure TLS connection/.test(err.message)) return 'closed the connection during the TLS handshake';
   return err.message.replace(/\s+/g, ' ');
+}
+
+/**
+ * Opening the one connection of a DoT or DoH upstream, as both transports do it: the address
+ * (the host itself, or a --bootstrap lookup for a name), a deadline for the handshake, and
+ * after a failure a backoff during which queries fail at once with the reason (the forwarder
+ * then asks the next upstream), the address lookup redone, and the failure told for the log.
+ */
+export class Connector {
+  private readonly backoff = new Backoff();
+  private readonly address: HostAddress;
+  /** Between open() and the end of the handshake (including a --bootstrap lookup). */
+  connecting = false;
+
+  constructor(private readonly upstream: EncryptedUpstream, private readonly options: EncryptedOptions) {
+    this.address = new HostAddress(upstream, options.resolveHost);
+  }
+
+  get connectTimeoutMs(): number {
+    return this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  get idleMs(): number {
+    return this.options.idleMs ?? DEFAULT_IDLE_MS;
+  }
+
+  /** Why a query arriving now fails at once (not connected, backing off after a failure), or null. */
+  refusal(connected: boolean): string | null {
+    return !connected && !this.connecting && this.backoff.waiting ? this.backoff.reason : null;
+  }
+
+  /** Finds the address (maybe through --bootstrap), then `connectTo(ip)`; a failed lookup is `onLookupFailure(failure)`. */
+  open(isClosed: () => boolean, connectTo: (ip: string) => void, onLookupFailure: (failure: string) => void): void {
+    this.connecting = true;
+    const address = this.address.get();
+    if (typeof address === 'string') {
+      connectTo(address);
+      return;
+    }
+    // A name still to be looked up: the transport's queries wait meanwhile.
+    address.then((ip) => {
+      if (!isClosed()) connectTo(ip);
+    }, (err: Error) => {
+      this.connecting = false;
+      if (!isClosed()) onLookupFailure(`${this.upstream.label}: ${err.message}`);
+    });
+  }
+
+  /** Calls `onTimeout(failure)` unless the handshake ends first (clear the timer then). */
+  handshakeTimer(what: string, onTimeout: (failure: string) => void): NodeJS.Timeout {
+    const ms = this.connectTimeoutMs;
+    const timer = setTimeout(() => onTimeout(`${this.upstream.label}: no ${what} handshake within ${ms} ms`), ms);
+    timer.unref();
+    return timer;
+  }
+
+  /** A good handshake: the backoff starts over. */
+  succeeded(): void {
+    this.connecting = false;
+    this.backoff.succeeded();
+  }
+
+  /** The connection is gone (`connecting` ends). */
+  ended(): void {
+    this.connecting = false;
+  }
+
+  /** A failed connection: back off, look the name up again next time (`forgetAddress`), tell the log. */
+  failed(failure: string, forgetAddress: boolean): void {
+    if (forgetAddress) this.address.forget();
+    this.backoff.failed(failure);
+    this.options.onFailure?.(failure);
+  }
 }

@@ -9,8 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { answersQuestion } from '../../../wire/response.js';
 import type { EncryptedUpstream } from '../upstream-url.js';
 import {
-  Backoff, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS, describeError, HostAddress,
-  type EncryptedOptions, type EncryptedTransport, type ExchangeDone, type UpstreamQuestion,
+  Connector, describeError, type EncryptedOptions, type EncryptedTransport, type ExchangeDone, type UpstreamQuestion,
 } from './encrypted.js';
 import { trustedCas } from './tls.js';
 
@@ -33,22 +32,20 @@ export class HttpsUpstream implements EncryptedTransport {
   /** Connections opened successfully so far (for tests and metrics). */
   handshakes = 0;
   private session: ClientHttp2Session | null = null;
-  private connecting = false;
   private connected = false;
   /** Queries not yet on a stream: before the handshake, or over the stream limit. */
   private waiting: Pending[] = [];
   private readonly active = new Set<Pending>();
-  private readonly backoff = new Backoff();
-  private readonly address: HostAddress;
+  private readonly connector: Connector;
   private readonly ca: string[] | undefined;
   private readonly authority: string;
   private tlsSession: Buffer | undefined;
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
-  constructor(readonly upstream: EncryptedUpstream, private readonly options: EncryptedOptions = {}) {
+  constructor(readonly upstream: EncryptedUpstream, options: EncryptedOptions = {}) {
     this.label = upstream.label;
-    this.address = new HostAddress(upstream, options.resolveHost);
+    this.connector = new Connector(upstream, options);
     this.ca = trustedCas(options.ca);
     const host = upstream.serverName;
     this.authority = `https://${host}${upstream.port === 443 ? '' : `:${upstream.port}`}`;
@@ -63,8 +60,9 @@ export class HttpsUpstream implements EncryptedTransport {
       done(null, `${this.label}: closed`);
       return;
     }
-    if (!this.connected && !this.connecting && this.backoff.waiting) {
-      done(null, this.backoff.reason);
+    const refusal = this.connector.refusal(this.connected);
+    if (refusal !== null) {
+      done(null, refusal);
       return;
     }
     msg.writeUInt16BE(0, 0);
@@ -80,7 +78,7 @@ export class HttpsUpstream implements EncryptedTransport {
   /** Starts streams for waiting queries while the session has room; opens a session if none. */
   private pump(): void {
     if (!this.connected) {
-      if (!this.connecting && this.waiting.length > 0) this.open();
+      if (!this.connector.connecting && this.waiting.length > 0) this.connector.open(() => this.closed, (ip) => this.connectTo(ip), (failure) => this.fail(failure));
       return;
     }
     const session = this.session!;
@@ -161,21 +159,6 @@ export class HttpsUpstream implements EncryptedTransport {
     if (this.waiting.length > 0) this.pump();
   }
 
-  private open(): void {
-    this.connecting = true;
-    const address = this.address.get();
-    if (typeof address === 'string') {
-      this.connectTo(address);
-      return;
-    }
-    address.then((ip) => {
-      if (!this.closed) this.connectTo(ip);
-    }, (err: Error) => {
-      this.connecting = false;
-      if (!this.closed) this.fail(`${this.label}: ${err.message}`);
-    });
-  }
-
   private connectTo(ip: string): void {
     const { port, serverName } = this.upstream;
     // Our own TLS socket: to connect to the (bootstrapped) address while verifying the name.
@@ -189,11 +172,9 @@ export class HttpsUpstream implements EncryptedTransport {
     });
     this.session = session;
     this.connected = false;
-    const timeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const timer = setTimeout(() => {
-      if (this.session === session && !this.connected) this.lost(session, `${this.label}: no TLS and HTTP/2 handshake within ${timeoutMs} ms`, false);
-    }, timeoutMs);
-    timer.unref();
+    const timer = this.connector.handshakeTimer('TLS and HTTP/2', (failure) => {
+      if (this.session === session && !this.connected) this.lost(session, failure, false);
+    });
     session.socket?.on('session', (ticket: Buffer) => {
       this.tlsSession = ticket;
     });
@@ -205,11 +186,10 @@ export class HttpsUpstream implements EncryptedTransport {
         this.lost(session, `${this.label}: the server does not offer HTTP/2 (ALPN ${alpn === false ? 'none' : String(alpn)})`, false);
         return;
       }
-      this.connecting = false;
       this.connected = true;
       this.handshakes++;
-      this.backoff.succeeded();
-      session.setTimeout(this.options.idleMs ?? DEFAULT_IDLE_MS, () => {
+      this.connector.succeeded();
+      session.setTimeout(this.connector.idleMs, () => {
         if (this.active.size === 0 && this.waiting.length === 0 && this.session === session) this.lost(session, '', true);
       });
       this.pump();
@@ -235,7 +215,7 @@ export class HttpsUpstream implements EncryptedTransport {
   private retire(session: ClientHttp2Session): void {
     this.session = null;
     this.connected = false;
-    this.connecting = false;
+    this.connector.ended();
     session.close();
     if (this.waiting.length > 0) this.pump();
   }
@@ -248,7 +228,7 @@ export class HttpsUpstream implements EncryptedTransport {
   private lost(session: ClientHttp2Session, failure: string, wasConnected: boolean): void {
     this.session = null;
     this.connected = false;
-    this.connecting = false;
+    this.connector.ended();
     session.destroy();
     if (wasConnected) {
       if (this.waiting.length > 0) this.pump();
@@ -258,9 +238,7 @@ export class HttpsUpstream implements EncryptedTransport {
   }
 
   private fail(failure: string): void {
-    this.address.forget();
-    this.backoff.failed(failure);
-    this.options.onFailure?.(failure);
+    this.connector.failed(failure, true);
     const all = [...this.waiting, ...this.active];
     this.waiting = [];
     for (const entry of all) this.finish(entry, null, failure);

@@ -8,8 +8,7 @@ import { connect, rootCertificates, type TLSSocket, type ConnectionOptions } fro
 import { answersQuestion } from '../../../wire/response.js';
 import type { EncryptedUpstream } from '../upstream-url.js';
 import {
-  Backoff, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS, describeError, HostAddress,
-  type EncryptedOptions, type EncryptedTransport, type ExchangeDone, type UpstreamQuestion,
+  Connector, describeError, type EncryptedOptions, type EncryptedTransport, type ExchangeDone, type UpstreamQuestion,
 } from './encrypted.js';
 
 const SWEEP_MS = 25;
@@ -34,15 +33,12 @@ export class TlsUpstream implements EncryptedTransport {
   /** Connections opened successfully so far (for tests and metrics). */
   handshakes = 0;
   private socket: TLSSocket | null = null;
-  /** Between open() and the end of the handshake (including a --bootstrap lookup). */
-  private connecting = false;
   private connected = false;
   private readonly pending = new Map<number, Pending>();
   /** Frames written before the handshake finished. */
   private queued: Buffer[] = [];
   private received: Buffer | null = null;
-  private readonly backoff = new Backoff();
-  private readonly address: HostAddress;
+  private readonly connector: Connector;
   private readonly ca: string[] | undefined;
   private session: Buffer | undefined;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -50,9 +46,9 @@ export class TlsUpstream implements EncryptedTransport {
   private closed = false;
   private readonly random = new Random16(2048);
 
-  constructor(readonly upstream: EncryptedUpstream, private readonly options: EncryptedOptions = {}) {
+  constructor(readonly upstream: EncryptedUpstream, options: EncryptedOptions = {}) {
     this.label = upstream.label;
-    this.address = new HostAddress(upstream, options.resolveHost);
+    this.connector = new Connector(upstream, options);
     this.ca = trustedCas(options.ca);
   }
 
@@ -66,8 +62,9 @@ export class TlsUpstream implements EncryptedTransport {
       done(null, `${this.label}: closed`);
       return;
     }
-    if (!this.connected && !this.connecting && this.backoff.waiting) {
-      done(null, this.backoff.reason);
+    const refusal = this.connector.refusal(this.connected);
+    if (refusal !== null) {
+      done(null, refusal);
       return;
     }
     let id = this.random.next();
@@ -91,7 +88,7 @@ export class TlsUpstream implements EncryptedTransport {
   private send(frame: Buffer): void {
     if (!this.connected) {
       this.queued.push(frame);
-      if (!this.connecting) this.open();
+      if (!this.connector.connecting) this.connector.open(() => this.closed, (ip) => this.connectTo(ip), (failure) => this.fail(failure, false));
       return;
     }
     const socket = this.socket!;
@@ -107,22 +104,6 @@ export class TlsUpstream implements EncryptedTransport {
     socket.write(frame);
   }
 
-  private open(): void {
-    this.connecting = true;
-    const address = this.address.get();
-    if (typeof address === 'string') {
-      this.connectTo(address);
-      return;
-    }
-    // A name still to be looked up (through --bootstrap): the queries wait in `queued`.
-    address.then((ip) => {
-      if (!this.closed) this.connectTo(ip);
-    }, (err: Error) => {
-      this.connecting = false;
-      if (!this.closed) this.fail(`${this.label}: ${err.message}`, false);
-    });
-  }
-
   private connectTo(ip: string): void {
     const options: ConnectionOptions = {
       host: ip, port: this.upstream.port, servername: this.upstream.serverName, ca: this.ca,
@@ -133,21 +114,19 @@ export class TlsUpstream implements EncryptedTransport {
     this.socket = socket;
     this.connected = false;
     this.received = null;
-    const timer = setTimeout(() => {
-      if (this.socket === socket && !this.connected) this.drop(socket, `${this.label}: no TLS handshake within ${this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS} ms`, false);
-    }, this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    timer.unref();
+    const timer = this.connector.handshakeTimer('TLS', (failure) => {
+      if (this.socket === socket && !this.connected) this.drop(socket, failure, false);
+    });
     socket.on('session', (session: Buffer) => {
       this.session = session;
     });
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       if (this.socket !== socket) return;
-      this.connecting = false;
       this.connected = true;
       this.handshakes++;
-      this.backoff.succeeded();
-      socket.setTimeout(this.options.idleMs ?? DEFAULT_IDLE_MS, () => {
+      this.connector.succeeded();
+      socket.setTimeout(this.connector.idleMs, () => {
         // Idle: nothing asked lately. With queries in flight, their deadlines decide instead.
         if (this.pending.size === 0 && this.socket === socket) this.drop(socket, '', true);
       });
@@ -175,7 +154,7 @@ export class TlsUpstream implements EncryptedTransport {
    */
   private drop(socket: TLSSocket, failure: string, wasConnected: boolean): void {
     this.socket = null;
-    this.connecting = false;
+    this.connector.ended();
     this.connected = false;
     this.received = null;
     socket.destroy();
@@ -198,9 +177,7 @@ export class TlsUpstream implements EncryptedTransport {
   }
 
   private fail(failure: string, forgetAddress: boolean): void {
-    if (forgetAddress) this.address.forget();
-    this.backoff.failed(failure);
-    this.options.onFailure?.(failure);
+    this.connector.failed(failure, forgetAddress);
     this.queued = [];
     const waiting = [...this.pending.values()];
     this.pending.clear();

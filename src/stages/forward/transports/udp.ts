@@ -20,6 +20,7 @@ import { Random16 } from './random16.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { answersQuestion } from '../../../wire/response.js';
 import { literalLookup, type Endpoint } from '../../../net/endpoint.js';
+import { unreachableReason } from './unreachable.js';
 
 const SWEEP_MS = 25;
 /** After running out of file descriptors, open no more sockets than were open, for this long. */
@@ -45,27 +46,6 @@ export interface UdpUpstreamCounters {
   socketsOpened: number;
   shared: number;
   openedOnDemand: number;
-}
-
-/**
- * Why a socket error means the upstream cannot be reached, by errno; null for other errors.
- * These come at once (from the kernel's routing table or an ICMP error), so they are told
- * apart from "did not answer in time" in the log and in the client's EDE.
- */
-export function unreachableReason(label: string, code: string | undefined): string | null {
-  switch (code) {
-    case 'ECONNREFUSED': return `${label} is unreachable (ECONNREFUSED: ICMP port unreachable, nothing listens on that port)`;
-    case 'ENETUNREACH': return `${label} is unreachable (ENETUNREACH: no route to its network)`;
-    case 'EHOSTUNREACH': return `${label} is unreachable (EHOSTUNREACH: no route to the host, or ICMP host unreachable)`;
-    case 'EHOSTDOWN': return `${label} is unreachable (EHOSTDOWN: the host is down)`;
-    case 'ENETDOWN': return `${label} is unreachable (ENETDOWN: the network interface is down)`;
-    case 'EADDRNOTAVAIL': return `${label} is unreachable (EADDRNOTAVAIL: no local address to send from)`;
-    case 'EACCES':
-    case 'EPERM': return `${label} is unreachable (${code}: a firewall rule or a prohibit route forbids it)`;
-    // Linux answers a "blackhole" route with EINVAL.
-    case 'EINVAL': return `${label} is unreachable (EINVAL: a blackhole route, or an address this host cannot send to)`;
-    default: return null;
-  }
 }
 
 interface Port {
