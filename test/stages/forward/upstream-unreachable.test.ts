@@ -18,6 +18,8 @@ import { parseUpstream, type EncryptedUpstream } from '../../../src/stages/forwa
 import { TlsUpstream } from '../../../src/stages/forward/transports/tls.js';
 import { HttpsUpstream } from '../../../src/stages/forward/transports/https.js';
 import { mustKey } from '../../../src/wire/names.js';
+import { UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
+import { createSocket } from 'node:dgram';
 
 const ede = (r: Decoded): { code: number; text: string } | undefined => {
   const o = r.opt?.options.find((x) => x.code === 15);
@@ -41,6 +43,37 @@ t.test('a closed port on 127.0.0.1 (ICMP port unreachable -> ECONNREFUSED): SERV
   t.same(ede(r), { code: 22, text: why }, 'EDE 22 says unreachable and why');
   t.ok(s.logs.some((l) => l.msg === 'upstream failure' && l.reason === why), 'the log says the same');
   t.notOk(s.logs.some((l) => String(l.reason).includes('did not answer in time')), 'no timeout is logged');
+});
+
+t.test('IPv6: a closed port on ::1 fails the query at once with ECONNREFUSED; a live one is answered from a spare socket', async (t) => {
+  const probe = createSocket('udp6');
+  await new Promise<void>((r) => probe.bind(0, '::1', () => r()));
+  const closed = probe.address().port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  // A live upstream on ::1: echoes the query as an answer (QR set, no records).
+  const responder = createSocket('udp6');
+  responder.on('message', (m, from) => {
+    m[2]! |= 0x80;
+    responder.send(m, from.port, from.address);
+  });
+  await new Promise<void>((r) => responder.bind(0, '::1', () => r()));
+  t.teardown(() => responder.close());
+  const live = { port: responder.address().port };
+  const client = new UdpUpstreamClient((err) => t.fail(err.message));
+  t.teardown(() => client.close());
+  const send = (port: number, label: string): Promise<{ answer: Buffer | null; why: string | undefined }> => new Promise((resolve) => {
+    client.send({ host: '::1', port, family: 6, label }, buildQuery('n6.example', T.A), mustKey('n6.example'), T.A, 1, Date.now() + 3000,
+      (answer, why) => resolve({ answer, why }));
+  });
+  const { value: failed, ms } = await timed(() => send(closed, `[::1]:${closed}`));
+  t.equal(failed.answer, null);
+  t.equal(failed.why, `[::1]:${closed} is unreachable (ECONNREFUSED: ICMP port unreachable, nothing listens on that port)`);
+  t.ok(ms < 200, `within ${ms} ms`);
+  for (let i = 0; i < 50 && client.spareSockets === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.ok(client.spareSockets > 0, 'spare IPv6 sockets were bound after that turn');
+  const answered = await send(live.port, `[::1]:${live.port}`);
+  t.equal(answered.answer && decode(answered.answer).rcode, 0, 'the live upstream answers');
+  t.equal(client.counters.openedOnDemand, 1, 'from a spare: only the first query opened its own socket');
 });
 
 t.test('a closed port first, a live upstream next: answered by the next at once; later queries start with the live one', async (t) => {
