@@ -412,7 +412,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
           const cuts = Array.from({ length: s.int(6) }, () => s.int(bytes.length)).sort((a, b) => a - b);
           await new Promise<void>((resolve) => {
             const socket = connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${64 + (from++ % 32)}` });
-            const timer = setTimeout(() => socket.destroy(), 300);
+            // 1 s, not less: on a loaded machine (CI) an answer can take a few hundred ms.
+            const timer = setTimeout(() => socket.destroy(), 1000);
             let answered = false;
             socket.on('data', (c: Buffer) => {
               tcpReplyBytes += c.length;
