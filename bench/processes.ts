@@ -47,11 +47,12 @@ const LIMIT_FLAGS = spawnSync(process.execPath, [CLI, 'serve', '--help'], { enco
 
 /**
  * Starts `sinkhole serve ARGS` pinned to `core` with the V8 flags it runs with in
- * production (node-flags.ts): every sinkhole the benchmark measures starts here.
+ * production (node-flags.ts): every sinkhole the benchmark measures starts here. `nodeFlags`
+ * adds to them (--cpu-prof for bench/hot-path.ts).
  */
-export function startSinkhole(core: number | string, args: string[], logFile?: string): ChildProcess {
+export function startSinkhole(core: number | string, args: string[], logFile?: string, nodeFlags: string[] = []): ChildProcess {
   // dnsperf is one client address sending the whole load: per-client limits off (docs/performance.md).
-  return startPinned(core, process.execPath, [...NODE_FLAGS, CLI, 'serve', ...LIMIT_FLAGS, ...args], logFile);
+  return startPinned(core, process.execPath, [...NODE_FLAGS, ...nodeFlags, CLI, 'serve', ...LIMIT_FLAGS, ...args], logFile);
 }
 
 export async function stop(child: ChildProcess): Promise<void> {

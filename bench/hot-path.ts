@@ -1,0 +1,124 @@
+// `node dist-bench/bench/hot-path.js`: CPU microseconds per answered query of sinkhole alone
+// on W1 (blocked) and W2 (cache hits) at a fixed rate below saturation, and optionally a V8
+// CPU profile of each run. For changes to the per-query path: measure before and after the
+// same way (SINKHOLE_BENCH_CLI=/path/to/other/dist/main/cli.js runs another build).
+// Same inputs as `npm run bench` (generate.ts), same upstream (nsd), same pinning: the server
+// on core 0, dnsperf and nsd on core 1. Options: see USAGE.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runDnsperf } from './dnsperf.js';
+import { blockedNames, FORWARD_DOMAIN, HOT_SET, writeLists, writeQueries, type Workload } from './generate.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
+
+const USAGE = '--only W1,W2 --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
+  '--cpu-prof DIR (one .cpuprofile per workload and round) --port-base N';
+
+interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; portBase: number }
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, portBase: 15500 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value (options: ${USAGE})`);
+      return v;
+    };
+    if (a === '--only') o.only = value().split(',') as Workload[];
+    else if (a === '--rate') o.rate = Number(value());
+    else if (a === '--duration') o.duration = Number(value());
+    else if (a === '--rounds') o.rounds = Number(value());
+    else if (a === '--cpu-prof') o.cpuProf = value();
+    else if (a === '--port-base') o.portBase = Number(value());
+    else throw new Error(`unknown option ${a} (options: ${USAGE})`);
+  }
+  return o;
+}
+
+function startUpstream(dir: string, port: number) {
+  const zone = join(dir, `${FORWARD_DOMAIN}.zone`);
+  writeFileSync(zone, [`$ORIGIN ${FORWARD_DOMAIN}.`, '$TTL 3600', `@ IN SOA ns.${FORWARD_DOMAIN}. admin.${FORWARD_DOMAIN}. 1 3600 600 86400 3600`,
+    `@ IN NS ns.${FORWARD_DOMAIN}.`, 'ns IN A 127.0.0.1', '* IN A 192.0.2.1', '* IN AAAA 2001:db8::1', ''].join('\n'));
+  const conf = join(dir, 'nsd.conf');
+  writeFileSync(conf, ['server:', '  ip-address: 127.0.0.1', `  port: ${port}`, '  username: ""', '  chroot: ""',
+    `  zonesdir: "${dir}"`, '  database: ""', `  zonelistfile: "${join(dir, 'nsd-zone.list')}"`, `  pidfile: "${join(dir, 'nsd.pid')}"`,
+    `  xfrdfile: "${join(dir, 'nsd-xfrd.state')}"`, `  xfrdir: "${dir}"`, `  logfile: "${join(dir, 'nsd.log')}"`, '  server-count: 1',
+    '  verbosity: 0', '  rrl-ratelimit: 0', '  rrl-whitelist-ratelimit: 0', 'remote-control:', '  control-enable: no',
+    'zone:', `  name: ${FORWARD_DOMAIN}`, `  zonefile: ${zone}`, ''].join('\n'));
+  return startPinned(1, 'nsd', ['-d', '-c', conf]);
+}
+
+/**
+ * utime and stime ticks (1/100 s) of each thread of `pid`, summed by thread name (the main
+ * thread is "node"; V8's and libuv's helpers, the history writer's worker have their own).
+ */
+function threadTicks(pid: number): Map<string, { user: number; system: number }> {
+  const out = new Map<string, { user: number; system: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '');
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const t = out.get(name) ?? { user: 0, system: 0 };
+      t.user += Number(fields[11]);
+      t.system += Number(fields[12]);
+      out.set(name, t);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-hot-path-'));
+  const upstreamPort = o.portBase;
+  const port = o.portBase + 1;
+  try {
+    mkdirSync(join(dir, 'lists'));
+    const blocked = blockedNames(100_000);
+    const lists = writeLists(dir, blocked);
+    writeFileSync(join(dir, 'warm.txt'), HOT_SET.flatMap((n) => [`${n} A`, `${n} AAAA`]).join('\n') + '\n');
+    const upstream = startUpstream(dir, upstreamPort);
+    await firstAnswer(upstreamPort, `probe.${FORWARD_DOMAIN}`, performance.now());
+    console.log(`rate ${o.rate} q/s, ${o.duration} s per run, dnsperf -c 8 -q 200; server on core 0, dnsperf and nsd on core 1`);
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const w of o.only) {
+        // A fresh server per run, so that a profile holds one workload.
+        const prof = o.cpuProf === null ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `${w}-r${round}.cpuprofile`];
+        const server = startSinkhole(0, ['--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstreamPort}`,
+          '--blocklists', lists.sinkholeDir, '--cache-size', '10000'], join(dir, 'sinkhole.log'), prof);
+        await firstAnswer(port, 'messenger.hotmail.com', performance.now());
+        await runDnsperf(1, port, join(dir, 'warm.txt'), 1);
+        const file = join(dir, `${w}-${round}.txt`);
+        writeQueries(file, w, blocked, Math.ceil(o.duration * o.rate) + 1000, `hp${round}`);
+        const before = cpuSeconds(server.pid!);
+        const threadsBefore = threadTicks(server.pid!);
+        const r = await runDnsperf(1, port, file, o.duration, { outstanding: 200, rate: o.rate });
+        const cpu = cpuSeconds(server.pid!) - before;
+        const perQuery = (ticks: number): string => ((ticks * 10_000) / Math.max(1, r.completed)).toFixed(2);
+        const threads = [...threadTicks(server.pid!)].map(([name, t]) => {
+          const b = threadsBefore.get(name) ?? { user: 0, system: 0 };
+          return `${name} ${perQuery(t.user - b.user)} user + ${perQuery(t.system - b.system)} sys`;
+        });
+        console.log(`${w} round ${round}: ${r.completed} answered, ${r.lost} lost, ${r.qps.toFixed(0)} q/s, ` +
+          `CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(1, r.completed)).toFixed(2)} µs per answered query ` +
+          `(µs per query by thread: ${threads.join('; ')})`);
+        await stop(server);
+      }
+    }
+    await stop(upstream);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.message);
+  process.exit(1);
+});
