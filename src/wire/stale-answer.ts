@@ -5,7 +5,7 @@
 // Extended DNS Error 3, "Stale Answer" (RFC 8914 section 4.4), in the OPT record.
 import { copyAnswer, truncatedAnswer } from './answer.js';
 import { EDNS_OPTION_EDE, EDNS_UDP_SIZE, HEADER_LENGTH, QTYPE } from './constants.js';
-import { answerStart, storedAt, ttlCount, ttlOffset, type PackedAnswer } from './packed-answer.js';
+import { answerStart, minStoredTtl, storedAt, ttlCount, ttlOffset, type PackedAnswer } from './packed-answer.js';
 import { skipName, type Query } from './query.js';
 
 /** TTL of a stale record (RFC 8767 section 4 recommends 30 seconds). */
@@ -22,11 +22,9 @@ const EDE_OPTION = Buffer.from([EDNS_OPTION_EDE >> 8, EDNS_OPTION_EDE & 0xff, 0,
  * at most that.
  */
 export function staleSeconds(p: PackedAnswer, now: number): number {
-  const start = answerStart(p);
-  let minTtl = Infinity;
-  for (let i = 0, n = ttlCount(p); i < n; i++) minTtl = Math.min(minTtl, p.readUInt32BE(start + ttlOffset(p, i)));
+  const minTtl = minStoredTtl(p);
   const age = (now - storedAt(p)) / 1000;
-  return minTtl === Infinity ? age : age - minTtl;
+  return minTtl < 0 ? age : age - minTtl;
 }
 
 /**
