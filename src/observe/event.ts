@@ -21,7 +21,7 @@ export interface QueryEvent {
   readonly rcode: number;
   /** The upstream that answered (forwarded, servfail), else ''. */
   readonly upstream: string;
-  /** Date.now() when the answer was sent. */
+  /** Date.now() when the answer was made and sent (read once per answer: a cache hit reads it before the lookup's expiry check). */
   readonly at: number;
   /** The policy's decision (stages/policy/policy.ts): -1 when no rule blocked the query. */
   readonly decision: number;

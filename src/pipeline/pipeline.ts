@@ -80,29 +80,32 @@ export class Pipeline {
   /**
    * An answer produced by the stage that has the query (q.stage): each earlier stage's
    * onAnswer sees it, last to first, and may answer instead (a blocked CNAME target); else it
-   * is relayed to the client, aged and fitted to the transport.
+   * is relayed to the client, aged (to `now`, Date.now() unless the caller has it) and fitted
+   * to the transport.
    */
-  deliver(q: Query, answer: PackedAnswer, outcome: Outcome, upstream: string, stale = false): void {
+  deliver(q: Query, answer: PackedAnswer, outcome: Outcome, upstream: string, stale = false, now = Date.now()): void {
     const stages = this.stages;
     for (let i = q.stage - 1; i >= 0; i--) {
       const stage = stages[i]!;
       if (stage.onAnswer !== undefined && stage.onAnswer(q, answer, this) === ANSWERED) return;
     }
     // A stale answer (serve-stale, RFC 8767): TTLs 30 and EDE 3 "Stale Answer".
-    const bytes = stale ? relayStale(q, answer, q.transport!.udp) : relayPacked(q, answer, Date.now(), q.transport!.udp);
-    this.reply(q, bytes, outcome, upstream);
+    const bytes = stale ? relayStale(q, answer, q.transport!.udp) : relayPacked(q, answer, now, q.transport!.udp);
+    this.reply(q, bytes, outcome, upstream, -1, null, now);
   }
 
   /**
    * Sends `answer` to the client and tells the observers. `decision` and `explainer` say which
    * rule blocked the query (see stages/policy/policy.ts); they are described only on demand.
+   * `now`: Date.now(), when the caller has read the clock for this answer already (a cache
+   * hit reads it once for its expiry, its TTLs and the event, not three times).
    */
-  reply(q: Query, answer: Buffer, outcome: Outcome, upstream = '', decision = -1, explainer: RuleExplainer | null = null): void {
+  reply(q: Query, answer: Buffer, outcome: Outcome, upstream = '', decision = -1, explainer: RuleExplainer | null = null, now = -1): void {
     q.transport!.send(answer, q.clientAddress, q.clientPort);
     const observers = this.observers;
     if (observers.length === 0) return;
     const e = this.event;
-    e.set(q, outcome, answer[3]! & 0x0f, upstream, decision, explainer);
+    e.set(q, outcome, answer[3]! & 0x0f, upstream, decision, explainer, now < 0 ? Date.now() : now);
     for (let i = 0; i < observers.length; i++) observers[i]!.answered(e);
     e.clear();
   }

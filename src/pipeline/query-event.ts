@@ -17,12 +17,12 @@ export class PipelineEvent implements QueryEvent {
   decision = -1;
   private explainer: RuleExplainer | null = null;
 
-  set(q: Query, outcome: Outcome, rcode: number, upstream: string, decision: number, explainer: RuleExplainer | null): void {
+  set(q: Query, outcome: Outcome, rcode: number, upstream: string, decision: number, explainer: RuleExplainer | null, at = Date.now()): void {
     this.query = q;
     this.outcome = outcome;
     this.rcode = rcode;
     this.upstream = upstream;
-    this.at = Date.now();
+    this.at = at;
     this.decision = decision;
     this.explainer = explainer;
   }

@@ -30,12 +30,14 @@ export class CacheStage implements Stage {
   onQuery(q: Query, pipeline: Pipeline): StageResult {
     const hit = this.store.get(q.cacheKey);
     if (hit === undefined) return PASS;
-    if (this.options.staleMaxAge > 0 && isExpired(hit)) {
+    // One clock reading for the expiry, the TTLs' age and the observers' event.
+    const now = Date.now();
+    if (this.options.staleMaxAge > 0 && isExpired(hit, now)) {
       // Ask the upstreams again; if they fail, the forward stage sends this instead.
       q.stale = hit;
       return PASS;
     }
-    pipeline.deliver(q, hit, 'cached', '');
+    pipeline.deliver(q, hit, 'cached', '', false, now);
     return ANSWERED;
   }
 
@@ -74,6 +76,6 @@ export class CacheStage implements Stage {
 }
 
 /** Past its TTL (every record's TTL counts from when it was stored); a kept SERVFAIL never is. */
-function isExpired(p: PackedAnswer): boolean {
-  return (p[answerStart(p) + 3]! & 0x0f) !== RCODE.SERVFAIL && staleSeconds(p, Date.now()) > 0;
+function isExpired(p: PackedAnswer, now: number): boolean {
+  return (p[answerStart(p) + 3]! & 0x0f) !== RCODE.SERVFAIL && staleSeconds(p, now) > 0;
 }
