@@ -14,12 +14,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
 
 const USAGE = '--only W1,W2 --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
-  '--cpu-prof DIR (one .cpuprofile per workload and round) --port-base N';
+  '--cpu-prof DIR (one .cpuprofile per workload and round) --port-base N; after --, more options for sinkhole serve (e.g. -- --history off)';
 
-interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; portBase: number }
+interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; portBase: number; serve: string[] }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, portBase: 15500 };
+  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, portBase: 15500, serve: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -27,7 +27,10 @@ function parseOptions(argv: string[]): Options {
       if (v === undefined) throw new Error(`${a} needs a value (options: ${USAGE})`);
       return v;
     };
-    if (a === '--only') o.only = value().split(',') as Workload[];
+    if (a === '--') {
+      o.serve = argv.slice(i + 1);
+      break;
+    } else if (a === '--only') o.only = value().split(',') as Workload[];
     else if (a === '--rate') o.rate = Number(value());
     else if (a === '--duration') o.duration = Number(value());
     else if (a === '--rounds') o.rounds = Number(value());
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
         // A fresh server per run, so that a profile holds one workload.
         const prof = o.cpuProf === null ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `${w}-r${round}.cpuprofile`];
         const server = startSinkhole(0, ['--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstreamPort}`,
-          '--blocklists', lists.sinkholeDir, '--cache-size', '10000'], join(dir, 'sinkhole.log'), prof);
+          '--blocklists', lists.sinkholeDir, '--cache-size', '10000', '--state-dir', join(dir, 'state'), ...o.serve], join(dir, 'sinkhole.log'), prof);
         await firstAnswer(port, 'messenger.hotmail.com', performance.now());
         await runDnsperf(1, port, join(dir, 'warm.txt'), 1);
         const file = join(dir, `${w}-${round}.txt`);
