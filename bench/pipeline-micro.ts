@@ -1,4 +1,4 @@
-// `node dist-bench/bench/pipeline-micro.js [W1|W2] [seconds] [rounds]`: the JavaScript of the
+// `node dist-bench/bench/pipeline-micro.js [W1|W1e|W2] [seconds] [rounds]` (W1e: W1 with EDNS): the JavaScript of the
 // query path alone, without sockets: the stage chain `sinkhole serve` builds (guard, policy,
 // local, cache; default options, the benchmark's 100,000-rule list), the blocked-query log as
 // observer, a transport that only counts. Nanoseconds per query, for comparing changes to the
@@ -76,8 +76,13 @@ async function main(): Promise<void> {
     const queries: Buffer[] = [];
     for (let i = 0; i < 20_000; i++) {
       const qtype = next() & 1 ? 'A' : 'AAAA';
-      const name = workload === 'W1' ? `x${next() % 100000}.${blocked[next() % blocked.length]}` : HOT_SET[next() % HOT_SET.length]!;
-      const q = buildQuery(name, qtype);
+      const name = workload.startsWith('W1') ? `x${next() % 100000}.${blocked[next() % blocked.length]}` : HOT_SET[next() % HOT_SET.length]!;
+      let q = buildQuery(name, qtype);
+      // W1e: W1 as most stub resolvers ask, with an EDNS OPT record (UDP size 1232).
+      if (workload === 'W1e') {
+        q = Buffer.concat([q, Buffer.from([0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0])]);
+        q.writeUInt16BE(1, 10);
+      }
       q.writeUInt16BE(next() & 0xffff, 0);
       queries.push(q);
     }
