@@ -45,8 +45,10 @@ export function packAnswer(wire: Buffer, info: ResponseInfo, storedAt: number): 
 
 /**
  * A big-endian u16 of a packed answer. Every read below runs on each cache hit; indexing the
- * bytes costs half of Buffer.readUInt16BE (which checks its argument and bounds: a packed
- * answer is ours, built by packAnswer or checked by the fleet's plausiblePacked).
+ * bytes costs half of Buffer.readUInt16BE, which also checks bounds. A packed answer is built
+ * by packAnswer, or its tables were checked by the fleet's plausiblePacked; in a corrupt one
+ * an offset past the end reads as 0 here (a TTL 0: expired), and relayPacked's
+ * writeUInt32BE still throws on it, as the reads did before.
  */
 const u16 = (p: PackedAnswer, at: number): number => (p[at]! << 8) | p[at + 1]!;
 /** A big-endian u32 (a TTL). */
