@@ -174,7 +174,10 @@ function runFleetJs(args: string[]): Promise<FleetFigures> {
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    // Bounded: 100 appends take about 40 s, the traffic run about 50 s.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.on('exit', (code) => {
+      clearTimeout(timer);
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (code !== 0 || line === undefined) reject(new Error(`bench/fleet.js ${args.join(' ')} failed (exit ${code}): ${out.slice(-500)}`));
       else resolve(JSON.parse(line) as FleetFigures);
