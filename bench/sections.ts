@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { compareVariants, fmt, ratioLine, waitShare, WAIT_TOLERATED, type Bench, type Measured } from './compare.js';
 import type { PerfResult } from './dnsperf.js';
 import { writeQueries, type Workload } from './generate.js';
+import { groupsConfig } from './groups-config.js';
 import { answerIs, cpuSeconds, firstAnswer, ROOT, startPinned, stop } from './processes.js';
 
 export const SECTIONS = ['groups', 'history', 'fleet', 'encrypted', 'workers'] as const;
@@ -39,69 +40,6 @@ async function checkBlocks(b: Bench, variant: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------- issue 14: groups
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
-const hhmm = (minute: number): string => {
-  const m = ((minute % 1440) + 1440) % 1440;
-  return `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
-};
-
-/**
- * A config of 10 groups and 10 schedules, five of them in force now (local time, as the
- * server reads it) and five not, plus `flip`: in force every even minute of the day, so a
- * window boundary passes about every minute of the run. The load generator (127.0.0.1)
- * falls in `loadgen` (an exact address beating 127.0.0.0/8), whose `bench` bundle blocks
- * whatever the time: the workloads' verdicts are those of the run without groups, while
- * every query goes through the group lookup and the (group, bundle) table.
- */
-export function groupsConfig(): string {
-  const now = new Date();
-  const m = now.getHours() * 60 + now.getMinutes();
-  const today = DAYS[now.getDay()]!;
-  const notToday = DAYS.filter((d) => d !== today).join(',');
-  const around = (before: number, after: number): string => `${hhmm(m - before)}-${hhmm(m + after)}`;
-  const lines = [
-    'group loadgen  127.0.0.1',
-    'group loopback 127.0.0.0/8',
-    'group lan      192.168.1.0/24 fd00:1::/64',
-    'group admins   192.168.1.16 192.168.1.17',
-    'group guests   192.168.50.0/24',
-    'group corp     10.0.0.0/8',
-    'group lab      10.1.0.0/16',
-    'group carrier  100.64.0.0/10',
-    'group vpn      172.16.0.0/12',
-    'group others   127.0.0.2 127.0.0.3 ::1',
-    // In force now:
-    'schedule always daily 00:00-24:00',
-    `schedule work   daily ${around(120, 120)}`,
-    `schedule today  ${today} 00:00-24:00`,
-    `schedule late   daily ${around(30, 90)}`,
-    `schedule shift  daily ${around(240, 30)}`,
-    // Not in force now:
-    `schedule lunch  daily ${around(-180, 240)}`,
-    `schedule night  daily ${around(-300, 420)}`,
-    `schedule early  daily ${around(-500, 560)}`,
-    `schedule weekend ${notToday} ${around(60, 60)}`,
-    // A boundary every minute.
-    ...Array.from({ length: 720 }, (_, i) => `schedule flip daily ${hhmm(2 * i)}-${hhmm(2 * i + 1)}`),
-    'block default  bench',
-    'block loadgen  bench',
-    'block loadgen  chat-a during flip',
-    'block loadgen  chat-b during work',
-    'allow loadgen  chat-c during lunch',
-    'block loopback bench chat-a chat-b',
-    'block lan      bench chat-a during always',
-    'block admins   none',
-    'block guests   bench chat-a chat-b',
-    'allow guests   chat-a during early',
-    'block corp     bench chat-b during late',
-    'block lab      chat-c during today',
-    'block carrier  bench during night',
-    'block vpn      chat-a during weekend',
-    'block others   chat-b during shift',
-  ];
-  return lines.join('\n') + '\n';
-}
-
 export async function groupsSection(b: Bench): Promise<void> {
   const dir = join(b.dir, 'groups');
   // Its own folder (the same bench.txt, three bundles in available/) for both variants.
@@ -117,7 +55,8 @@ export async function groupsSection(b: Bench): Promise<void> {
   const summary = await compareVariants(b, 'Cost of groups and schedules (issue 14) on W1 and W3',
     'The same server without a config file (baseline) and with one of 10 groups (CIDRs and addresses; 127.0.0.1, the load ' +
     'generator, in its own group beside 127.0.0.0/8) and 10 schedules (5 in force at the start, 4 not, and one in force every ' +
-    'even minute: a window boundary about every minute of the run), 15 block/allow lines over 4 bundles; the generator\'s group ' +
+    'even minute: a window boundary every minute; in a full run each start with groups waits so that one passes halfway through its ' +
+    'W1 and W3 runs), 15 block/allow lines over 4 bundles; the generator\'s group ' +
     'blocks the same bundle, so the verdicts are those of the baseline (checked before each run).',
     w, [
       { label: 'no groups', args, check: () => checkBlocks(b, 'no groups') },
@@ -128,6 +67,14 @@ export async function groupsSection(b: Bench): Promise<void> {
           // The groups are in force: chat-b (in available/, named only by block lines) blocks
           // for the generator's group while `work` is in force.
           if (!(await answerIs(b.ports.sinkhole, 'app1.chat-b.test', '127.0.0.1'))) throw new Error('10 groups: app1.chat-b.test was not blocked for 127.0.0.1 (group loadgen, schedule work): the config is not in force');
+          // Full runs: start the W1 and W3 runs so that a `flip` boundary (a minute) falls
+          // halfway through them (a wait of up to a minute; not in --quick).
+          if (!b.quick) {
+            const span = w.length * (b.duration + 1);
+            const startAt = 60 - span / 2;
+            const sec = new Date().getSeconds() + new Date().getMilliseconds() / 1000;
+            if (span < 60 && (sec < startAt || sec > startAt + 5)) await sleep((((startAt - sec) % 60) + 60) % 60 * 1000);
+          }
         },
       },
     ]);
