@@ -67,7 +67,7 @@ export async function compareVariants(b: Bench, title: string, intro: string, wo
     const order = variants.map((_, i) => (i + round - 1) % variants.length);
     for (const v of order) {
       const variant = variants[v]!;
-      const server = await b.startReady(variant.args, variant.cores ?? 0, `${title.slice(0, 8)}-${v}-${round}`);
+      const server = await b.startReady(variant.args, variant.cores ?? 0, `${title.replace(/\W+/g, '-').slice(0, 40)}-${v}-${round}`);
       try {
         await variant.check?.();
         for (const w of workloads) {

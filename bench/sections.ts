@@ -274,11 +274,13 @@ async function listenersTable(b: Bench, certs: Certificates): Promise<void> {
       if (round === 1) {
         // dnsperf 2.10's DoH mode, tried once: use it if it gets answers.
         const tried = await b.measure(server.pid!, httpsPort, 'W3', `lh${round}`, Math.min(b.duration, 3), { outstanding: b.outstanding, mode: 'doh' })
-          .catch((err: unknown) => ({ completed: 0, sent: 0, lost: 0, qps: 0, cpuUs: NaN, latencies: [], error: (err as Error).message.split('\n').slice(-3).join(' ') }));
+          .catch((err: unknown) => {
+            const message = (err as Error).message;
+            return { completed: 0, sent: 0, lost: 0, qps: 0, cpuUs: NaN, latencies: [], error: (/Error: ?(.*)/.exec(message)?.[1] ?? message.split('\n').at(-1) ?? '').trim() };
+          });
         if (tried.completed > 0) doh = tried;
         else {
-          dnsperfDoh = `dnsperf -m doh got no answer from the listener (${fmt(tried.sent)} sent, ${fmt(tried.completed)} completed` +
-            `${'error' in tried ? `: ${String(tried.error).slice(0, 200)}` : ''})`;
+          dnsperfDoh = `dnsperf -m doh got no answer from the listener (${'error' in tried ? `"${String(tried.error).slice(0, 200)}"` : `${fmt(tried.sent)} sent`})`;
           dohClient = 'bench/doh-load.ts';
         }
       }
