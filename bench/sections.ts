@@ -216,7 +216,7 @@ async function startDnsdist(b: Bench, certs: Certificates): Promise<Dnsdist> {
 }
 
 /** The Node HTTP/2 load client (bench/doh-load.ts) on core 1; the same report as dnsperf's. */
-function runDohLoad(port: number, file: string, seconds: number, outstanding: number, ca: string): Promise<PerfResult> {
+function runDohLoad(port: number, file: string, seconds: number, outstanding: number, ca: string): Promise<PerfResult & { clientCpuS: number; elapsedS: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'dist-bench', 'bench', 'doh-load.js'),
       '--port', String(port), '--file', file, '--seconds', String(seconds), '--outstanding', String(outstanding), '--ca', ca], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -226,7 +226,7 @@ function runDohLoad(port: number, file: string, seconds: number, outstanding: nu
     child.on('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (code !== 0 || line === undefined) reject(new Error(`bench/doh-load.js failed (exit ${code}): ${out.slice(-500)}`));
-      else resolve({ ...(JSON.parse(line) as Omit<PerfResult, 'latencies'>), latencies: [] });
+      else resolve({ ...(JSON.parse(line) as Omit<PerfResult, 'latencies'> & { clientCpuS: number; elapsedS: number }), latencies: [] });
     });
   });
 }
@@ -265,6 +265,7 @@ async function listenersTable(b: Bench, certs: Certificates): Promise<void> {
   const rows: { round: number; udp: Measured; dot: Measured; doh: Measured }[] = [];
   let dohClient = 'dnsperf -m doh';
   let dnsperfDoh = '';
+  const clientLoad: string[] = [];
   for (let round = 1; round <= b.rounds; round++) {
     const server = await b.startReady(args, 0, `listen-${round}`);
     try {
@@ -289,7 +290,9 @@ async function listenersTable(b: Bench, certs: Certificates): Promise<void> {
         writeQueries(file, 'W3', b.blocked, b.duration * 20_000 + 1000, `dh${round}`);
         const before = cpuSeconds(server.pid!);
         const r = await runDohLoad(httpsPort, file, b.duration, b.outstanding, certs.ca);
-        doh = { ...r, cpuUs: ((cpuSeconds(server.pid!) - before) * 1e6) / Math.max(1, r.completed) };
+        const serverCpu = cpuSeconds(server.pid!) - before;
+        doh = { ...r, cpuUs: (serverCpu * 1e6) / Math.max(1, r.completed) };
+        clientLoad.push(`round ${round}: the client used ${fmt(r.clientCpuS, 1)} s of CPU and the server ${fmt(serverCpu, 1)} s in ${fmt(r.elapsedS, 1)} s`);
       } else if (doh === null) {
         doh = await b.measure(server.pid!, httpsPort, 'W3', `lh${round}`, b.duration, { outstanding: b.outstanding, mode: 'doh' });
       }
@@ -314,6 +317,10 @@ async function listenersTable(b: Bench, certs: Certificates): Promise<void> {
       `${fmt(r.udp.lost)}, ${fmt(r.dot.lost)}, ${fmt(r.doh.lost)} | ${fmt(r.udp.cpuUs, 1)}, ${fmt(r.dot.cpuUs, 1)}, ${fmt(r.doh.cpuUs, 1)} |`);
   }
   b.say();
+  if (clientLoad.length > 0) {
+    b.say(`DoH load client and server CPU (${clientLoad.join('; ')}): a client near 100% of its time is the limit of the DoH figure, not the server.`);
+    b.say();
+  }
   if (lossy.length > 0) {
     b.say(`**DoT lost enough queries that dnsperf spent more than ${WAIT_TOLERATED * 100}% of its slots waiting for them.**`);
     b.say();
