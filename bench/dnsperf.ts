@@ -23,6 +23,9 @@ export interface PerfOptions {
   latencies?: boolean;
   /** Leave out the first N latencies (the warm-up part of a run; -v lists queries in the order they finish). */
   skipFirst?: number;
+  /** Transport (dnsperf -m): UDP unless given; `doh` needs `dohUri`. */
+  mode?: 'udp' | 'tcp' | 'dot' | 'doh';
+  dohUri?: string;
 }
 
 /**
@@ -34,6 +37,8 @@ export function runDnsperf(core: number, port: number, file: string, seconds: nu
   const args = ['-c', String(core), 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '8',
     '-q', String(opts.outstanding ?? 200), '-t', '2'];
   if (opts.rate !== undefined) args.push('-Q', String(opts.rate));
+  if (opts.mode !== undefined && opts.mode !== 'udp') args.push('-m', opts.mode);
+  if (opts.mode === 'doh') args.push('-O', `doh-uri=${opts.dohUri ?? `https://127.0.0.1:${port}/dns-query`}`, '-O', 'doh-method=POST');
   if (opts.latencies) args.push('-v');
   // -v writes a line per query: it goes to a file, read after the run, so that no process
   // parses 40,000 lines a second while the measurement runs.

@@ -5,8 +5,9 @@
 //   node dist-bench/bench/fleet.js traffic [Q]    one primary and one replica; Q queries
 //        (default 10,000) to the replica at about 1,000/s, mixed as a school network asks
 //        (50 % a hot set of 200 names, 30 % names seen once, 20 % blocked); Redis commands
-//        counted with `INFO commandstats`, per 1,000 queries and, idle, per second
-// Not part of `npm run bench`: it measures the fleet's traffic, not DNS.
+//        counted with `INFO commandstats`, per 1,000 queries and, idle, per second (over
+//        IDLE seconds first, default 30: node dist-bench/bench/fleet.js traffic Q IDLE)
+// --json: the figures as one JSON line as well (how `npm run bench` runs it: sections.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,6 +118,7 @@ async function appends(n: number): Promise<void> {
     await sleep(100);
   }
   times.sort((a, b) => a - b);
+  json({ appends: n, p50: percentile(times, 50), p99: percentile(times, 99), max: times[times.length - 1]! });
   console.log(`append on the primary -> blocked on both replicas, ${n} appends (default reload debounce 250 ms): ` +
     `p50 ${percentile(times, 50).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms, max ${times[times.length - 1]!.toFixed(0)} ms`);
   for (const s of [...replicas, p]) await s.server.stop();
@@ -131,7 +133,12 @@ function commandstats(port: number): Map<string, number> {
   return out;
 }
 
-async function traffic(q: number): Promise<void> {
+const asJson = process.argv.includes('--json');
+function json(figures: Record<string, number | string>): void {
+  if (asJson) console.log(JSON.stringify(figures));
+}
+
+async function traffic(q: number, idleSeconds: number): Promise<void> {
   const redis = await startRedis();
   const upstream = await startUpstream();
   const dir = join(tmp, 'primary');
@@ -142,7 +149,6 @@ async function traffic(q: number): Promise<void> {
   const r = await node(redis, upstream, 'r', 'replica', own);
   // Idle cost first: both nodes, nothing asked.
   cli(redis, 'CONFIG', 'RESETSTAT');
-  const idleSeconds = 30;
   await sleep(idleSeconds * 1000);
   const idle = commandstats(redis);
   const idleTotal = [...idle.values()].reduce((a, b) => a + b, 0) - (idle.get('config|resetstat') ?? 0) - (idle.get('info') ?? 0);
@@ -164,6 +170,8 @@ async function traffic(q: number): Promise<void> {
   const busy = commandstats(redis);
   const total = [...busy.entries()].filter(([k]) => k !== 'config|resetstat' && k !== 'info').reduce((a, [, b]) => a + b, 0);
   const fixed = (idleTotal / idleSeconds) * (seconds + 6);
+  const byCommand = [...busy.entries()].filter(([k]) => k !== 'config|resetstat' && k !== 'info').sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  json({ queries: q, lost, perThousand: total / (q / 1000), idlePerSecond: idleTotal / idleSeconds, byCommand });
   console.log(`${q} queries in ${seconds.toFixed(1)} s to the replica (${lost} lost; 50 % hot set, 30 % new names, 20 % blocked)`);
   console.log(`Redis commands: ${total} in all, ${(total / (q / 1000)).toFixed(0)} per 1,000 queries; ` +
     `of which about ${fixed.toFixed(0)} would have been sent idle (${(idleTotal / idleSeconds).toFixed(2)}/s for two nodes)`);
@@ -175,14 +183,17 @@ async function traffic(q: number): Promise<void> {
   for (const s of [r, p]) await s.server.stop();
 }
 
-const [mode, arg] = process.argv.slice(2);
+const [mode, arg, arg2] = process.argv.slice(2).filter((a) => a !== '--json');
 try {
   await new Promise<void>((res) => client.bind(0, '127.0.0.1', res));
   if (mode === 'appends') await appends(Number(arg ?? 50));
-  else if (mode === 'traffic') await traffic(Number(arg ?? 10_000));
-  else console.error('usage: node dist-bench/bench/fleet.js appends [N] | traffic [Q]');
+  else if (mode === 'traffic') await traffic(Number(arg ?? 10_000), Number(arg2 ?? 30));
+  else console.error('usage: node dist-bench/bench/fleet.js appends [N] | traffic [Q [IDLE-SECONDS]] [--json]');
 } finally {
   client.close();
   for (const c of children) if (c.exitCode === null) process.kill(c.pid!, 'SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 }
+// The stopped servers' Redis clients keep retrying the killed redis-server (and so the
+// event loop alive): the figures are out, so leave.
+process.exit(0);

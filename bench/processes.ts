@@ -136,3 +136,22 @@ export function cpuSeconds(pid: number): number {
   }
   return ticks / CLOCK_TICKS;
 }
+
+/** Whether `name` A, asked of 127.0.0.1:`port`, is answered with the address `ipv4` (last record). */
+export async function answerIs(port: number, name: string, ipv4: string): Promise<boolean> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  try {
+    const reply = await new Promise<Buffer | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), 2000);
+      socket.once('message', (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      socket.send(buildQuery(name, 'A'), port, '127.0.0.1');
+    });
+    return reply !== null && reply.readUInt16BE(6) > 0 && [...reply.subarray(-4)].join('.') === ipv4;
+  } finally {
+    socket.close();
+  }
+}

@@ -23,7 +23,8 @@ export async function reloadBench(opts: { dir: string; listsDir: string; rules: 
   const log = join(opts.dir, 'reload-server.log');
   const started = performance.now();
   // With the production V8 flags, like every sinkhole the benchmark starts (issue 18).
-  const server = startSinkhole(0, ['--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream, '--blocklists', opts.listsDir], log);
+  const server = startSinkhole(0, ['--listen', `127.0.0.1:${opts.port}`, '--upstream', opts.upstream, '--blocklists', opts.listsDir,
+    '--state-dir', join(opts.dir, 'state')], log);
   try {
     await firstAnswer(opts.port, 'messenger.hotmail.com', started);
     await new Promise((r) => setTimeout(r, 1000));

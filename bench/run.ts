@@ -2,19 +2,27 @@
 // same run, each pinned to core 0 with dnsperf and the upstream on core 1, rounds rotating
 // which goes first. Prints markdown tables, writes them to bench-results.md and, after a
 // full run, into docs/performance.md. Everything runs on 127.0.0.1 and every process it
-// starts is stopped, also on Ctrl-C. Options: see USAGE.
+// starts is stopped, also on Ctrl-C. After the comparison, the feature-cost sections
+// (sections.ts: groups, history, fleet, encrypted, workers) measure sinkhole against itself
+// in other configurations, side by side in the same run. Options: see USAGE.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { percentile, runDnsperf, type PerfOptions, type PerfResult } from './dnsperf.js';
+import { percentile, runDnsperf, type PerfOptions } from './dnsperf.js';
+import { fmt, waitShare, WAIT_TOLERATED, type Bench, type Measured, type Ports } from './compare.js';
+import { encryptedSection, fleetSection, groupsSection, historySection, SECTION_TOOLS, SECTIONS, workersSection, type Section } from './sections.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Lists, type Workload } from './generate.js';
 import { DOCS, writeDocs } from './docs.js';
 import { cpuSeconds, firstAnswer, haveTool, memoryMb, startPinned, startSinkhole, stop, stopAll } from './processes.js';
 import { reloadBench } from './reload.js';
 
+/** Every part of a run, in order; --sections picks some. */
+const PARTS = ['compare', 'latency', 'memory', 'reload', ...SECTIONS] as const;
+type Part = (typeof PARTS)[number];
+
 const USAGE = '--quick (1 round of 2 s, smaller tables: a smoke run), --rounds N, --duration S, --outstanding N, --burst N, ' +
-  '--workers N, --only W1,W3, --skip-reload, --only-reload, --port-base N, --no-docs';
+  `--workers N, --only W1,W3, --skip-reload, --only-reload, --sections ${PARTS.join(',')} (only these parts), --port-base N, --no-docs`;
 
 interface Options {
   rounds: number;
@@ -25,17 +33,17 @@ interface Options {
   burst: number;
   workers: number;
   only: Workload[];
-  reload: boolean;
   quick: boolean;
-  onlyReload: boolean;
+  /** The parts of the run to do (all unless --sections, --skip-reload or --only-reload says otherwise). */
+  parts: Set<Part>;
   portBase: number;
   docs: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
   const o: Options = {
-    rounds: 2, duration: 10, outstanding: 200, burst: 2000, workers: 1, only: ['W1', 'W2', 'W3', 'W4'], reload: true, quick: false,
-    onlyReload: false, portBase: 15400, docs: true,
+    rounds: 2, duration: 10, outstanding: 200, burst: 2000, workers: 1, only: ['W1', 'W2', 'W3', 'W4'], quick: false,
+    parts: new Set(PARTS), portBase: 15400, docs: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -51,13 +59,19 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--burst') o.burst = number();
     else if (a === '--workers') o.workers = number();
     else if (a === '--only') o.only = (argv[++i] ?? '').split(',').filter((w): w is Workload => w in WORKLOADS);
-    else if (a === '--skip-reload') o.reload = false;
-    else if (a === '--only-reload') o.onlyReload = true;
+    else if (a === '--skip-reload') o.parts.delete('reload');
+    else if (a === '--only-reload') o.parts = new Set(['reload']);
+    else if (a === '--sections') {
+      const names = (argv[++i] ?? '').split(',').filter(Boolean);
+      const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+      if (names.length === 0 || unknown.length > 0) throw new Error(`--sections: unknown part ${unknown.join(', ') || '(none given)'} (parts: ${PARTS.join(', ')})`);
+      o.parts = new Set(names as Part[]);
+    }
     else if (a === '--port-base') o.portBase = number();
     else if (a === '--no-docs') o.docs = false;
     else throw new Error(`unknown option ${a} (options: ${USAGE})`);
   }
-  if (o.onlyReload) o.only = [];
+  if (!o.parts.has('compare')) o.only = [];
   return o;
 }
 
@@ -70,27 +84,31 @@ const FILE_RATE = 150_000;
  * share of the run's slot-seconds spent waiting, a throughput figure measures that wait
  * more than the server: the depth is too great for that server.
  */
-const WAIT_TOLERATED = 0.02;
-const waitShare = (r: PerfResult, outstanding: number, seconds: number): number => (r.lost * 2) / (outstanding * seconds);
 
 type ServerName = 'sinkhole' | 'dnsmasq' | 'unbound';
 const SERVERS: ServerName[] = ['sinkhole', 'dnsmasq', 'unbound'];
 const LABEL: Record<ServerName, string> = { sinkhole: 'sinkhole', dnsmasq: 'dnsmasq', unbound: 'Unbound (1 thread)' };
 const TOOLS: Record<string, string> = { dnsperf: 'dnsperf', dnsmasq: 'dnsmasq-base', nsd: 'nsd', unbound: 'unbound', taskset: 'util-linux' };
 
-function ensureTools(): void {
-  const missing = Object.keys(TOOLS).filter((t) => !haveTool(t));
+/**
+ * Every tool the chosen parts need, checked before anything starts: a missing one stops
+ * the run with the package to install (a section is never skipped silently).
+ */
+function ensureTools(parts: Set<Part>): void {
+  const tools: Record<string, string> = { ...TOOLS };
+  for (const s of SECTIONS) if (parts.has(s)) Object.assign(tools, SECTION_TOOLS[s]);
+  const missing = Object.keys(tools).filter((t) => !haveTool(t));
   if (missing.length === 0) return;
-  const packages = missing.map((t) => TOOLS[t]!);
+  const packages = [...new Set(missing.map((t) => tools[t]!))];
   if (process.getuid?.() === 0 && process.env.CI === 'true') {
     spawnSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: 'inherit' });
-    if (Object.keys(TOOLS).every(haveTool)) return;
+    if (Object.keys(tools).every(haveTool)) return;
   }
-  throw new Error(`the benchmark needs ${missing.join(', ')}: apt-get install ${packages.join(' ')} ` +
-    '(then "systemctl disable --now nsd unbound": the benchmark starts its own on high ports)');
+  const needers = SECTIONS.filter((s) => parts.has(s) && Object.keys(SECTION_TOOLS[s]).some((t) => missing.includes(t)));
+  throw new Error(`the benchmark needs ${missing.join(', ')}${needers.length > 0 ? ` (for the ${needers.join(', ')} section${needers.length > 1 ? 's' : ''})` : ''}: ` +
+    `apt-get install ${packages.join(' ')} (then "systemctl disable --now nsd unbound redis-server dnsdist": the benchmark starts its own ` +
+    `on high ports), or leave the section out with --sections`);
 }
-
-interface Ports { upstream: number; sinkhole: number; dnsmasq: number; unbound: number; probe: number }
 
 /**
  * The upstream every server forwards to: nsd, authoritative for FORWARD_DOMAIN with a
@@ -129,10 +147,18 @@ function unboundConfig(dir: string, lists: Lists, ports: Ports): string {
   return conf;
 }
 
+/**
+ * sinkhole as every table runs it: one listener, the upstream, the lists, a 10,000-entry
+ * cache and a state directory in the run's temp folder (history.sqlite goes there).
+ */
+function sinkholeArgs(dir: string, ports: Ports, o: { listsDir?: string; upstream?: string[]; stateDir?: string } = {}): string[] {
+  return ['--listen', `127.0.0.1:${ports.sinkhole}`, ...(o.upstream ?? ['--upstream', `127.0.0.1:${ports.upstream}`]),
+    '--blocklists', o.listsDir ?? join(dir, 'lists'), '--cache-size', '10000', '--state-dir', o.stateDir ?? join(dir, 'state')];
+}
+
 function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, workers: number, admin = false) {
   if (name === 'sinkhole') {
-    const args = ['--listen', `127.0.0.1:${ports.sinkhole}`, '--upstream', `127.0.0.1:${ports.upstream}`,
-      '--blocklists', lists.sinkholeDir, '--cache-size', '10000', ...(workers > 1 ? ['--workers', String(workers)] : []),
+    const args = [...sinkholeArgs(dir, ports, { listsDir: lists.sinkholeDir, stateDir: join(dir, 'state') }), ...(workers > 1 ? ['--workers', String(workers)] : []),
       ...(admin ? ['--admin', `127.0.0.1:${ports.probe + 1}`] : [])];
     // Logging stays at its default (info): blocked queries are logged, as in production.
     return startSinkhole(workers > 1 ? '0,1' : 0, args, join(dir, 'sinkhole.log'));
@@ -143,12 +169,6 @@ function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, 
     `--conf-file=${lists.dnsmasqConf}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`]);
 }
 
-const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
-
-interface Measured extends PerfResult {
-  /** CPU microseconds the server spent per answered query. */
-  cpuUs: number;
-}
 
 function versionLine(): string {
   const first = (cmd: string, args: string[], re: RegExp): string => {
@@ -161,7 +181,8 @@ function versionLine(): string {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  ensureTools();
+  ensureTools(o.parts);
+  const t0 = performance.now();
   const base = o.portBase;
   const ports: Ports = { upstream: base, sinkhole: base + 1, dnsmasq: base + 2, unbound: base + 3, probe: base + 4 };
   // This process (it starts the servers and reads the results) stays off the servers' core.
@@ -179,14 +200,17 @@ async function main(): Promise<void> {
     await runDnsperf(1, ports[name], join(dir, 'warm.txt'), 1);
     return server;
   };
-  /** One dnsperf run of `workload` with the server's CPU time around it. */
-  const measure = async (pid: number, name: ServerName, w: Workload, tag: string, seconds: number, perf: PerfOptions): Promise<Measured> => {
-    const file = join(dir, `${w}-${name}-${tag}.txt`);
-    writeQueries(file, w, blocked, Math.ceil(seconds * (perf.rate ?? FILE_RATE)) + 1000, `${name[0]}${tag}`);
+  /** One dnsperf run of `w` against `port` with the CPU time of `pid` (and its children) around it. */
+  const measureAt = async (pid: number, port: number, w: Workload, tag: string, seconds: number, perf: PerfOptions): Promise<Measured> => {
+    const file = join(dir, `${w}-${tag}.txt`);
+    writeQueries(file, w, blocked, Math.ceil(seconds * (perf.rate ?? FILE_RATE)) + 1000, tag);
     const before = cpuSeconds(pid);
-    const r = await runDnsperf(1, ports[name], file, seconds, perf);
+    const r = await runDnsperf(1, port, file, seconds, perf);
+    rmSync(file, { force: true });
     return { ...r, cpuUs: ((cpuSeconds(pid) - before) * 1e6) / Math.max(1, r.completed) };
   };
+  const measure = (pid: number, name: ServerName, w: Workload, tag: string, seconds: number, perf: PerfOptions): Promise<Measured> =>
+    measureAt(pid, ports[name], w, `${name[0]}${tag}`, seconds, perf);
   const blocked = blockedNames(100_000);
   try {
     mkdirSync(join(dir, 'lists'));
@@ -210,6 +234,21 @@ async function main(): Promise<void> {
     const ceiling = await runDnsperf(0, ports.upstream, ceilingFile, Math.min(o.duration, 5), { outstanding: o.outstanding });
     say(`Upstream alone (dnsperf on the other core, ${o.outstanding} outstanding): ${fmt(ceiling.qps)} q/s.`);
     say();
+
+    const bench: Bench = {
+      quick: o.quick, rounds: o.rounds, duration: o.duration, outstanding: o.outstanding, dir, ports, lists, blocked, say, stop,
+      measure: measureAt,
+      sinkholeArgs: (x) => sinkholeArgs(dir, ports, x),
+      startReady: async (args, cores, tag) => {
+        const log = join(dir, `sinkhole-${tag.replace(/[^\w-]/g, '_')}.log`);
+        const server = startSinkhole(cores, args, log);
+        await firstAnswer(ports.sinkhole, 'messenger.hotmail.com', performance.now(), 30_000).catch((err: unknown) => {
+          throw new Error(`sinkhole serve ${args.join(' ')}: ${(err as Error).message}; its log ends:\n${readFileSync(log, 'utf8').slice(-800)}`);
+        });
+        await runDnsperf(1, ports.sinkhole, join(dir, 'warm.txt'), 1);
+        return server;
+      },
+    };
 
     const results = new Map<string, Measured>();
     const bursts = new Map<string, Measured>();
@@ -299,7 +338,7 @@ async function main(): Promise<void> {
       say();
     }
 
-    if (!o.onlyReload) {
+    if (o.parts.has('latency')) {
       const seconds = o.quick ? 2 : 5;
       const warm = o.quick ? 1 : LATENCY_WARM_S;
       say(`### Latency on W3 at a fixed offered rate (ms): the last ${seconds} s of each run of ${warm + seconds} s`);
@@ -321,7 +360,9 @@ async function main(): Promise<void> {
         }
       }
       say();
+    }
 
+    if (o.parts.has('memory')) {
       say('### Memory and time to first answer');
       say();
       say('| rules | server | first answer after start | RSS after 1 s |');
@@ -342,7 +383,7 @@ async function main(): Promise<void> {
       say();
     }
 
-    if (o.reload) {
+    if (o.parts.has('reload')) {
       const rules = o.quick ? 100_000 : 1_000_000;
       const sub = join(dir, 'reload');
       mkdirSync(join(sub, 'lists'), { recursive: true });
@@ -355,10 +396,17 @@ async function main(): Promise<void> {
       say(`| ${fmt(r.reloadMs)} ms | ${fmt(r.sent)} | ${r.lost} | ${fmt(r.p99Ms, 2)} ms | ${fmt(r.worstMs, 2)} ms | ${r.rssBeforeMb} MB | ${r.rssPeakMb} MB |`);
       say();
     }
+    const sections: Record<Section, (b: Bench) => Promise<void>> = {
+      groups: groupsSection, history: historySection, fleet: fleetSection, encrypted: encryptedSection, workers: workersSection,
+    };
+    for (const s of SECTIONS) if (o.parts.has(s)) await sections[s](bench);
+
     await stop(upstream);
+    const minutes = (performance.now() - t0) / 60000;
+    say(`(This run: ${[...o.parts].join(', ')}; ${fmt(minutes, 1)} minutes.)`);
     writeFileSync('bench-results.md', out.join('\n') + '\n');
     console.log('(written to bench-results.md)');
-    const full = !o.quick && o.only.length === 4 && o.reload && o.workers === 1;
+    const full = !o.quick && o.only.length === 4 && o.parts.size === PARTS.length && o.workers === 1;
     if (full && o.docs) console.log(writeDocs(out.join('\n')));
     else console.log(`(${DOCS} not touched: ${o.docs ? 'a quick, partial or --workers run' : '--no-docs'})`);
   } finally {
