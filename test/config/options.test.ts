@@ -102,7 +102,7 @@ t.test('each mistake: one line naming where, as ConfigError (exit 2)', async (t)
   fails(['--cache-size', '5'], 'option --cache-size is not for "sinkhole list" (see "sinkhole list --help")', 'list');
   fails(['--json=yes'], 'option --json takes no value (see "sinkhole check --help")', 'check');
   fails(['--type', 'BOGUS'], '--type: "BOGUS" is not a query type', 'check');
-  fails(['--client', 'nobody'], '--client: "nobody" is not an IP address', 'check');
+  fails(['--client', '10.0.0.300/8'], '--client: "10.0.0.300/8" is neither an IP address nor a client name', 'check');
   fails(['--timeout', '0'], '--timeout: "0" must be a number of seconds above 0', 'wait-ready');
   fails(['--config', join(dir, 'missing.conf')], `cannot read config file ${join(dir, 'missing.conf')}: ENOENT; create it, or pass --config FILE`);
   writeFileSync(conf, 'workers 2\nworkers 3\n');

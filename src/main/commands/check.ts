@@ -1,7 +1,10 @@
 // `sinkhole check NAME`: exit 0 when the name would be answered normally, 1 when blocked or refused.
 import { configFrom, ConfigError } from '../../config/config.js';
 import { flag, option, optional } from '../../config/option.js';
-import { checked, ipAddress } from '../../config/values.js';
+import { checked } from '../../config/values.js';
+import { isIP } from 'node:net';
+import { ClientNames } from '../../observe/client-names.js';
+import { CLIENT_NAME } from '../../stages/policy/groups.js';
 import { NetworkList } from '../../stages/policy/cidr.js';
 import { checkName, formatCheck } from '../../stages/policy/check.js';
 import { loadBlocklists } from '../../stages/policy/load.js';
@@ -30,8 +33,10 @@ export const qtypeOption = option({
 });
 
 export const clientOption = optional({
-  name: 'client', arg: 'IP', value: ipAddress('any'), commands: ['check'],
-  help: 'check as this client would be answered (allow-net, exempt-client)',
+  name: 'client', arg: 'IP|NAME', commands: ['check'],
+  value: checked((t) => (isIP(t) !== 0 ? t : CLIENT_NAME.test(t.toLowerCase()) ? t.toLowerCase().replace(/\.$/, '') : null),
+    (t) => `"${t}" is neither an IP address nor a client name`),
+  help: 'check as this client would be answered (group, allow-net, exempt-client); a NAME is looked up in the client-names files of the config',
 });
 
 export const atOption = optional({
@@ -96,12 +101,17 @@ export const checkCommand: Command = {
   own: [qtypeOption, clientOption, atOption, jsonOption, resolveOption],
   run: async ({ settings, operands }) => {
     const qtype = settings.get(qtypeOption);
-    const client = settings.get(clientOption);
+    const clientGiven = settings.get(clientOption);
     const withAnswer = settings.get(resolveOption);
     const at = settings.get(atOption);
     const config = configFrom(settings, { needUpstreams: withAnswer });
+    // The client-names files, read once as the server reads them: a --client NAME and group members given by name.
+    const names = config.clientNames.length === 0 ? null : new ClientNames(config.clientNames, stderrLogger());
+    await names?.refresh(true);
+    const client = clientGiven === null ? null : clientAddress(clientGiven, names);
     // Groups, schedules and stored subscriptions as the server sees them, and its pauses.
     const groupRuntime = new GroupRuntime(config.policy, config.blocklists, stderrLogger());
+    groupRuntime.clientNames = names;
     const report = await loadBlocklists(config.blocklists, new Map(), { extra: groupRuntime.extraLists() });
     for (const f of report.failed) process.stderr.write(`sinkhole: warning: cannot read ${f.path} (${f.reason}); its rules are not considered\n`);
     let groups;
@@ -121,11 +131,21 @@ export const checkCommand: Command = {
     // Like the server: only a name that is not blocked (or refused) is asked upstream.
     const resolved = withAnswer && checked.verdict === 'allowed' ? await resolve(config, operands[0]!, qtype) : null;
     if (resolved !== null) checked = checkName(context, operands[0]!, qtype, client, resolved.answer, at) as typeof checked;
-    const result = resolved === null ? checked : { ...checked, resolved: resolved.note };
+    const named = client !== null && client !== clientGiven ? { ...checked, clientName: clientGiven! } : checked;
+    const result = resolved === null ? named : { ...named, resolved: resolved.note };
     console.log(settings.get(jsonOption) ? JSON.stringify(result) : formatCheck(result) + (resolved === null ? '' : `\n  upstream: ${resolved.note}`));
     return result.verdict === 'blocked' || result.verdict === 'refused' ? 1 : 0;
   },
 };
+
+/** --client as an address: itself, or the first address the client-names files give the name. */
+function clientAddress(given: string, names: ClientNames | null): string {
+  if (isIP(given) !== 0) return given;
+  if (names === null) throw new ConfigError(`--client ${given}: a client name needs client-names files; add "client-names /var/lib/misc/dnsmasq.leases" (or a hosts file) to the config, or give an address`);
+  const address = names.addressesOf(given)[0];
+  if (address === undefined) throw new ConfigError(`--client ${given}: no client of that name in ${names.paths.join(', ')}; give an address, or check the name`);
+  return address;
+}
 
 /** Warnings (a bundle still to be downloaded) as `sinkhole: warning:` lines on stderr, not JSON. */
 function stderrLogger(): pino.Logger {

@@ -18,6 +18,8 @@ export interface CheckResult {
   name: string;
   qtype: string;
   client: string | null;
+  /** The client's name when it was given by name (`--client alice-pc`): `client` is its address. */
+  clientName?: string;
   verdict: CheckVerdict;
   /** What the client would get: an address, "NODATA (SOA)", "NXDOMAIN", "REFUSED" or "forwarded upstream". */
   answer: string;
@@ -90,7 +92,7 @@ export function checkName(ctx: CheckContext, name: string, qtype: number, client
 }
 
 export function formatCheck(r: CheckResult): string {
-  const lines = [`${r.name} ${r.qtype}${r.client ? ` from ${r.client}` : ''}${r.at ? ` at ${r.at}` : ''}: ${r.verdict.toUpperCase()} -> ${r.answer}`, `  why: ${r.reason}`];
+  const lines = [`${r.name} ${r.qtype}${r.client ? ` from ${r.clientName ? `${r.clientName} (${r.client})` : r.client}` : ''}${r.at ? ` at ${r.at}` : ''}: ${r.verdict.toUpperCase()} -> ${r.answer}`, `  why: ${r.reason}`];
   if (r.group) {
     const g = r.group;
     lines.push(`  group: ${g.group}${g.matchedBy ? ` (${g.matchedBy.cidr}, ${g.matchedBy.where})` : ' (in no group)'}${g.paused ? ', PAUSED' : ''}${g.listed ? '' : ', blocked by every enabled bundle'}`);

@@ -14,7 +14,7 @@ export const DEFAULT_GROUP = 'default';
 const NAME = /^[a-z0-9][a-z0-9_-]*$/;
 const MEMO_LIMIT = 65536;
 /** A client name as a group member: a host name with at least one letter (so a mistyped address is not taken for one). */
-const CLIENT_NAME = /^(?=.*[a-z_])[a-z0-9_]([a-z0-9_-]*)(\.[a-z0-9_][a-z0-9_-]*)*$/;
+export const CLIENT_NAME = /^(?=.*[a-z_])[a-z0-9_]([a-z0-9_-]*)(\.[a-z0-9_][a-z0-9_-]*)*$/;
 
 export interface GroupLine {
   name: string;
