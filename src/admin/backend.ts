@@ -14,6 +14,8 @@ import type { ReloadFigures } from '../stages/policy/reload-figures.js';
 import type { GuardStage } from '../stages/guard/stage.js';
 import type { GroupRuntime } from '../stages/policy/group-setup.js';
 import { ALL_GROUPS } from '../stages/policy/pause.js';
+import type { ClientNameSource } from '../observe/client-names.js';
+import { isIP } from 'node:net';
 import { health, type HealthDeps, type HealthReport } from './health.js';
 import type { AdminSnapshot } from './snapshot.js';
 
@@ -35,6 +37,9 @@ export interface AdminBackend {
   report(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
 }
 
+/** What a config re-read did: the policy lines in force now, or the one-line reason the running policy stayed. */
+export type ConfigReload = { reloaded: true } | { reloaded: false; error: string };
+
 /** Anything that adds figures to the metrics: the pipeline (all its stages), observers, the reloader's counts. */
 export interface Collector {
   collect(sink: MetricsSink): void;
@@ -48,6 +53,10 @@ export interface LocalBackendDeps extends HealthDeps {
   reloads: ReloadFigures;
   collectors: Collector[];
   groups: GroupRuntime;
+  /** client-names files: /api/check?client=NAME looks the name up here. */
+  clientNames: ClientNameSource | null;
+  /** Re-reads the config file's policy lines (SIGHUP's work); null when the server was started without one. */
+  reloadConfig(reason: string): Promise<ConfigReload | null>;
   sinkholeIpv4: string;
   sinkholeIpv6: string;
   /** Where history.sqlite is. */
@@ -68,17 +77,29 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
     health: () => health(deps),
     reload: async () => {
       const before = deps.reloads.count;
-      await deps.reloader.trigger('admin');
-      return { reloaded: deps.reloads.count > before, rules: ruleCount(), ms: deps.reloads.lastMs };
+      // Like SIGHUP: the config file's policy lines (which reload the rules), else the rules alone.
+      const config = await deps.reloadConfig('admin');
+      if (config === null || !config.reloaded) await deps.reloader.trigger('admin');
+      return {
+        reloaded: deps.reloads.count > before, rules: ruleCount(), ms: deps.reloads.lastMs,
+        ...(config === null ? {} : { config }),
+      };
     },
     report,
-    check: (name, qtype, client, at = null) => {
+    check: (name, qtype, clientGiven, at = null) => {
+      // A client may be given by name (client-names files); the check is then for its first address.
+      const client = clientGiven === null || isIP(clientGiven) !== 0 ? clientGiven : deps.clientNames?.addressesOf(clientGiven)[0] ?? null;
+      if (clientGiven !== null && client === null) {
+        return Promise.resolve({ error: deps.clientNames === null ? `client "${clientGiven}" is not an IP address, and no client-names files are configured`
+          : `client "${clientGiven}" is not an IP address nor a name in the client-names files` });
+      }
       const context = { policy: deps.policyStage.policy, allowNets: deps.guard.allowNets, sinkholeIpv4: deps.sinkholeIpv4, sinkholeIpv6: deps.sinkholeIpv6 };
       // The answer the server holds for the name, if any: the answer rules (CNAME chain,
       // addresses) apply to it as they would to the next query.
       const cached = cachedAnswer(deps.cache, name, qtype);
       const result = checkName(context, name, qtype, client, cached, at);
-      return Promise.resolve({ ...result, answerChecked: cached === null ? 'none (not in the cache)' : 'the cached answer' } as unknown as Record<string, unknown>);
+      const named = client !== clientGiven && !('error' in result) ? { ...result, clientName: clientGiven } : result;
+      return Promise.resolve({ ...named, answerChecked: cached === null ? 'none (not in the cache)' : 'the cached answer' } as unknown as Record<string, unknown>);
     },
     pause: (group, forMs) => {
       const known = deps.policyStage.policy.groups?.groups.names ?? ['default'];
@@ -122,6 +143,22 @@ function cachedAnswer(cache: AnswerCache, name: string, qtype: number): PackedAn
   return null;
 }
 
-function pauseList(deps: LocalBackendDeps): { group: string; until: string | null }[] {
-  return deps.groups.pause.list().map((p) => ({ group: p.group === ALL_GROUPS ? 'all' : p.group, until: p.until === null ? null : new Date(p.until).toISOString() }));
+/**
+ * The pauses running now, each with what it switches off: the bundles that would block for
+ * the group (for "all": for any group) at this moment without the pause.
+ */
+function pauseList(deps: LocalBackendDeps): { group: string; until: string | null; secondsLeft: number | null; bundles: string[] }[] {
+  const policy = deps.policyStage.policy.groups;
+  const now = Date.now();
+  const bundlesOf = (group: string): string[] => {
+    if (policy === null) return [];
+    const indexes = group === ALL_GROUPS ? policy.groups.names.map((_n, i) => i) : [policy.groups.indexOf(group)].filter((i) => i >= 0);
+    return [...new Set(indexes.flatMap((i) => policy.blockingAt(i, now, { pauses: false })))].sort();
+  };
+  return deps.groups.pause.list().map((p) => ({
+    group: p.group === ALL_GROUPS ? 'all' : p.group,
+    until: p.until === null ? null : new Date(p.until).toISOString(),
+    secondsLeft: p.until === null ? null : Math.max(0, Math.round((p.until - now) / 1000)),
+    bundles: bundlesOf(p.group),
+  }));
 }

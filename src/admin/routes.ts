@@ -34,7 +34,13 @@ export const ROUTES: Route[] = [
     },
   },
   { method: 'GET', path: '/metrics', handle: async (_u, b) => ({ status: 200, body: renderMetrics((await b.snapshot()).families), type: 'text/plain; version=0.0.4' }) },
-  { method: 'POST', path: '/reload', handle: async (_u, b) => ({ status: 200, body: await b.reload() }) },
+  {
+    // 400 when the config file has a bad line: the rules were reloaded, the running policy kept.
+    method: 'POST', path: '/reload', handle: async (_u, b) => {
+      const body = await b.reload();
+      return { status: (body.config as { reloaded?: boolean } | undefined)?.reloaded === false ? 400 : 200, body };
+    },
+  },
   {
     method: 'GET', path: '/api/check', handle: async (url, b) => {
       const name = url.searchParams.get('name');

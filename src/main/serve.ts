@@ -2,7 +2,7 @@
 // signal. Startup is all-or-nothing: the server says "ready" only when rules are loaded and
 // every socket is bound, and a failure stops it with one line.
 import { answerAdminRequests, clusterBackend } from '../admin/cluster.js';
-import { localBackend } from '../admin/backend.js';
+import { localBackend, type ConfigReload } from '../admin/backend.js';
 import { startAdmin } from '../admin/http.js';
 import type { Config } from '../config/config.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
@@ -74,10 +74,18 @@ export interface RunningServer {
   /**
    * New group, schedule, block/allow lines and exempt clients (a config reload): compiled
    * first, swapped in whole, then the rules reloaded for bundles newly named. A bad line
-   * throws ConfigError and leaves the running policy as it was. list-url lines are read at
-   * startup only.
+   * throws ConfigError and leaves the running policy as it was. list-url lines added,
+   * removed or changed take effect too (a new list is fetched soon, as at startup).
    */
   reconfigure(settings: PolicySettings, exemptClients: Cidr[]): Promise<void>;
+  /** Reads the config file again (set by `serve` when there is one; tests set it too); null: no file. */
+  rereadConfig: (() => Config) | null;
+  /**
+   * SIGHUP's and POST /reload's work: re-reads the config file and reconfigures, or (no
+   * file) reloads the rules. A bad line keeps the running policy; the outcome is logged
+   * in one line and returned.
+   */
+  reloadConfig(reason: string): Promise<ConfigReload | null>;
   stop(): Promise<void>;
 }
 
@@ -238,7 +246,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), ...(fleet === null ? [] : [fleet]), { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
-      ]) }], groups: groupRuntime, sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
+      ]) }], groups: groupRuntime, clientNames, reloadConfig: (reason) => running.reloadConfig(reason), sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
@@ -293,7 +301,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   };
   const reconfigure = async (settings: PolicySettings, exemptClients: Cidr[]): Promise<void> => {
     requireClientNames(settings, clientNames !== null);
-    const next = groupRuntime.compile(settings);
+    const next = groupRuntime.reconfigure(settings);
     const before = policyStage.policy;
     policyStage.policy = before.withGroups(next, exemptClients.length === 0 ? null : new NetworkList(exemptClients));
     next.start();
@@ -301,7 +309,26 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     await reloader.trigger('config');
   };
 
-  return { pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, fleet, reload, reopenLogs, reconfigure, stop };
+  const running: RunningServer = {
+    pipeline, policyStage, udp, udpMode, tcp, encrypted, reloader, groups: groupRuntime, fleet, reload, reopenLogs, reconfigure, stop,
+    rereadConfig: null,
+    reloadConfig: async (reason) => {
+      const reread = running.rereadConfig;
+      if (reread === null) return null;
+      try {
+        const next = reread();
+        await reconfigure(next.policy, next.exemptClients);
+        log.info({ reason, groups: next.policy.groups.length, schedules: next.policy.schedules.length, rules: next.policy.rules.length, lists: next.policy.listUrls.length },
+          'config reloaded: groups, schedules, block, allow and list-url lines, exempt clients (other settings change at the next restart)');
+        return { reloaded: true };
+      } catch (err) {
+        const message = (err as Error).message;
+        log.error({ reason: message }, `config reload failed: ${message}; keeping the running policy`);
+        return { reloaded: false, error: message };
+      }
+    },
+  };
+  return running;
 }
 
 /** `reread`: the config as the file says now (SIGHUP re-reads it); null when there is no file. */
@@ -364,25 +391,12 @@ export async function serve(config: Config, reread: (() => Config) | null = null
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  server.rereadConfig = reread;
   process.on('SIGHUP', () => {
     output.reopen();
     server.reopenLogs();
-    if (reread === null) {
-      void server.reload('SIGHUP');
-      return;
-    }
-    // Groups, schedules, block/allow lines and exempt clients change in place; a bad line
-    // keeps the running policy. The rules are reloaded either way.
-    void (async () => {
-      try {
-        const next = reread();
-        await server.reconfigure(next.policy, next.exemptClients);
-        log.info({ groups: next.policy.groups.length, schedules: next.policy.schedules.length, rules: next.policy.rules.length },
-          'config reloaded: groups, schedules, block and allow lines, exempt clients (other settings change at the next restart)');
-      } catch (err) {
-        log.error({ reason: (err as Error).message }, `config reload failed: ${(err as Error).message}; keeping the running policy`);
-        await server.reload('SIGHUP');
-      }
-    })();
+    // Groups, schedules, block/allow/list-url lines and exempt clients change in place; a bad
+    // line keeps the running policy. The rules are reloaded either way.
+    void server.reloadConfig('SIGHUP').then((done) => (done?.reloaded === true ? undefined : server.reload('SIGHUP')));
   });
 }

@@ -54,7 +54,7 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
   const upstreams = Array.isArray(opts.upstream) ? opts.upstream : [opts.upstream];
   for (let attempt = 0; ; attempt++) {
     const port = opts.port ?? await freePort();
-    const config = buildConfig([
+    const args = [
       '--listen', `127.0.0.1:${port}`, ...upstreams.flatMap((u) => ['--upstream', u]), '--blocklists', dir,
       // Every test query comes from one address, often thousands at once: the per-client limits
       // are off unless a test sets them (test/stages/guard/ does).
@@ -63,10 +63,13 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
       // Each server its own state folder (history.sqlite), not ./state shared by every test.
       ...(opts.args?.some((a) => a.startsWith('--state-dir')) ? [] : ['--state-dir', mkdtempSync(join(tmpdir(), 'sinkhole-state-'))]),
       ...(opts.args ?? []),
-    ]);
+    ];
+    const config = buildConfig(args);
     const { output, logs } = captureLogs();
     try {
       const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, ...opts.reload }, opts.policy ?? config.policy);
+      // As `sinkhole serve --config FILE` does: SIGHUP and POST /reload read the file again.
+      if (args.includes('--config')) server.rereadConfig = () => buildConfig(args);
       return {
         port, dir, config, server, logs,
         close: async () => {

@@ -167,10 +167,10 @@ export class GroupPolicy {
     return row;
   }
 
-  /** The bundles that block for `group` at `at`, by name (check, dashboard). */
-  blockingAt(group: number, at: number): string[] {
+  /** The bundles that block for `group` at `at`, by name (check, dashboard); `pauses: false` as if no pause ran (what a pause switches off). */
+  blockingAt(group: number, at: number, { pauses = true } = {}): string[] {
     const row = new Uint8Array(bundleCount());
-    this.fillRow(group, at, row, 0);
+    this.fillRow(group, at, row, 0, pauses);
     const names: string[] = [];
     row.forEach((v, id) => {
       if (v === 1) names.push(bundleNameOf(id));
@@ -226,8 +226,8 @@ export class GroupPolicy {
     this.timer.unref();
   }
 
-  private fillRow(group: number, now: number, out: Uint8Array, base: number): void {
-    if (this.pause !== null && this.pause.isPaused(this.groupName(group), now)) return;
+  private fillRow(group: number, now: number, out: Uint8Array, base: number, pauses = true): void {
+    if (pauses && this.pause !== null && this.pause.isPaused(this.groupName(group), now)) return;
     const rules = this.perGroup[group]!;
     if (rules.listed) {
       for (const r of rules.blocks) if (r.schedule === null || r.schedule.isActive(now)) out[base + r.bundle] = 1;

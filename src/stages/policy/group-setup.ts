@@ -66,7 +66,8 @@ export function requireClientNames(settings: PolicySettings, haveNames: boolean)
 
 export class GroupRuntime {
   readonly pause: PauseState;
-  readonly subscriptions: Subscriptions | null;
+  /** Every list-url of the state directory, also none (a reload may add some); null without a state directory. */
+  private readonly lists: Subscriptions | null;
   /** Called when a subscription stored a new copy: reload the rule set. */
   onListsUpdated: ((results: FetchResult[]) => void) | null = null;
   /** The client-names files (`client-names`): members of groups given by name resolve through them. */
@@ -76,9 +77,13 @@ export class GroupRuntime {
     subscriptionOptions: Partial<SubscriptionOptions> = {}) {
     this.pause = new PauseState(settings.stateDir === null ? null : join(settings.stateDir, 'pause.json'));
     if (this.pause.lastError !== null) log.warn({ reason: this.pause.lastError }, this.pause.lastError);
-    this.subscriptions = settings.listUrls.length === 0 ? null
-      : new Subscriptions(settings.listUrls, { ...subscriptionOptions, stateDir: settings.stateDir! }, log);
-    if (this.subscriptions !== null) this.subscriptions.onUpdated = (results) => this.onListsUpdated?.(results);
+    this.lists = settings.stateDir === null ? null : new Subscriptions(settings.listUrls, { ...subscriptionOptions, stateDir: settings.stateDir }, log);
+    if (this.lists !== null) this.lists.onUpdated = (results) => this.onListsUpdated?.(results);
+  }
+
+  /** The list subscriptions in force, or null when no list-url line is. */
+  get subscriptions(): Subscriptions | null {
+    return this.lists === null || this.lists.count === 0 ? null : this.lists;
   }
 
   /** Lists to load with the folder: stored subscriptions, and bundles in available/ that block or allow lines name. */
@@ -88,28 +93,47 @@ export class GroupRuntime {
   }
 
   /** Whether a bundle name exists (for block/allow lines). */
-  bundleStatus = (name: string): 'known' | 'pending' | 'unknown' => {
+  bundleStatus = (name: string): 'known' | 'pending' | 'unknown' => (this.inFolder(name) ? 'known' : this.lists?.bundleStatus(name) ?? 'unknown');
+
+  /** The bundle is a file of the blocklist folder or its available/ subfolder. */
+  private inFolder(name: string): boolean {
     const file = `${name.toLowerCase()}.txt`;
-    if (existsSync(join(this.blocklists, file)) || existsSync(join(this.blocklists, 'available', file))) return 'known';
-    return this.subscriptions?.bundleStatus(name) ?? 'unknown';
-  };
+    return existsSync(join(this.blocklists, file)) || existsSync(join(this.blocklists, 'available', file));
+  }
 
   /** Compiles the group policy (ConfigError on a bad line); logs one warning per bundle still to be downloaded. */
-  compile(settings: PolicySettings = this.settings): GroupPolicy {
-    const { policy, warnings } = compileGroupPolicy(settings, this.bundleStatus, this.pause);
+  compile(settings: PolicySettings = this.settings, bundleStatus = this.bundleStatus): GroupPolicy {
+    const { policy, warnings } = compileGroupPolicy(settings, bundleStatus, this.pause);
     policy.groups.useClientNames(this.clientNames);
     for (const w of warnings) this.log.warn({ where: w.slice(0, w.indexOf(': ')) }, w);
     this.settings = settings;
     return policy;
   }
 
+  /**
+   * A config reload: the new list-url lines and the group policy are checked together, and
+   * only when both are good do the lists change (added, removed, new URL or interval) and the
+   * policy come back; a bad line throws ConfigError with nothing changed.
+   */
+  reconfigure(settings: PolicySettings): GroupPolicy {
+    if (this.lists === null) {
+      if (settings.listUrls.length > 0) throw new ConfigError(`${settings.listUrls[0]!.where}: list-url needs a state directory to keep the lists in; set "state-dir /var/lib/sinkhole" and restart`);
+      return this.compile(settings);
+    }
+    const plan = this.lists.plan(settings.listUrls);
+    const policy = this.compile(settings, (name) => (this.inFolder(name) ? 'known' : plan.bundleStatus(name)));
+    this.lists.commit(plan);
+    for (const change of plan.changes) this.log.info({ change }, change);
+    return policy;
+  }
+
   /** Starts fetching subscriptions (DNS does not wait for them). */
   start(): void {
-    this.subscriptions?.start();
+    this.lists?.start();
   }
 
   close(): void {
-    this.subscriptions?.stop();
+    this.lists?.stop();
     this.pause.close();
   }
 }

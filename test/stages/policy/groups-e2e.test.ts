@@ -337,7 +337,7 @@ t.test('SIGHUP re-reads the config file: a group\'s policy changes in the runnin
   child.kill('SIGHUP');
   t.ok(await until(async () => (await verdict(s, 'telegram.example', GUEST)) === 'blocked', 3000), 'telegram blocked for guests after SIGHUP');
   t.equal(await verdict(s, 'whatsapp.example', GUEST), 'allowed');
-  t.ok(await until(() => /config reloaded: groups, schedules, block and allow lines, exempt clients/.test(out), 3000), 'logged');
+  t.ok(await until(() => /config reloaded: groups, schedules, block, allow and list-url lines, exempt clients/.test(out), 3000), 'logged');
   writeFileSync(conf, 'group guests 127.0.2.0/24\nblock guests telegrm\n');
   child.kill('SIGHUP');
   t.ok(await until(() => out.includes('config reload failed'), 3000));

@@ -126,10 +126,12 @@ function judge(path: string, bytes: Buffer): { rules: number; valid: number; inv
   return { rules: parsed.keys.length + parsed.ipRules.length, valid, invalid: parsed.invalidCount };
 }
 
-class Subscription {
+export class Subscription {
   timer: NodeJS.Timeout | null = null;
   running: Promise<FetchResult> | null = null;
   meta: Meta | null;
+  /** Its line left the config (or changed): a fetch under way stores nothing and no next one is scheduled. */
+  removed = false;
 
   constructor(readonly line: ListUrlLine, readonly dir: string) {
     this.meta = this.readMeta();
@@ -174,25 +176,97 @@ function writeAtomic(path: string, data: string | Buffer): void {
   renameSync(`${path}.tmp`, path);
 }
 
+/** A set of list-url lines checked against the running ones, not yet in force (Subscriptions.plan, commit). */
+export interface SubscriptionPlan {
+  readonly subs: readonly Subscription[];
+  /** One line per change: "list-url viber added", "... URL changed", "... removed". */
+  readonly changes: readonly string[];
+  bundleStatus(name: string): 'known' | 'pending' | 'unknown';
+}
+
+/** One list-url per bundle; ConfigError naming the second line otherwise. */
+function checkOnePerBundle(lines: readonly ListUrlLine[]): void {
+  const seen = new Map<string, string>();
+  for (const l of lines) {
+    const before = seen.get(l.bundle);
+    if (before !== undefined) throw new ConfigError(`${l.where}: bundle ${l.bundle} already has a list-url (${before}); give each bundle one URL`);
+    seen.set(l.bundle, l.where);
+  }
+}
+
+/** 'known' when a stored copy provides the bundle, 'pending' when a list-url will, else 'unknown' (see Subscriptions.bundleStatus). */
+function statusIn(subs: readonly Subscription[], name: string): 'known' | 'pending' | 'unknown' {
+  const n = name.toLowerCase();
+  let pending = false;
+  for (const s of subs) {
+    if (s.meta?.kind === 'list' && s.line.bundle === n) return 'known';
+    if (s.meta?.kind === 'catalogue' && s.meta.services?.includes(n)) return 'known';
+    if (s.line.bundle === n) pending = true;
+    if (s.meta === null && /\.json$/i.test(new URL(s.line.url).pathname)) pending = true;
+  }
+  return pending ? 'pending' : 'unknown';
+}
+
 export class Subscriptions {
-  private readonly subs: Subscription[];
+  private subs: Subscription[];
   private readonly options: SubscriptionOptions;
+  private readonly dir: string;
   private stopped = false;
+  private started = false;
   /** Called after a fetch changed a stored copy: reload the rule set (within 5 s is the promise). */
   onUpdated: ((results: FetchResult[]) => void) | null = null;
 
   constructor(lines: readonly ListUrlLine[], options: Partial<SubscriptionOptions> & { stateDir: string }, private readonly log: Logger,
     private readonly clock: () => number = Date.now) {
     this.options = { ...DEFAULT_SUBSCRIPTION_OPTIONS, ...options };
-    const dir = join(this.options.stateDir, 'lists');
-    const seen = new Map<string, string>();
-    for (const l of lines) {
-      const before = seen.get(l.bundle);
-      if (before !== undefined) throw new ConfigError(`${l.where}: bundle ${l.bundle} already has a list-url (${before}); give each bundle one URL`);
-      seen.set(l.bundle, l.where);
+    this.dir = join(this.options.stateDir, 'lists');
+    checkOnePerBundle(lines);
+    if (lines.length > 0) mkdirSync(this.dir, { recursive: true });
+    this.subs = lines.map((l) => new Subscription(l, this.dir));
+  }
+
+  /** How many list-url lines are in force. */
+  get count(): number {
+    return this.subs.length;
+  }
+
+  /**
+   * New list-url lines (a config reload), checked but not in force: a bundle whose URL and
+   * interval are unchanged keeps its subscription (and its timer); a new or changed line
+   * gets a new one that reads the stored copy. Throws ConfigError (two lines for a bundle).
+   */
+  plan(lines: readonly ListUrlLine[]): SubscriptionPlan {
+    checkOnePerBundle(lines);
+    const running = new Map(this.subs.map((s) => [s.line.bundle, s]));
+    const changes: string[] = [];
+    const subs = lines.map((l) => {
+      const before = running.get(l.bundle);
+      if (before !== undefined && before.line.url === l.url && before.line.everyMs === l.everyMs) return before;
+      if (before === undefined) changes.push(`list-url ${l.bundle} added (${l.where})`);
+      else changes.push(`list-url ${l.bundle}: ${before.line.url !== l.url ? 'URL' : 'interval'} changed (${l.where})`);
+      return new Subscription(l, this.dir);
+    });
+    for (const s of this.subs) if (!lines.some((l) => l.bundle === s.line.bundle)) changes.push(`list-url ${s.line.bundle} removed`);
+    return { subs, changes, bundleStatus: (name) => statusIn(subs, name) };
+  }
+
+  /**
+   * Puts a plan in force: subscriptions left out stop (their stored files stay on disk, no
+   * longer loaded); new ones are scheduled as at start: soon when their stored copy is
+   * missing, from another URL or due, else when due at the new interval.
+   */
+  commit(plan: SubscriptionPlan): void {
+    const kept = new Set(plan.subs);
+    for (const s of this.subs) {
+      if (kept.has(s)) continue;
+      s.removed = true;
+      if (s.timer !== null) clearTimeout(s.timer);
+      s.timer = null;
     }
-    if (lines.length > 0) mkdirSync(dir, { recursive: true });
-    this.subs = lines.map((l) => new Subscription(l, dir));
+    const fresh = plan.subs.filter((s) => !this.subs.includes(s));
+    if (fresh.length > 0) mkdirSync(this.dir, { recursive: true });
+    this.subs = [...plan.subs];
+    if (this.started) this.scheduleFirst(fresh);
   }
 
   /** The stored copies to load with the blocklist folder (Reloader.extraLists). */
@@ -206,21 +280,18 @@ export class Subscriptions {
    * has not been fetched yet), else 'unknown'.
    */
   bundleStatus(name: string): 'known' | 'pending' | 'unknown' {
-    const n = name.toLowerCase();
-    let pending = false;
-    for (const s of this.subs) {
-      if (s.meta?.kind === 'list' && s.line.bundle === n) return 'known';
-      if (s.meta?.kind === 'catalogue' && s.meta.services?.includes(n)) return 'known';
-      if (s.line.bundle === n) pending = true;
-      if (s.meta === null && /\.json$/i.test(new URL(s.line.url).pathname)) pending = true;
-    }
-    return pending ? 'pending' : 'unknown';
+    return statusIn(this.subs, name);
   }
 
   /** Schedules every list: soon when it has no stored copy or the copy is due, else when it falls due. */
   start(): void {
+    this.started = true;
+    this.scheduleFirst(this.subs);
+  }
+
+  private scheduleFirst(subs: readonly Subscription[]): void {
     const now = this.clock();
-    for (const s of this.subs) {
+    for (const s of subs) {
       const due = s.meta === null || s.meta.url !== s.line.url ? now : s.meta.checkedAt + s.line.everyMs;
       const soon = Math.random() * this.options.firstFetchWithinMs;
       this.schedule(s, Math.max(due - now, soon));
@@ -244,7 +315,7 @@ export class Subscriptions {
   }
 
   private schedule(s: Subscription, inMs: number): void {
-    if (this.stopped) return;
+    if (this.stopped || s.removed) return;
     if (s.timer !== null) clearTimeout(s.timer);
     s.timer = setTimeout(() => {
       s.timer = null;
@@ -259,7 +330,7 @@ export class Subscriptions {
       s.running = null;
       const j = this.options.jitter;
       this.schedule(s, s.line.everyMs * (1 - j + 2 * j * Math.random()));
-      if (result.outcome === 'updated') this.onUpdated?.([result]);
+      if (result.outcome === 'updated' && !s.removed) this.onUpdated?.([result]);
       return result;
     });
     return s.running;
@@ -334,6 +405,8 @@ export class Subscriptions {
     if (sameUrl && s.meta!.rules > 0 && meta.rules < s.meta!.rules * 0.1) {
       return kept('shrunk', `the list shrank from ${s.meta!.rules} to ${meta.rules} rules (more than 90%)`);
     }
+    // A config reload dropped or replaced this line while it was fetched: what it fetched is not stored.
+    if (s.removed) return { bundle: line.bundle, url: line.url, outcome: 'unchanged', rules: s.meta?.rules ?? 0, reason: 'the list-url line changed during the fetch' };
     try {
       if (catalogue !== null) {
         rmSync(`${s.cataloguePath}.new`, { recursive: true, force: true });
