@@ -1,7 +1,8 @@
 // The console served at / by the admin API: one self-contained HTML page (no CDN, no
 // framework). Live figures from /api/stats every 5 seconds; history (24 h to 90 d), the
 // client and bundle pages and the search from /api/report; actions (block, allow, bundles,
-// pause, check) through the POST endpoints. It holds no data itself, so it is served
+// pause, check) through the POST endpoints; the pauses running (GET /api/pause: which group,
+// which bundles stop blocking, until when) each with a resume button. It holds no data itself, so it is served
 // without a token; when the API asks for one, the page asks the admin for it and keeps it
 // in sessionStorage (gone when the tab closes).
 export const DASHBOARD_HTML = `<!doctype html>
@@ -52,6 +53,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="tile"><b id="hitrate">–</b><span>cache hit rate</span></div>
     <div class="tile"><b id="rules">–</b><span>rules</span></div>
   </div></section>
+  <section class="wide" id="pausebox"><h2>Paused blocking</h2><table id="pauses"></table><table id="lists" hidden></table></section>
   <section class="wide" id="historybox"><h2>History of blocked attempts <span id="rangelabel"></span></h2>
     <div><button class="range" data-range="24h">24 h</button><button class="range" data-range="7d">7 d</button><button class="range" data-range="30d">30 d</button><button class="range" data-range="90d">90 d</button></div>
     <svg id="history" viewBox="0 0 960 220" role="img" aria-label="blocked attempts over time"></svg>
@@ -215,7 +217,37 @@ document.querySelectorAll('form[data-action]').forEach((form) => {
     $('actionout').textContent = (res.status < 300 ? 'done: ' : 'refused (' + res.status + '): ') + JSON.stringify(res.body, null, 1);
     document.body.dataset.action = action + ':' + res.status;
     bundles().catch(status);
+    pauses().catch(status);
   });
+});
+// Pauses (sinkhole pause, the pause form, POST /api/pause): what each switches off and until when, with a resume button.
+const left = (s) => (s >= 3600 ? Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min' : s >= 60 ? Math.floor(s / 60) + ' min ' + (s % 60) + ' s' : s + ' s');
+async function pauses() {
+  const res = await api('api/pause');
+  if (res.status !== 200) return;
+  const list = res.body.pauses || [];
+  if (list.length === 0) $('pauses').innerHTML = '<tr><td>blocking is on for every group</td></tr>';
+  else rows('pauses', list, (p) => [p.group === 'all' ? 'every group' : p.group, p.bundles.length ? p.bundles.join(', ') : 'none blocks now',
+    { text: p.until === null ? 'until resumed' : when(p.until), cls: 'nowrap' }, { text: p.secondsLeft === null ? '–' : left(p.secondsLeft), cls: 'nowrap' },
+    { html: '<button data-resume="' + esc(p.group) + '">' + (p.group === 'all' ? 'resume all' : 'resume') + '</button>' }],
+  ['paused for', 'bundles not blocking', 'until (' + zone + ')', 'time left', '']);
+  const lists = res.body.lists || [];
+  $('lists').hidden = lists.length === 0;
+  if (lists.length) rows('lists', lists, (l) => [l.bundle, { text: l.url, cls: 'up' }, { text: l.checkedAt === null ? 'not fetched yet' : when(l.checkedAt), cls: 'nowrap' }, l.rules], ['list-url bundle', 'URL', 'last fetched', 'rules']);
+  document.body.dataset.pauses = String(list.length);
+}
+$('pauses').addEventListener('click', async (ev) => {
+  const button = ev.target.closest('button[data-resume]');
+  if (!button) return;
+  const group = button.dataset.resume;
+  let res;
+  try {
+    // "all" ends every pause (POST /api/resume with no group).
+    res = await api('api/resume', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(group === 'all' ? {} : { group }) });
+  } catch (e) { $('actionout').textContent = e.message; return; }
+  $('actionout').textContent = (res.status < 300 ? 'done: ' : 'refused (' + res.status + '): ') + JSON.stringify(res.body, null, 1);
+  document.body.dataset.action = 'resume:' + res.status;
+  pauses().catch(status);
 });
 async function bundles() {
   const res = await api('api/bundles');
@@ -242,8 +274,8 @@ async function refresh() {
   $('status').textContent = 'up ' + Math.round(s.uptimeSeconds / 60) + ' min · updated ' + new Date().toLocaleTimeString();
   document.body.dataset.loaded = 'yes';
 }
-refresh().then(() => Promise.all([history(), detail(), bundles()])).catch(status);
-setInterval(() => refresh().catch(status), 5000);
+refresh().then(() => Promise.all([history(), detail(), bundles(), pauses()])).catch(status);
+setInterval(() => refresh().then(pauses).catch(status), 5000);
 </script>
 </body>
 </html>

@@ -1,9 +1,12 @@
 // The console in a real browser (Debian's Chromium, driven by playwright-core), with a token:
 // the page asks for it, the history chart switches between 24 h and 7 d (from the history
 // database), the client page lists what one client tried, and an action (block a name)
-// writes local.txt and is in force. Screenshots go to .tap/screenshots/console-*.png
+// writes local.txt and is in force; a pause made on the page and one made through the API
+// are listed (group, the bundles that stop blocking, until when) and each resume button
+// ends its pause, which DNS answers follow. Screenshots go to .tap/screenshots/console-*.png
 // (test/screenshots/console-*.png, which the README shows, are copies of them).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ask } from '../helpers/client.js';
@@ -21,10 +24,14 @@ t.test('the console: history ranges, a client page, an action', async (t) => {
   }
   const { chromium } = await import('playwright-core');
   const adminPort = await freePort();
+  // A group of one client: the pause section shows the group and the bundle it stops.
+  const confDir = mkdtempSync(join(tmpdir(), 'sinkhole-console-'));
+  t.teardown(() => rmSync(confDir, { recursive: true, force: true }));
+  writeFileSync(join(confDir, 'sinkhole.conf'), 'group guests 127.0.0.3\nblock guests yahoo-messenger\n');
   const { s } = await serverWithUpstream(t, {
     handler: (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] }),
     lists: { 'msn-messenger.txt': 'messenger.hotmail.com\n', 'yahoo-messenger.txt': 'msg.yahoo.com\n' },
-    args: ['--admin', `127.0.0.1:${adminPort}`, '--admin-token', TOKEN, '--history', 'blocked'],
+    args: ['--config', join(confDir, 'sinkhole.conf'), '--admin', `127.0.0.1:${adminPort}`, '--admin-token', TOKEN, '--history', 'blocked'],
   });
   for (let i = 0; i < 3; i++) await ask(s.port, 'gateway.messenger.hotmail.com', T.A, { from: '127.0.0.2' });
   await ask(s.port, 'scs.msg.yahoo.com', T.A, { from: '127.0.0.2' });
@@ -111,6 +118,37 @@ t.test('the console: history ranges, a client page, an action', async (t) => {
   await page.waitForSelector('body[data-action="check:200"]');
   t.match(await page.textContent('#actionout'), /"verdict": "blocked"/, 'check from the page');
   await page.locator('#actions').screenshot({ path: join(shots, 'console-actions.png') });
+
+  // Pauses: one from the page's form (guests, 15 minutes), one through the API as
+  // `sinkhole pause` makes it (everyone, until resumed); each listed with its resume button.
+  const answer = async (from: string) => ((await ask(s.port, 'scs.msg.yahoo.com', T.A, { from })).answers[0]?.text === '127.0.0.1' ? 'blocked' : 'allowed');
+  t.match(await page.textContent('#pauses'), /blocking is on for every group/);
+  t.equal(await answer('127.0.0.3'), 'blocked', 'guests: yahoo-messenger blocks');
+  await page.fill('form[data-action="pause"] input[name="group"]', 'guests');
+  await page.fill('form[data-action="pause"] input[name="minutes"]', '15');
+  await page.click('form[data-action="pause"] button:not([data-alt])');
+  await page.waitForSelector('body[data-pauses="1"]');
+  const guests = await page.textContent('#pauses tr:nth-child(2)');
+  t.match(guests, /^guests\s*yahoo-messenger\s*\d{1,2} \w{3} \d{4}, \d\d:\d\d:\d\d\s*1[45] min \d+ s\s*resume$/, 'the group, the bundle it stops, until when (local time), time left');
+  t.equal(await answer('127.0.0.3'), 'allowed', 'guests paused');
+  t.equal(await answer('127.0.0.2'), 'blocked', 'the default group is not');
+  const r = await fetch(`${base}/api/pause`, { method: 'POST', headers });
+  t.match(await r.json(), { paused: 'all', until: null });
+  // The page polls every 5 s.
+  await page.waitForSelector('body[data-pauses="2"]', { timeout: 12000 });
+  t.match(await page.textContent('#pauses'), /every group\s*local, msn-messenger, yahoo-messenger\s*until resumed\s*–\s*resume all/, 'a pause for everyone, with no end');
+  await page.locator('#pausebox').screenshot({ path: join(shots, 'console-pauses.png') });
+  await page.click('#pauses button[data-resume="guests"]');
+  await page.waitForSelector('body[data-pauses="1"]');
+  t.match(await page.textContent('#pauses'), /every group/);
+  t.notMatch(await page.textContent('#pauses'), /guests/, 'the guests pause ended');
+  t.equal(await answer('127.0.0.3'), 'allowed', 'still paused for everyone');
+  await page.click('#pauses button[data-resume="all"]');
+  await page.waitForSelector('body[data-pauses="0"]');
+  t.equal(await page.getAttribute('body', 'data-action'), 'resume:200', 'resumed with the token');
+  t.match(await page.textContent('#pauses'), /blocking is on for every group/);
+  t.equal(await answer('127.0.0.3'), 'blocked', 'blocking is back');
+  t.equal(await answer('127.0.0.2'), 'blocked');
   t.same(external, [], 'every asset comes from the server (works offline)');
 
   await page.setViewportSize({ width: 390, height: 844 });
