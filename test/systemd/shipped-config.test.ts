@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { buildConfig, SERVER_OPTIONS } from '../../src/config/config.js';
 import { makeCertificates, needTool } from '../helpers/tls-peers.js';
+import pino from 'pino';
+import { GroupRuntime } from '../../src/stages/policy/group-setup.js';
+import { parseAt } from '../../src/stages/policy/schedules.js';
 
 const SHIPPED = join(import.meta.dirname, '..', '..', 'systemd', 'sinkhole.conf');
 const FILE_OPTIONS = new Set(SERVER_OPTIONS.filter((o) => o.inFile).map((o) => o.name));
@@ -72,4 +75,31 @@ t.test('config file comments: a # at the start of a line or after a space; not i
   const config = buildConfig(['--config', file]);
   t.match(config.upstreams, [{ kind: 'tls', host: '192.0.2.1', serverName: 'dns.example' }]);
   t.equal(config.localDomain, 'home');
+});
+
+t.test('the office example (groups, schedules, block and allow lines), uncommented, compiles against the shipped bundles', async (t) => {
+  const shipped = readFileSync(SHIPPED, 'utf8');
+  const office = shipped.split('\n').filter((l) => /^#(group|schedule|block|allow)\s/.test(l)).map((l) => l.slice(1));
+  t.ok(office.length >= 10, `${office.length} lines`);
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const copy = join(dir, 'sinkhole.conf');
+  writeFileSync(copy, office.join('\n') + '\n');
+  const config = buildConfig(['--config', copy, '--state-dir', join(dir, 'state')], { needUpstreams: false });
+  // The project's blocklists folder: every bundle the example names must exist (in available/ at least).
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+  const runtime = new GroupRuntime(config.policy, join(import.meta.dirname, '..', '..', 'blocklists'), log);
+  t.teardown(() => runtime.close());
+  const policy = runtime.compile();
+  t.same(warnings, [], 'no bundle is unknown or pending');
+  t.same(policy.groups.names, ['default', 'staff', 'admins', 'guests']);
+  const staff = policy.groups.indexOf('staff');
+  const at = (when: string) => parseAt(when, 'test');
+  t.ok(policy.blockingAt(staff, at('mon 10:00')).includes('teams'), 'Teams blocks for staff in work hours');
+  t.notOk(policy.blockingAt(staff, at('sat 10:00')).includes('teams'), 'not at the weekend');
+  t.notOk(policy.blockingAt(staff, at('mon 12:30')).includes('whatsapp'), 'WhatsApp at lunch');
+  t.ok(policy.blockingAt(staff, at('mon 14:00')).includes('whatsapp'), 'not after lunch');
+  t.same(policy.blockingAt(policy.groups.indexOf('admins'), at('mon 10:00')), [], 'admins: none');
+  t.ok(policy.blockingAt(policy.groups.indexOf('guests'), at('sun 23:00')).includes('signal'));
 });
