@@ -38,7 +38,7 @@ export interface AdminBackend {
 }
 
 /** What a config re-read did: the policy lines in force now, or the one-line reason the running policy stayed. */
-export type ConfigReload = { reloaded: true } | { reloaded: false; error: string };
+export type ConfigReload = { reloaded: true; restartNeeded: string[] } | { reloaded: false; error: string };
 
 /** Anything that adds figures to the metrics: the pipeline (all its stages), observers, the reloader's counts. */
 export interface Collector {

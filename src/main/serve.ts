@@ -4,7 +4,7 @@
 import { answerAdminRequests, clusterBackend } from '../admin/cluster.js';
 import { localBackend, type ConfigReload } from '../admin/backend.js';
 import { startAdmin } from '../admin/http.js';
-import type { Config } from '../config/config.js';
+import { SERVER_OPTIONS, type Config } from '../config/config.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenUdpPreferBatched, loadBatchUdp, type AnyUdpListener } from '../net/batch-udp.js';
 import { listenTls, TlsListener } from '../net/tls.js';
@@ -75,9 +75,10 @@ export interface RunningServer {
    * New group, schedule, block/allow lines and exempt clients (a config reload): compiled
    * first, swapped in whole, then the rules reloaded for bundles newly named. A bad line
    * throws ConfigError and leaves the running policy as it was. list-url lines added,
-   * removed or changed take effect too (a new list is fetched soon, as at startup).
+   * removed or changed take effect too (a new list is fetched soon, as at startup). Given
+   * `allowNets` (null: any), the allow-net networks are swapped too.
    */
-  reconfigure(settings: PolicySettings, exemptClients: Cidr[]): Promise<void>;
+  reconfigure(settings: PolicySettings, exemptClients: Cidr[], allowNets?: Cidr[] | null): Promise<void>;
   /** Reads the config file again (set by `serve` when there is one; tests set it too); null: no file. */
   rereadConfig: (() => Config) | null;
   /**
@@ -299,13 +300,20 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       }
     }
   };
-  const reconfigure = async (settings: PolicySettings, exemptClients: Cidr[]): Promise<void> => {
+  let allowNetsText = netsText(config.allowNets);
+  const reconfigure = async (settings: PolicySettings, exemptClients: Cidr[], allowNets?: Cidr[] | null): Promise<void> => {
     requireClientNames(settings, clientNames !== null);
     const next = groupRuntime.reconfigure(settings);
     const before = policyStage.policy;
     policyStage.policy = before.withGroups(next, exemptClients.length === 0 ? null : new NetworkList(exemptClients));
     next.start();
     before.groups?.stop();
+    if (allowNets !== undefined && netsText(allowNets) !== allowNetsText) {
+      guard.allowNets = allowNets === null ? null : new NetworkList(allowNets);
+      allowNetsText = netsText(allowNets);
+      log.info({ allowNets: allowNetsText }, `allow-net now ${allowNetsText}`);
+      if (allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
+    }
     await reloader.trigger('config');
   };
 
@@ -317,10 +325,15 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       if (reread === null) return null;
       try {
         const next = reread();
-        await reconfigure(next.policy, next.exemptClients);
+        await reconfigure(next.policy, next.exemptClients, next.allowNets);
         log.info({ reason, groups: next.policy.groups.length, schedules: next.policy.schedules.length, rules: next.policy.rules.length, lists: next.policy.listUrls.length },
-          'config reloaded: groups, schedules, block, allow and list-url lines, exempt clients (other settings change at the next restart)');
-        return { reloaded: true };
+          'config reloaded: groups, schedules, block, allow and list-url lines, exempt clients, allow-net');
+        // Compared with what the server started with: said again at each reload until a restart.
+        const restartNeeded = restartOnlyChanges(config, next);
+        if (restartNeeded.length > 0) {
+          log.warn({ settings: restartNeeded }, `config file: ${restartNeeded.join(', ')} changed; in force at the next restart (systemctl restart sinkhole)`);
+        }
+        return { reloaded: true, restartNeeded };
       } catch (err) {
         const message = (err as Error).message;
         log.error({ reason: message }, `config reload failed: ${message}; keeping the running policy`);
@@ -329,6 +342,22 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     },
   };
   return running;
+}
+
+/** Settings a reload applies in place (the rest needs a restart). */
+const RELOADABLE = new Set(['group', 'schedule', 'block', 'allow', 'list-url', 'exempt-client', 'allow-net', 'config']);
+
+/** The settings (option names) whose value differs between the running config and a re-read one and that only a restart applies. */
+export function restartOnlyChanges(running: Config, next: Config): string[] {
+  const fields = running as unknown as Record<string, unknown>;
+  const nextFields = next as unknown as Record<string, unknown>;
+  return SERVER_OPTIONS.filter((o) => o.field !== null && !RELOADABLE.has(o.name))
+    .filter((o) => JSON.stringify(fields[o.field!]) !== JSON.stringify(nextFields[o.field!]))
+    .map((o) => o.name);
+}
+
+function netsText(nets: Cidr[] | null): string {
+  return nets === null ? 'any' : nets.map((c) => c.text).join(' ');
 }
 
 /** `reread`: the config as the file says now (SIGHUP re-reads it); null when there is no file. */

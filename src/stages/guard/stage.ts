@@ -30,8 +30,11 @@ export class GuardStage implements Stage {
   rateDropped = 0;
   private reportTimer: NodeJS.Timeout | null = null;
 
-  /** `allowNets` null: every client is answered (an open resolver). `limiter` null: no rate limits. */
-  constructor(readonly allowNets: NetworkList | null, readonly limiter: RateLimiter | null = null, log: Logger | null = null) {
+  /**
+   * `allowNets` null: every client is answered (an open resolver); swapped whole by a config
+   * reload (read once per query). `limiter` null: no rate limits.
+   */
+  constructor(public allowNets: NetworkList | null, readonly limiter: RateLimiter | null = null, log: Logger | null = null) {
     if (limiter !== null && log !== null) {
       this.reportTimer = setInterval(() => {
         const r = limiter.report();
