@@ -90,7 +90,12 @@ export function clusterBackend(stateDir: string, blocklists: string | null = nul
     },
     reload: async () => {
       const replies = await everyWorker<Record<string, unknown>>('reload');
-      return { reloaded: replies.every((r) => r.reloaded === true), rules: replies[0]!.rules, ms: Math.max(...replies.map((r) => Number(r.ms))), workers: replies.length };
+      // Each worker re-read the same config file: a failure anywhere is the answer's.
+      const config = replies.find((r) => (r.config as { reloaded?: boolean } | undefined)?.reloaded === false)?.config ?? replies[0]!.config;
+      return {
+        reloaded: replies.every((r) => r.reloaded === true), rules: replies[0]!.rules, ms: Math.max(...replies.map((r) => Number(r.ms))), workers: replies.length,
+        ...(config === undefined ? {} : { config }),
+      };
     },
     check: (name, qtype, client, at = null) => ask(workers()[0]!, 'check', [name, qtype, client, at]),
     // Every worker keeps its own pause table (from the same state file) and its own lists.

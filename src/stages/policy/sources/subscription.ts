@@ -133,7 +133,8 @@ export class Subscription {
   /** Its line left the config (or changed): a fetch under way stores nothing and no next one is scheduled. */
   removed = false;
 
-  constructor(readonly line: ListUrlLine, readonly dir: string) {
+  /** Its config line; a reload that keeps the URL and interval puts the line's new place here. */
+  constructor(public line: ListUrlLine, readonly dir: string) {
     this.meta = this.readMeta();
   }
 
@@ -179,6 +180,8 @@ function writeAtomic(path: string, data: string | Buffer): void {
 /** A set of list-url lines checked against the running ones, not yet in force (Subscriptions.plan, commit). */
 export interface SubscriptionPlan {
   readonly subs: readonly Subscription[];
+  /** The lines, in the order of subs. */
+  readonly lines: readonly ListUrlLine[];
   /** One line per change: "list-url viber added", "... URL changed", "... removed". */
   readonly changes: readonly string[];
   bundleStatus(name: string): 'known' | 'pending' | 'unknown';
@@ -247,7 +250,7 @@ export class Subscriptions {
       return new Subscription(l, this.dir);
     });
     for (const s of this.subs) if (!lines.some((l) => l.bundle === s.line.bundle)) changes.push(`list-url ${s.line.bundle} removed`);
-    return { subs, changes, bundleStatus: (name) => statusIn(subs, name) };
+    return { subs, lines, changes, bundleStatus: (name) => statusIn(subs, name) };
   }
 
   /**
@@ -264,6 +267,7 @@ export class Subscriptions {
       s.timer = null;
     }
     const fresh = plan.subs.filter((s) => !this.subs.includes(s));
+    plan.subs.forEach((s, i) => (s.line = plan.lines[i]!));
     if (fresh.length > 0) mkdirSync(this.dir, { recursive: true });
     this.subs = [...plan.subs];
     if (this.started) this.scheduleFirst(fresh);
