@@ -1,7 +1,8 @@
 // A config reload (POST /reload; SIGHUP runs the same code, see groups-e2e and
 // list-url-reload) swaps allow-net in place, and names the changed settings that only a
 // restart applies. Clients at several 127.x source addresses over real sockets.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -10,6 +11,7 @@ import { T } from '../helpers/dns.js';
 import { freePort, startSinkhole } from '../helpers/server.js';
 import { startUpstream } from '../helpers/upstream.js';
 
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
 const root = mkdtempSync(join(tmpdir(), 'sinkhole-config-reload-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
 
@@ -48,4 +50,40 @@ t.test('allow-net changes at a reload; restart-only settings are named, not appl
   writeFileSync(conf, 'allow-net 127.0.1.0/24\ncache-size 1000\n');
   t.match(await reload(), { status: 200, body: { config: { reloaded: true, restartNeeded: [] } } });
   t.equal(await rcode('127.0.2.9'), 5, 'the network removed is refused again');
+});
+
+t.test('--workers 2: POST /reload through the primary re-reads the config in every worker', async (t) => {
+  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] }));
+  t.teardown(() => upstream.close());
+  const conf = join(root, 'workers.conf');
+  const dir = join(root, 'workers-lists');
+  mkdirSync(dir);
+  writeFileSync(conf, 'allow-net 127.0.1.0/24\n');
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [CLI, 'serve', '--workers', '2', '--config', conf, '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address,
+    '--blocklists', dir, '--admin', `127.0.0.1:${adminPort}`, '--state-dir', join(root, 'workers-state'), '--history', 'off', '--rate-limit', '0'],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (out += d));
+  t.teardown(() => {
+    child.kill('SIGTERM');
+  });
+  for (let waited = 0; !(out.includes('all workers ready') && out.includes('admin API listening')) && waited < 20_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  t.match(out, /all workers ready/);
+  // Many source ports at once: both workers get some.
+  const rcodes = async () => (await Promise.all(Array.from({ length: 30 }, (_, i) => ask(port, `n${i}.example.org`, T.A, { from: '127.0.2.9' })))).map((r) => r.rcode);
+  t.ok((await rcodes()).every((r) => r === 5), 'refused by every worker');
+  const reload = async () => {
+    const r = await fetch(`http://127.0.0.1:${adminPort}/reload`, { method: 'POST' });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  writeFileSync(conf, 'allow-net 127.0.1.0/24\nallow-net 127.0.2.0/24\n');
+  t.match(await reload(), { status: 200, body: { workers: 2, config: { reloaded: true } } });
+  t.ok((await rcodes()).every((r) => r === 0), 'answered by every worker after the reload');
+  writeFileSync(conf, 'allow-net 127.0.2.0/24\ngroup guests 127.0.2.0/24\nblock guests nosuch\n');
+  const bad = await reload();
+  t.equal(bad.status, 400, 'a bad line: 400 from the primary');
+  t.match(bad.body, { workers: 2, config: { reloaded: false, error: new RegExp(`^${conf.replace(/[.]/g, '\\.')}:3: unknown bundle "nosuch"`) } });
+  t.ok((await rcodes()).every((r) => r === 0), 'the running settings stay in every worker');
 });
