@@ -23,7 +23,7 @@ import { AnswerCache } from '../stages/cache/answer-cache.js';
 import { CacheStage } from '../stages/cache/stage.js';
 import { Forwarder, type UpstreamTarget } from '../stages/forward/forwarder.js';
 import { ForwardStage } from '../stages/forward/stage.js';
-import { upstreamBuilder } from '../stages/forward/upstreams.js';
+import { upstreamBuilder, type UpstreamBuilder, type UpstreamSetup } from '../stages/forward/upstreams.js';
 import { RateLimiter } from '../stages/guard/rate-limit.js';
 import { GuardStage } from '../stages/guard/stage.js';
 import { privateZoneMap } from '../stages/local/private-zones.js';
@@ -139,15 +139,16 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
     new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients), groupPolicy), templates);
-  const forwarderFor = (upstreams: UpstreamTarget[], zone?: string): Forwarder => new Forwarder(
-    { upstreams, timeoutMs: config.upstreamTimeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
+  const forwarderFor = (upstreams: UpstreamTarget[], zone?: string, timeoutMs = config.upstreamTimeoutMs): Forwarder => new Forwarder(
+    { upstreams, timeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
-  // One CA and one --bootstrap lookup client for the default upstreams and every forward-zone's.
-  const upstreams = upstreamBuilder({
-    upstreamCa: config.upstreamCa, bootstrap: config.bootstrap,
+  const setupOf = (c: Config): UpstreamSetup => ({
+    upstreamCa: c.upstreamCa, bootstrap: c.bootstrap,
     onFailure: (failure) => log.warn({ reason: failure }, 'encrypted upstream connection failed'),
     onSocketError: (err) => log.warn({ err: err.message }, 'bootstrap socket error'),
   });
+  // One CA and one --bootstrap lookup client for the default upstreams and every forward-zone's.
+  const upstreams = upstreamBuilder(setupOf(config));
   const forwardZones = config.forwardZones.length === 0 ? null : new ZoneMap<Forwarder>();
   for (const z of config.forwardZones) forwardZones!.set(z.key, forwarderFor(upstreams.build(z.upstreams), z.zone));
   const hosts = config.hostsFiles.length === 0 ? null : new HostsSource(config.hostsFiles, config.localDomain, log);
@@ -162,8 +163,13 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   });
   const cacheStage = new CacheStage(fleet?.cache ?? new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl, staleMaxAge: config.staleMaxAge });
-  const forwarder = forwarderFor(upstreams.build(config.upstreams));
-  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, new ForwardStage(forwarder, log, forwardZones, limiter)], log);
+  // The default upstreams are swapped by a config reload that changes them (with a builder of
+  // their own when they differ); replaced ones are closed once their queries are done.
+  let upstreamsText = upstreamKey(config);
+  let defaultBuilder: UpstreamBuilder | null = null;
+  const retired = new Set<() => void>();
+  const forwardStage = new ForwardStage(forwarderFor(upstreams.build(config.upstreams)), log, forwardZones, limiter);
+  const pipeline = new Pipeline([guard, policyStage, local, cacheStage, forwardStage], log);
   if (config.allowNets === null) log.warn('allow-net any: every client on every network gets answers (an open resolver)');
 
   const handle = pipeline.handle.bind(pipeline);
@@ -180,6 +186,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     clientNames?.close();
     pipeline.close();
     upstreams.close();
+    defaultBuilder?.close();
+    for (const close of retired) close();
   };
   try {
     for (const endpoint of config.listen) {
@@ -243,7 +251,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     reloads.failedFiles = report.failed.length;
     reloader.onReload = reloads.record;
     const backend = localBackend({
-      policyStage, forwarder, blocklists: policyFolder, guard, fleet, cache: cacheStage.store, stats, reloader, reloads,
+      policyStage, get forwarder() { return forwardStage.forwarder; }, blocklists: policyFolder, guard, fleet, cache: cacheStage.store, stats, reloader, reloads,
       collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), ...(fleet === null ? [] : [fleet]), { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
@@ -269,7 +277,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     observers.push(fleet.figures);
     await fleet.attach({
       reloader, ruleCount: () => policyStage.policy.rules.nameRuleCount + policyStage.policy.rules.ipRuleCount,
-      upstreamHealthy: () => forwarder.lastAnswerAt.some((t) => Date.now() - t < 60_000),
+      upstreamHealthy: () => forwardStage.forwarder.lastAnswerAt.some((t) => Date.now() - t < 60_000),
     });
   }
   pipeline.setObservers(observers);
@@ -325,9 +333,36 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       if (reread === null) return null;
       try {
         const next = reread();
-        await reconfigure(next.policy, next.exemptClients, next.allowNets);
+        // New upstreams are built before anything changes (a bad CA file fails here) and put in force after the policy.
+        const key = upstreamKey(next);
+        const builder = key === upstreamsText ? null : upstreamBuilder(setupOf(next));
+        const forwarder = builder === null ? null : forwarderFor(builder.build(next.upstreams), undefined, next.upstreamTimeoutMs);
+        try {
+          await reconfigure(next.policy, next.exemptClients, next.allowNets);
+        } catch (err) {
+          forwarder?.close();
+          builder?.close();
+          throw err;
+        }
+        if (forwarder !== null) {
+          const before = { forwarder: forwardStage.forwarder, builder: defaultBuilder };
+          forwardStage.forwarder = forwarder;
+          defaultBuilder = builder;
+          upstreamsText = key;
+          log.info({ upstreams: next.upstreams.map((u) => u.label) }, `upstreams now ${next.upstreams.map((u) => u.label).join(' ')}`);
+          // Queries in flight finish on the old forwarder (bounded by the forward budget); then its sockets close.
+          const close = (): void => {
+            retired.delete(close);
+            clearTimeout(timer);
+            before.forwarder.close();
+            before.builder?.close();
+          };
+          const timer = setTimeout(close, FORWARD_BUDGET_MS + 500);
+          timer.unref();
+          retired.add(close);
+        }
         log.info({ reason, groups: next.policy.groups.length, schedules: next.policy.schedules.length, rules: next.policy.rules.length, lists: next.policy.listUrls.length },
-          'config reloaded: groups, schedules, block, allow and list-url lines, exempt clients, allow-net');
+          'config reloaded: groups, schedules, block, allow and list-url lines, exempt clients, allow-net, upstreams');
         // Compared with what the server started with: said again at each reload until a restart.
         const restartNeeded = restartOnlyChanges(config, next);
         if (restartNeeded.length > 0) {
@@ -345,7 +380,13 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 }
 
 /** Settings a reload applies in place (the rest needs a restart). */
-const RELOADABLE = new Set(['group', 'schedule', 'block', 'allow', 'list-url', 'exempt-client', 'allow-net', 'config']);
+const RELOADABLE = new Set(['group', 'schedule', 'block', 'allow', 'list-url', 'exempt-client', 'allow-net', 'config',
+  'upstream', 'upstream-timeout', 'resolv-conf', 'upstream-ca', 'bootstrap']);
+
+/** What the default upstreams are built from: a reload rebuilds them when this changes. */
+function upstreamKey(c: Config): string {
+  return JSON.stringify([c.upstreams, c.upstreamTimeoutMs, c.upstreamCa, c.bootstrap]);
+}
 
 /** The settings (option names) whose value differs between the running config and a re-read one and that only a restart applies. */
 export function restartOnlyChanges(running: Config, next: Config): string[] {

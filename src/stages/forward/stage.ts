@@ -32,7 +32,8 @@ export class ForwardStage implements Stage {
 
   /** `zones`: forward-zone name -> the Forwarder of its upstreams; null when there are none. */
   /** `limiter`: bounds the queries waiting upstream, per client and in all (memory stays bounded when an upstream is down). */
-  constructor(readonly forwarder: Forwarder, private readonly log: Logger, readonly zones: ZoneMap<Forwarder> | null = null,
+  /** `forwarder` is swapped whole by a config reload (new upstreams); a query in flight finishes on the one it started with. */
+  constructor(public forwarder: Forwarder, private readonly log: Logger, readonly zones: ZoneMap<Forwarder> | null = null,
     private readonly limiter: RateLimiter | null = null) {
     this.debug = log.isLevelEnabled('debug');
     this.failures = new FailureLog(log);
