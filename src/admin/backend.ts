@@ -5,7 +5,7 @@ import { MetricsSink as Sink } from '../pipeline/metrics.js';
 import type { QueryStats } from '../observe/stats.js';
 import type { AnswerCache } from '../stages/cache/answer-cache.js';
 import { checkName } from '../stages/policy/check.js';
-import { reportHandler } from '../observe/history/api.js';
+import { historyHandlers } from '../observe/history/api.js';
 import { buildQuery } from '../wire/build-query.js';
 import type { PackedAnswer } from '../wire/packed-answer.js';
 import { parseQuery, Query } from '../wire/query.js';
@@ -33,6 +33,8 @@ export interface AdminBackend {
   updateLists(): Promise<Record<string, unknown>>;
   /** GET /api/report: the history database, as `sinkhole report --format json`. */
   report(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
+  /** GET /api/attempts: single blocked attempts from the history database, newest first, a page at a time. */
+  attempts(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
 }
 
 /** Anything that adds figures to the metrics: the pipeline (all its stages), observers, the reloader's counts. */
@@ -55,7 +57,7 @@ export interface LocalBackendDeps extends HealthDeps {
 }
 
 export function localBackend(deps: LocalBackendDeps): AdminBackend {
-  const report = reportHandler(deps.stateDir);
+  const { report, attempts } = historyHandlers(deps.stateDir);
   const ruleCount = (): number => deps.policyStage.policy.rules.nameRuleCount + deps.policyStage.policy.rules.ipRuleCount;
   return {
     blocklists: deps.blocklists,
@@ -72,6 +74,7 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
       return { reloaded: deps.reloads.count > before, rules: ruleCount(), ms: deps.reloads.lastMs };
     },
     report,
+    attempts,
     check: (name, qtype, client, at = null) => {
       const context = { policy: deps.policyStage.policy, allowNets: deps.guard.allowNets, sinkholeIpv4: deps.sinkholeIpv4, sinkholeIpv6: deps.sinkholeIpv6 };
       // The answer the server holds for the name, if any: the answer rules (CNAME chain,
