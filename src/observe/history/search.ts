@@ -1,7 +1,7 @@
 // Search over single stored blocked attempts, newest first, a page at a time: the console's
-// search and client page, GET /api/attempts. A page is read through an index (client,
-// name or bundle; each holds only blocked rows) walked backwards from the end of the
-// range, so it costs about the same on a database of a thousand rows or ten million.
+// search and client page, GET /api/attempts. A page is read through an index (client or
+// name; each holds only blocked rows) walked backwards from the end of the range, so it
+// costs about the same on a database of a thousand rows or ten million.
 import type { Db } from './schema.js';
 import { BLOCKED, ID_PER_MS } from './schema.js';
 import { qtypeName } from '../../wire/constants.js';
@@ -93,9 +93,10 @@ export function searchAttempts(db: Db, q: SearchQuery): AttemptsPage {
     const to = Math.min(q.until * ID_PER_MS, q.before ?? Infinity);
     if (from >= to) return { rows: [], next: null };
     const want = q.limit + 1;
-    // The filter with the fewest ids drives (a client or a name is narrower than a bundle);
-    // the others are tested on the rows it reads.
-    const driver = filters.filter((f) => f.ids.length <= WALKS_MAX).sort((a, b) => order(a.column) - order(b.column) || a.ids.length - b.ids.length)[0];
+    // A client, else a name, drives: its index is walked back from the end of the range
+    // (one walk per id, merged); the other filters are tested on the rows it reads. Without
+    // one (a bundle alone, or a name part matching many names) the rows are read back in time.
+    const driver = filters.filter((f) => f.column !== 'bundle' && f.ids.length <= WALKS_MAX).sort((a, b) => order(a.column) - order(b.column))[0];
     const others = filters.filter((f) => f !== driver).map((f) => ` AND ${f.column} IN (${f.ids.join(',')})`).join('');
     let raw: RawRow[];
     // A database last written by an older server has no search indexes yet (the writer adds them when it opens it).
@@ -119,9 +120,9 @@ export function searchAttempts(db: Db, q: SearchQuery): AttemptsPage {
   return { since: new Date(q.since).toISOString(), until: new Date(q.until).toISOString(), rows, next };
 }
 
-/** Which filter drives when several could: client, then name, then bundle. */
+/** Which filter drives when both could: client, then name. */
 function order(column: 'client' | 'domain' | 'bundle'): number {
-  return column === 'client' ? 0 : column === 'domain' ? 1 : 2;
+  return column === 'client' ? 0 : 1;
 }
 
 /** The page's ids in words. */
