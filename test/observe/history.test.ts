@@ -109,6 +109,25 @@ t.test('blocked mode: counts without raw rows, from 300 clients over three hours
   t.same(rows(dir, 'SELECT count(*) AS n FROM queries'), [{ n: 0 }], 'and no raw rows');
 });
 
+t.test('the DoH canary (blocked without a rule) is counted apart: no attempt in reports, a raw row of its own with --history all', async (t) => {
+  for (const mode of ['blocked', 'all'] as const) {
+    const dir = stateDir(t);
+    const h = history(dir, { mode });
+    h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0));
+    // What the guard answers for use-application-dns.net: blocked, no rule.
+    for (let i = 0; i < 3; i++) h.answered(src.event('192.168.1.40', 'use-application-dns.net', 1, T0 + 1 + i, 'blocked'));
+    await h.close();
+    t.same(rows(dir, 'SELECT v.name AS verdict, sum(count) AS n FROM hourly h JOIN verdicts v ON v.id = h.verdict GROUP BY v.name ORDER BY v.name'),
+      [{ verdict: 'blocked', n: 1 }, { verdict: 'canary', n: 3 }], `${mode}: the canary in the roll-ups, apart`);
+    t.same(rows(dir, 'SELECT qname, verdict FROM attempts ORDER BY time'),
+      mode === 'all' ? [{ qname: 'web.whatsapp.com', verdict: 'blocked' }, ...Array(3).fill({ qname: 'use-application-dns.net', verdict: 'canary' })] : [{ qname: 'web.whatsapp.com', verdict: 'blocked' }],
+      `${mode}: raw rows`);
+    const db = openReader(join(dir, DB_FILE));
+    t.same(report(db, { since: T0 - HOUR, until: T0 + HOUR, by: 'client' }).rows.map((r) => [r.key, r.count]), [['192.168.1.23', 1]], `${mode}: the canary's asker is not in the report`);
+    db.close();
+  }
+});
+
 t.test('all mode: every query with verdict, rcode, upstream and latency', async (t) => {
   const dir = stateDir(t);
   const h = history(dir, { mode: 'all' });

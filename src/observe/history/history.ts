@@ -5,11 +5,12 @@
 // waits for the disk or throws.
 import { hostname } from 'node:os';
 import type { Outcome, QueryEvent, QueryObserver } from '../event.js';
+import type { RuleRef } from '../../stages/policy/ruleset.js';
 import { OUTCOMES } from '../event.js';
 import { emptyRows, type ClientInfo, type RollupCell, type Rows } from './batch.js';
 import type { WorkerSettings } from './messages.js';
 import { WriterThread, type BatchSink, type HistoryLog } from './writer-thread.js';
-import { BLOCKED, HOUR_MS } from './schema.js';
+import { BLOCKED, CANARY, HOUR_MS, VERDICT_NAMES } from './schema.js';
 import type { MetricsSink } from '../../pipeline/metrics.js';
 
 export type HistoryMode = 'blocked' | 'all' | 'off';
@@ -60,7 +61,7 @@ export interface HistoryFigures {
 const VERDICT: Record<Outcome, number> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<Outcome, number>;
 
 /** Verdicts: the roll-up counts hold one cell per (client, verdict). */
-const V = OUTCOMES.length;
+const V = VERDICT_NAMES.length;
 /**
  * Clients with an id for counting, at most; past it the ids are forgotten at the next
  * hand-over (a scan from many addresses must not grow memory without end).
@@ -139,7 +140,13 @@ export class History implements QueryObserver {
   }
 
   answered(e: QueryEvent): void {
-    const verdict = VERDICT[e.outcome];
+    let verdict = VERDICT[e.outcome];
+    let rule: RuleRef | null = null;
+    if (verdict === BLOCKED) {
+      rule = e.rule();
+      // Blocked without a rule: the DoH canary, counted apart (not a client's attempt).
+      if (rule === null) verdict = CANARY;
+    }
     const q = e.query;
     if (verdict !== BLOCKED && !this.storeAll) {
       this.count(q.clientAddress, verdict, e.at);
@@ -163,7 +170,6 @@ export class History implements QueryObserver {
     r.rcode[i] = e.rcode;
     r.upstream[i] = e.upstream;
     r.latencyMs[i] = this.storeAll ? e.elapsedMs() : NaN;
-    const rule = verdict === BLOCKED ? e.rule() : null;
     r.bundle[i] = rule?.bundle ?? '';
     r.ruleFile[i] = rule?.file ?? '';
     r.ruleLine[i] = rule?.line ?? 0;

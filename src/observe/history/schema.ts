@@ -19,6 +19,14 @@ export function verdictCode(outcome: Outcome): number {
   return OUTCOMES.indexOf(outcome);
 }
 export const BLOCKED = verdictCode('blocked');
+/**
+ * A blocked answer no rule gave: the DNS-over-HTTPS canary (browsers, and the probe of
+ * `sinkhole wait-ready`). Stored apart from blocked (verdict `canary`), so it is no one's
+ * attempt in reports and searches.
+ */
+export const CANARY = OUTCOMES.length;
+/** The names of the verdict numbers (table `verdicts`). */
+export const VERDICT_NAMES: readonly string[] = [...OUTCOMES, 'canary'];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -113,7 +121,7 @@ export function openWriter(path: string): Db {
     db.pragma('journal_size_limit = 4194304');
     db.exec(SCHEMA);
     const insert = db.prepare('INSERT OR IGNORE INTO verdicts (id, name) VALUES (?, ?)');
-    OUTCOMES.forEach((o, i) => insert.run(i, o));
+    VERDICT_NAMES.forEach((o, i) => insert.run(i, o));
     db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
     return db;
   } catch (err) {
