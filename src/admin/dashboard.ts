@@ -59,7 +59,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="legend" id="historynote">from the history database (survives restarts); times are local</div>
   </section>
   <section class="wide" id="detail" hidden><h2 id="detailtitle"></h2><div id="detailinfo"></div>
-    <table id="detailnames"></table><table id="detailother"></table><h2>Latest attempts</h2><table id="detailattempts"></table></section>
+    <table id="detailnames"></table><table id="detailother"></table><h2 style="margin-top:12px">Latest attempts</h2><table id="detailattempts"></table></section>
   <section class="wide" id="search"><h2>Search blocked attempts</h2>
     <form id="searchform"><input name="client" placeholder="client (IP or name)"><input name="name" placeholder="name contains"><input name="bundle" placeholder="bundle">
       <input name="since" placeholder="since (7d, 2026-11-01)" value="7d"><input name="until" placeholder="until (optional)"><input name="limit" type="hidden" value="50"><button>search</button></form>
