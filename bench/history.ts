@@ -1,14 +1,16 @@
 // History figures (docs/history.md), built with `npx tsc -p tsconfig.bench.json`:
-// `node dist-bench/bench/history.js batch|hot|growth|report|demo`.
+// `node dist-bench/bench/history.js batch|hot|growth|report|search|demo`.
 //   batch   time of writing a 10,000-row batch on this thread, against the time this thread
 //           spends handing the same batch to the writer thread (History.flush)
 //   growth  N (default 1,000,000) blocked attempts through History.answered -> writer thread
 //           -> history.sqlite, spread over 90 days, from C clients (default 200); prints MB
 //           and bytes per attempt
-//   hot     ns per History.answered call on the DNS thread: a forwarded query in blocked
-//           mode (counted only), a blocked query (copied into the ring)
+//   hot     µs per History.answered call on the DNS thread, --history blocked and all,
+//           forwarded and blocked queries (median and min of ROUNDS, default 15)
 //   demo    DIR: a week of attempts by three clients, from the shipped lists, into DIR (for
 //           the examples in docs/history.md: `sinkhole report --state-dir DIR`)
+//   search  N (default 1,000,000) attempts written as for report, then the time of a page
+//           of single attempts (GET /api/attempts) with each filter
 //   report  N (default 10,000,000) attempts written with HistoryWriter in 50k batches, then
 //           the time of 90-day reports
 // Not part of `npm run bench`: it measures the history module, not DNS.
@@ -20,6 +22,7 @@ import { emptyRows, type Batch } from '../src/observe/history/batch.js';
 import { EARLY_FLUSH_ROWS, History } from '../src/observe/history/history.js';
 import { report, type ReportBy } from '../src/observe/history/report.js';
 import { DB_FILE, openReader } from '../src/observe/history/schema.js';
+import { searchAttempts, type SearchQuery } from '../src/observe/history/search.js';
 import { HistoryWriter } from '../src/observe/history/writer.js';
 import { ruleOf, type RuleRef } from '../src/stages/policy/ruleset.js';
 import { loadBlocklists } from '../src/stages/policy/load.js';
@@ -201,36 +204,99 @@ async function reports(n: number): Promise<void> {
   else console.log(`  kept ${path}`);
 }
 
-async function hot(): Promise<void> {
+/** N attempts written as in `report`, then the time of searches over single attempts (GET /api/attempts). */
+async function searches(n: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-history-'));
+  const path = join(dir, DB_FILE);
+  const w = workload();
+  const writer = new HistoryWriter(path);
+  const now = Date.now();
+  const step = (90 * DAY) / n;
+  const began = Date.now();
+  for (let i = 0; i < n; i += 50_000) writer.write(syntheticBatch(Math.min(50_000, n - i), now - 90 * DAY + i * step, step, w));
+  writer.close();
+  const db = openReader(path);
+  const tables = db.prepare("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC").all() as { name: string; bytes: number }[];
+  console.log(`search: ${n} attempts over 90 days (200 clients, skewed) written in ${((Date.now() - began) / 1000).toFixed(0)} s; database ${fileMb(path).toFixed(1)} MB ` +
+    `(${(fileMb(path) * 1e6 / n).toFixed(1)} bytes per attempt); by table and index: ${tables.map((t) => `${t.name} ${(t.bytes / 1e6).toFixed(1)}`).join(', ')} MB`);
+  // Clients are chosen skewed: 192.168.1.0 is the busiest, 192.168.1.199 among the rarest.
+  const cases: [string, Partial<SearchQuery>][] = [
+    ['no filter', {}], ['--client busiest', { client: '192.168.1.0' }], ['--client rare', { client: '192.168.1.199' }],
+    ['--name one name', { name: 'host1999.edge-1.msn.example.net' }], ['--name "edge-5." (54 names)', { name: 'edge-5.' }],
+    ['--name "msn" (250 names)', { name: 'msn' }], ['--bundle icq', { bundle: 'icq' }],
+    ['--client rare --bundle icq', { client: '192.168.1.199', bundle: 'icq' }], ['--client busiest --name "edge-5."', { client: '192.168.1.0', name: 'edge-5.' }],
+  ];
+  for (const [label, filter] of cases) {
+    const q: SearchQuery = { since: now - 90 * DAY, until: now, limit: 50, ...filter };
+    const t0 = performance.now();
+    const first = searchAttempts(db, q);
+    const t1 = performance.now();
+    const second = first.next === null ? first : searchAttempts(db, { ...q, before: Number(first.next) });
+    const t2 = performance.now();
+    searchAttempts(db, q);
+    const t3 = performance.now();
+    console.log(`  ${label}: first page ${(t1 - t0).toFixed(1)} ms (again ${(t3 - t2).toFixed(1)} ms), next page ${(t2 - t1).toFixed(1)} ms; ${first.rows.length} + ${second === first ? 0 : second.rows.length} rows`);
+  }
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The DNS thread's share: History.answered per query, for --history blocked and all, a
+ * forwarded query (blocked mode: only counted in the hourly roll-up; all: copied into the
+ * ring) and a blocked query (copied into the ring). The event's rule() returns a ready
+ * RuleRef here, so this is History's own cost. Modes and outcomes alternate over ROUNDS
+ * rounds of 200,000 queries each; median and minimum are printed (the machine is shared).
+ */
+async function hot(rounds: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-history-'));
   const w = workload();
-  const history = new History({ mode: 'blocked', days: 90, stateDir: dir, log: { warn: (m) => console.error(m), info: () => undefined } });
+  const log = { warn: (m: string) => console.error(m), info: () => undefined };
   const e = new Event();
-  const run = async (outcome: Outcome): Promise<number> => {
+  const run = async (history: History, outcome: Outcome): Promise<number> => {
     e.outcome = outcome;
     let ns = 0n;
-    for (let chunk = 0; chunk < 100; chunk++) {
+    for (let chunk = 0; chunk < 20; chunk++) {
+      // A new address string per query, as the socket gives one per packet (its hash not yet
+      // computed), made just before the clock starts, so it is as fresh in the cache.
+      const fresh = Array.from({ length: 10_000 }, (_, i) => Buffer.from(w.clients[i % w.clients.length]!).toString('latin1'));
+      // The clock is read once per chunk: the pipeline reads it anyway, it is not History's cost.
+      const now = Date.now();
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < 10_000; i++) {
         const k = (chunk * 10_000 + i) % w.queries.length;
         const q = w.queries[k]!;
-        q.clientAddress = w.clients[i % w.clients.length]!;
+        q.clientAddress = fresh[i]!;
         e.query = q;
         e.ref = outcome === 'blocked' ? w.rules[k]! : null;
-        e.at = Date.now();
+        e.at = now;
         history.answered(e);
       }
       ns += process.hrtime.bigint() - t0;
       // Let the hand-overs run, as the event loop would between packets.
       await new Promise((r) => setImmediate(r));
     }
-    return Number(ns) / 1_000_000;
+    return Number(ns) / 200_000 / 1000;
   };
-  await run('forwarded');
-  const forwarded = await run('forwarded');
-  const blocked = await run('blocked');
-  await history.close();
-  console.log(`History.answered: ${forwarded.toFixed(0)} ns per forwarded query (blocked mode: counted per client), ${blocked.toFixed(0)} ns per blocked query (copied into the ring); 1,000,000 each`);
+  const modes = ['blocked', 'all'] as const;
+  // Batches are handed to a sink that drops them: no writer thread competes for the cores,
+  // only the DNS thread's work is timed (hand-overs included).
+  const sink = { write: (): void => undefined };
+  const histories = modes.map((mode) => new History({ mode, days: 90, stateDir: join(dir, mode), log, sink }));
+  const times: Record<string, number[]> = {};
+  for (let r = 0; r <= rounds; r++) {
+    for (let m = 0; m < modes.length; m++) {
+      for (const outcome of ['forwarded', 'blocked'] as const) {
+        const us = await run(histories[m]!, outcome);
+        // Round 0 warms up (JIT, ring growth).
+        if (r > 0) (times[`${modes[m]} ${outcome}`] ??= []).push(us);
+      }
+    }
+  }
+  for (const h of histories) await h.close();
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  console.log(`History.answered, µs per query (median of ${rounds} rounds of 200,000; min in brackets):`);
+  for (const [k, a] of Object.entries(times)) console.log(`  --history ${k.padEnd(17)} ${med(a).toFixed(3)} µs  (${Math.min(...a).toFixed(3)})`);
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -271,11 +337,12 @@ async function demo(dir: string): Promise<void> {
 
 const [what, count, clientCount] = process.argv.slice(2);
 if (what === 'batch') await batch();
-else if (what === 'hot') await hot();
+else if (what === 'hot') await hot(Number(count ?? 15));
 else if (what === 'demo') await demo(count ?? 'state');
 else if (what === 'growth') await growth(Number(count ?? 1_000_000), Number(clientCount ?? 200));
 else if (what === 'report') await reports(Number(count ?? 10_000_000));
+else if (what === 'search') await searches(Number(count ?? 1_000_000));
 else {
-  console.error('usage: node dist-bench/bench/history.js batch | hot | growth [N [CLIENTS]] | report [N] [--keep] | demo DIR');
+  console.error('usage: node dist-bench/bench/history.js batch | hot [ROUNDS] | growth [N [CLIENTS]] | report [N] [--keep] | search [N] | demo DIR');
   process.exit(2);
 }

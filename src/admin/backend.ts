@@ -5,7 +5,7 @@ import { MetricsSink as Sink } from '../pipeline/metrics.js';
 import type { QueryStats } from '../observe/stats.js';
 import type { AnswerCache } from '../stages/cache/answer-cache.js';
 import { checkName } from '../stages/policy/check.js';
-import { reportHandler } from '../observe/history/api.js';
+import { historyHandlers } from '../observe/history/api.js';
 import { buildQuery } from '../wire/build-query.js';
 import type { PackedAnswer } from '../wire/packed-answer.js';
 import { parseQuery, Query } from '../wire/query.js';
@@ -35,6 +35,8 @@ export interface AdminBackend {
   updateLists(): Promise<Record<string, unknown>>;
   /** GET /api/report: the history database, as `sinkhole report --format json`. */
   report(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
+  /** GET /api/attempts: single blocked attempts from the history database, newest first, a page at a time. */
+  attempts(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
 }
 
 /** What a config re-read did: the policy lines in force now, or the one-line reason the running policy stayed. */
@@ -64,7 +66,7 @@ export interface LocalBackendDeps extends HealthDeps {
 }
 
 export function localBackend(deps: LocalBackendDeps): AdminBackend {
-  const report = reportHandler(deps.stateDir);
+  const { report, attempts } = historyHandlers(deps.stateDir);
   const ruleCount = (): number => deps.policyStage.policy.rules.nameRuleCount + deps.policyStage.policy.rules.ipRuleCount;
   return {
     blocklists: deps.blocklists,
@@ -86,6 +88,7 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
       };
     },
     report,
+    attempts,
     check: (name, qtype, clientGiven, at = null) => {
       // A client may be given by name (client-names files); the check is then for its first address.
       const client = clientGiven === null || isIP(clientGiven) !== 0 ? clientGiven : deps.clientNames?.addressesOf(clientGiven)[0] ?? null;

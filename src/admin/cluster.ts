@@ -3,7 +3,7 @@
 // queries it answered); a reload goes to every worker, a check to one. Each worker answers
 // from its own in-process backend, the same one a single process serves directly.
 import cluster, { type Worker } from 'node:cluster';
-import { reportHandler } from '../observe/history/api.js';
+import { historyHandlers } from '../observe/history/api.js';
 import type { AdminBackend } from './backend.js';
 import { mergeSnapshots, type AdminSnapshot } from './snapshot.js';
 
@@ -46,7 +46,7 @@ const REPLY_TIMEOUT_MS = 6000;
 /** In the primary: the admin backend made of every running worker. */
 export function clusterBackend(stateDir: string, blocklists: string | null = null): AdminBackend {
   // The primary reads the history database itself: it owns the writer.
-  const report = reportHandler(stateDir);
+  const { report, attempts } = historyHandlers(stateDir);
   let nextId = 1;
   const waiting = new Map<number, (reply: AdminReply) => void>();
   cluster.on('message', (_worker, msg: AdminReply) => {
@@ -104,5 +104,6 @@ export function clusterBackend(stateDir: string, blocklists: string | null = nul
     pauses: () => ask(workers()[0]!, 'pauses'),
     updateLists: async () => (await everyWorker<Record<string, unknown>>('update-lists'))[0]!,
     report,
+    attempts,
   };
 }

@@ -1,8 +1,9 @@
 // The console served at / by the admin API: one self-contained HTML page (no CDN, no
-// framework). Live figures from /api/stats every 5 seconds; history (24 h to 90 d), the
-// client and bundle pages and the search from /api/report; actions (block, allow, bundles,
-// pause, check) through the POST endpoints; the pauses running (GET /api/pause: which group,
-// which bundles stop blocking, until when) each with a resume button. It holds no data itself, so it is served
+// framework). Live figures from /api/stats every 5 seconds; history (24 h to 90 d) and the
+// client and bundle pages from /api/report; single attempts (the search, the latest of a
+// client or bundle) from /api/attempts; actions (block, allow, bundles, pause, check)
+// through the POST endpoints; the pauses running (GET /api/pause: which group, which
+// bundles stop blocking, until when) each with a resume button. It holds no data itself, so it is served
 // without a token; when the API asks for one, the page asks the admin for it and keeps it
 // in sessionStorage (gone when the tab closes).
 export const DASHBOARD_HTML = `<!doctype html>
@@ -60,11 +61,11 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="legend" id="historynote">from the history database (survives restarts); times are local</div>
   </section>
   <section class="wide" id="detail" hidden><h2 id="detailtitle"></h2><div id="detailinfo"></div>
-    <table id="detailnames"></table><table id="detailother"></table></section>
+    <table id="detailnames"></table><table id="detailother"></table><h2 style="margin-top:12px">Latest attempts</h2><table id="detailattempts"></table></section>
   <section class="wide" id="search"><h2>Search blocked attempts</h2>
     <form id="searchform"><input name="client" placeholder="client (IP or name)"><input name="name" placeholder="name contains"><input name="bundle" placeholder="bundle">
-      <input name="since" placeholder="since (7d, 2026-11-01)" value="7d"><input name="until" placeholder="until (optional)"><button>search</button></form>
-    <table id="results"></table></section>
+      <input name="since" placeholder="since (7d, 2026-11-01)" value="7d"><input name="until" placeholder="until (optional)"><input name="limit" type="hidden" value="50"><button>search</button></form>
+    <table id="results"></table><button id="searchmore" hidden>older attempts</button></section>
   <section class="wide"><h2>Last 24 hours (live, since the server started)</h2>
     <svg id="chart" viewBox="0 0 960 220" role="img" aria-label="queries and blocked attempts per hour"></svg>
     <div class="legend"><i style="background:var(--ok)"></i>queries<i style="background:var(--blocked)"></i>blocked</div>
@@ -184,22 +185,37 @@ async function detail() {
   $('detailinfo').innerHTML = '<p class="legend">' + info + ' <a href="#">close</a></p>';
   rows('detailnames', names.body.rows || [], (r) => [r.key, r.count, { text: when(r.first), cls: 'nowrap' }, { text: when(r.last), cls: 'nowrap' }], ['name asked', 'attempts', 'first (' + zone + ')', 'last']);
   rows('detailother', other.body.rows || [], (r) => [kind === 'client' ? bundleLink(r.key) : clientLink(r.key, r.name), r.count, { text: when(r.first), cls: 'nowrap' }, { text: when(r.last), cls: 'nowrap' }], [kind === 'client' ? 'bundle' : 'client', 'attempts', 'first', 'last']);
+  const latest = await api('api/attempts?limit=20' + q);
+  rows('detailattempts', latest.body.rows || [], attemptCells, attemptHead());
   document.body.dataset.detail = kind + ':' + key;
   $('detail').scrollIntoView();
 }
 window.addEventListener('hashchange', () => detail().catch(status));
+// Single attempts (GET /api/attempts), newest first; "older attempts" reads the next page.
+const ruleCell = (rule) => (rule ? { html: '<span title="' + esc(rule) + '">' + esc(rule.split('/').pop()) + '</span>', cls: 'nowrap' } : '');
+const attemptCells = (r) => [{ text: when(r.time), cls: 'nowrap' }, clientLink(r.client, r.name), r.group, r.qname + ' ' + r.qtype, bundleLink(r.bundle), ruleCell(r.rule), r.node];
+const attemptHead = () => ['time (' + zone + ')', 'client', 'group', 'name asked', 'bundle', 'rule', 'node'];
+let search = { params: null, rows: [], next: null };
+async function searchPage() {
+  const p = new URLSearchParams(search.params);
+  if (search.next) p.set('before', search.next);
+  const res = await api('api/attempts?' + p);
+  if (res.status !== 200) { $('results').innerHTML = '<tr><td>' + esc(res.body.error) + '</td></tr>'; $('searchmore').hidden = true; return; }
+  search.rows = search.rows.concat(res.body.rows);
+  search.next = res.body.next;
+  rows('results', search.rows, attemptCells, attemptHead());
+  $('searchmore').hidden = !search.next;
+  document.body.dataset.search = search.params.toString() + '&shown=' + search.rows.length;
+}
 $('searchform').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
-  const p = new URLSearchParams({ by: 'domain' });
-  for (const k of ['client', 'bundle', 'since', 'until']) if (f.get(k)) p.set(k, f.get(k));
-  const part = String(f.get('name') || '').toLowerCase();
-  api('api/report?' + p).then((res) => {
-    if (res.status !== 200) { rows('results', [], () => []); $('results').innerHTML = '<tr><td>' + esc(res.body.error) + '</td></tr>'; return; }
-    rows('results', res.body.rows.filter((r) => r.key.includes(part)), (r) => [r.key, r.count, { text: when(r.first), cls: 'nowrap' }, { text: when(r.last), cls: 'nowrap' }], ['name asked', 'attempts', 'first (' + zone + ')', 'last']);
-    document.body.dataset.search = p.toString() + '&name=' + part;
-  }).catch(status);
+  const p = new URLSearchParams();
+  for (const k of ['client', 'name', 'bundle', 'since', 'until', 'limit']) if (f.get(k)) p.set(k, String(f.get(k)));
+  search = { params: p, rows: [], next: null };
+  searchPage().catch(status);
 });
+$('searchmore').addEventListener('click', () => searchPage().catch(status));
 // Actions: each form names its endpoint; a second button names another one.
 document.querySelectorAll('form[data-action]').forEach((form) => {
   form.addEventListener('submit', async (ev) => {

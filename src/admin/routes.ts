@@ -78,6 +78,7 @@ export const ROUTES: Route[] = [
   { method: 'POST', path: '/api/lists/update', handle: async (_u, b) => ({ status: 200, body: await b.updateLists() }) },
   { method: 'GET', path: '/api/stats', handle: async (_u, b) => ({ status: 200, body: renderStats(await b.snapshot()) }) },
   { method: 'GET', path: '/api/report', handle: (url, b) => b.report(url.searchParams) },
+  { method: 'GET', path: '/api/attempts', handle: (url, b) => b.attempts(url.searchParams) },
   { method: 'POST', path: '/api/block', handle: (url, b) => listAction('block', url, b) },
   { method: 'POST', path: '/api/allow', handle: (url, b) => listAction('allow', url, b) },
   { method: 'GET', path: '/api/bundles', handle: (_u, b) => bundleList(b) },

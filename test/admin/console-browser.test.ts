@@ -93,6 +93,11 @@ t.test('the console: history ranges, a client page, an action', async (t) => {
   t.match(await page.textContent('#detailinfo'), /group: default/, 'with its group');
   t.match(await page.textContent('#detailnames'), /gateway\.messenger\.hotmail\.com\s*3.*scs\.msg\.yahoo\.com\s*1/s, 'every name it tried, with counts');
   t.match(await page.textContent('#detailother'), /msn-messenger\s*3.*yahoo-messenger\s*1/s, 'and the bundles');
+  await page.waitForSelector('#detailattempts tr:nth-child(5)');
+  const latest = await page.$$eval('#detailattempts tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+  t.equal(latest.length, 4, 'the client page lists its single attempts');
+  t.match(latest[0], [/\d{1,2} \w{3} \d{4}/, '127.0.0.2', 'default', 'scs.msg.yahoo.com A', 'yahoo-messenger', 'yahoo-messenger.txt:1', /./], 'newest first: time, client, group, name, bundle, rule, node');
+  t.match(latest[3], [/./, '127.0.0.2', 'default', 'gateway.messenger.hotmail.com A', 'msn-messenger', 'msn-messenger.txt:1']);
   await page.locator('#detail').screenshot({ path: join(shots, 'console-client.png') });
 
   await page.evaluate('location.hash = "#bundle=msn-messenger"');
@@ -104,8 +109,21 @@ t.test('the console: history ranges, a client page, an action', async (t) => {
   await page.click('#searchform button');
   await page.waitForSelector('body[data-search*="name=yahoo"]');
   const found = await page.textContent('#results');
-  t.match(found, /scs\.msg\.yahoo\.com\s*1/, 'search by client and name');
+  t.match(found, /127\.0\.0\.2.*scs\.msg\.yahoo\.com A.*yahoo-messenger.*yahoo-messenger\.txt:1/s, 'search by client and name: the single attempt, with its rule');
   t.notMatch(found, /hotmail/);
+  t.equal(await page.$$eval('#results tr', (trs) => trs.length), 2, 'one attempt (and the head)');
+  // Pages: two attempts a page, "older attempts" for the rest.
+  await page.fill('#searchform input[name="name"]', '');
+  await page.$eval('#searchform input[name="limit"]', (i) => i.setAttribute('value', '2'));
+  await page.click('#searchform button');
+  await page.waitForSelector('body[data-search$="&shown=2"]');
+  t.ok(await page.isVisible('#searchmore'), 'more than a page: the "older attempts" button');
+  await page.click('#searchmore');
+  await page.waitForSelector('body[data-search$="&shown=4"]');
+  t.notOk(await page.isVisible('#searchmore'), 'all four shown, no more pages');
+  const names = await page.$$eval('#results tr td:nth-child(4)', (tds) => tds.map((td) => td.textContent));
+  t.same(names, ['scs.msg.yahoo.com A', 'gateway.messenger.hotmail.com A', 'gateway.messenger.hotmail.com A', 'gateway.messenger.hotmail.com A'], 'newest first, each once');
+  await page.locator('#search').screenshot({ path: join(shots, 'console-search.png') });
 
   await page.fill('form[data-action="block"] input[name="name"]', 'chat.example.org');
   await page.click('form[data-action="block"] button:not([data-alt])');

@@ -79,6 +79,55 @@ t.test('blocked mode: a raw row per blocked query, names stored once, roll-ups f
   ], 'hourly roll-ups per (client, group, bundle, verdict)');
 });
 
+t.test('blocked mode: counts without raw rows, from 300 clients over three hours and several hand-overs, add up per (hour, client, verdict)', async (t) => {
+  const dir = stateDir(t);
+  const h = history(dir, { flushMs: 3_600_000 });
+  const want = new Map<string, { count: number; first: number; last: number }>();
+  const verdicts = ['forwarded', 'cached', 'servfail'] as const;
+  for (let i = 0; i < 3000; i++) {
+    // Hours interleave now and then (an event of the hour before arriving late).
+    const at = T0 + Math.floor(i / 1000) * HOUR + (i % 7 === 0 && i > 1000 ? -HOUR : 0) + i;
+    const client = `10.0.${i % 3}.${i % 100}`;
+    const verdict = verdicts[i % 3]!;
+    h.answered(src.event(client, `n${i % 10}.example.org`, 1, at, verdict));
+    const key = `${Math.floor(at / HOUR)} ${client} ${verdict}`;
+    const cell = want.get(key);
+    if (cell === undefined) want.set(key, { count: 1, first: at, last: at });
+    else {
+      cell.count++;
+      cell.first = Math.min(cell.first, at);
+      cell.last = Math.max(cell.last, at);
+    }
+    if (i % 700 === 699) h.flush();
+  }
+  await h.close();
+  const got = rows<{ hour: number; address: string; verdict: string; count: number; first: number; last: number }>(dir,
+    'SELECT h.hour, c.address, v.name AS verdict, count, first, last FROM hourly h JOIN clients c ON c.id = h.client JOIN verdicts v ON v.id = h.verdict');
+  t.equal(got.length, want.size, 'one roll-up row per (hour, client, verdict)');
+  t.same(Object.fromEntries(got.map((r) => [`${r.hour} ${r.address} ${r.verdict}`, { count: r.count, first: r.first, last: r.last }])), Object.fromEntries(want),
+    'each with its count, first and last');
+  t.same(rows(dir, 'SELECT count(*) AS n FROM queries'), [{ n: 0 }], 'and no raw rows');
+});
+
+t.test('the DoH canary (blocked without a rule) is counted apart: no attempt in reports, a raw row of its own with --history all', async (t) => {
+  for (const mode of ['blocked', 'all'] as const) {
+    const dir = stateDir(t);
+    const h = history(dir, { mode });
+    h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0));
+    // What the guard answers for use-application-dns.net: blocked, no rule.
+    for (let i = 0; i < 3; i++) h.answered(src.event('192.168.1.40', 'use-application-dns.net', 1, T0 + 1 + i, 'blocked'));
+    await h.close();
+    t.same(rows(dir, 'SELECT v.name AS verdict, sum(count) AS n FROM hourly h JOIN verdicts v ON v.id = h.verdict GROUP BY v.name ORDER BY v.name'),
+      [{ verdict: 'blocked', n: 1 }, { verdict: 'canary', n: 3 }], `${mode}: the canary in the roll-ups, apart`);
+    t.same(rows(dir, 'SELECT qname, verdict FROM attempts ORDER BY time'),
+      mode === 'all' ? [{ qname: 'web.whatsapp.com', verdict: 'blocked' }, ...Array(3).fill({ qname: 'use-application-dns.net', verdict: 'canary' })] : [{ qname: 'web.whatsapp.com', verdict: 'blocked' }],
+      `${mode}: raw rows`);
+    const db = openReader(join(dir, DB_FILE));
+    t.same(report(db, { since: T0 - HOUR, until: T0 + HOUR, by: 'client' }).rows.map((r) => [r.key, r.count]), [['192.168.1.23', 1]], `${mode}: the canary's asker is not in the report`);
+    db.close();
+  }
+});
+
 t.test('all mode: every query with verdict, rcode, upstream and latency', async (t) => {
   const dir = stateDir(t);
   const h = history(dir, { mode: 'all' });

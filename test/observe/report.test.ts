@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ConfigError } from '../../src/config/config.js';
-import { reportHandler } from '../../src/observe/history/api.js';
+import { historyHandlers } from '../../src/observe/history/api.js';
 import { History } from '../../src/observe/history/history.js';
 import { parseTime } from '../../src/observe/history/report-args.js';
 import { report, reportCsv, type Report } from '../../src/observe/history/report.js';
@@ -90,7 +90,7 @@ t.test('table: local times with date', async (t) => {
 });
 
 t.test('GET /api/report: the same JSON, 400 for a bad parameter, 503 without a database', async (t) => {
-  const handler = reportHandler(dir, () => NOW);
+  const handler = historyHandlers(dir, () => NOW).report;
   const ok = await handler(new URLSearchParams({ since: '7d', by: 'bundle' }));
   t.equal(ok.status, 200);
   t.same(ok.body, json([...week, '--by', 'bundle']));
@@ -102,7 +102,7 @@ t.test('GET /api/report: the same JSON, 400 for a bad parameter, 503 without a d
   t.same((b.body as Report).rows.map((r) => r.key), ['web.whatsapp.com', 'telegram.org']);
   const empty = mkdtempSync(join(tmpdir(), 'sinkhole-report-empty-'));
   t.teardown(() => rmSync(empty, { recursive: true, force: true }));
-  t.match(await reportHandler(empty)(new URLSearchParams()), { status: 503, body: { error: /^no history yet at .*history\.sqlite/ } });
+  t.match(await historyHandlers(empty).report(new URLSearchParams()), { status: 503, body: { error: /^no history yet at .*history\.sqlite/ } });
 });
 
 t.test('errors are one line naming the flag', async (t) => {

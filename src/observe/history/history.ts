@@ -1,14 +1,16 @@
 // The History observer: told about every answered query on the DNS thread, it only copies
 // a few fields into a bounded ring (blocked queries, or every query with --history all) or
-// adds one to a per-client counter; about once a second it hands what it has to the writer
-// thread, which stores it in history.sqlite. Nothing here waits for the disk or throws.
+// adds one to a per-client counter (typed arrays, nothing allocated); about once a second it
+// hands what it has to the writer thread, which stores it in history.sqlite. Nothing here
+// waits for the disk or throws.
 import { hostname } from 'node:os';
 import type { Outcome, QueryEvent, QueryObserver } from '../event.js';
+import type { RuleRef } from '../../stages/policy/ruleset.js';
 import { OUTCOMES } from '../event.js';
 import { emptyRows, type ClientInfo, type RollupCell, type Rows } from './batch.js';
 import type { WorkerSettings } from './messages.js';
 import { WriterThread, type BatchSink, type HistoryLog } from './writer-thread.js';
-import { BLOCKED, HOUR_MS } from './schema.js';
+import { BLOCKED, CANARY, HOUR_MS, VERDICT_NAMES } from './schema.js';
 import type { MetricsSink } from '../../pipeline/metrics.js';
 
 export type HistoryMode = 'blocked' | 'all' | 'off';
@@ -58,13 +60,13 @@ export interface HistoryFigures {
 
 const VERDICT: Record<Outcome, number> = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<Outcome, number>;
 
-/** Queries of one client that get no raw row, counted per verdict for the current hour. */
-interface ClientCounts {
-  hour: number;
-  count: Float64Array;
-  first: Float64Array;
-  last: Float64Array;
-}
+/** Verdicts: the roll-up counts hold one cell per (client, verdict). */
+const V = VERDICT_NAMES.length;
+/**
+ * Clients with an id for counting, at most; past it the ids are forgotten at the next
+ * hand-over (a scan from many addresses must not grow memory without end).
+ */
+const COUNTED_CLIENTS = 16_384;
 
 const UNKNOWN_CLIENT: ClientInfo = { name: '', group: 'default' };
 
@@ -85,7 +87,22 @@ export class History implements QueryObserver {
   private ring: Rows;
   private head = 0;
   private size = 0;
-  private readonly counts = new Map<string, ClientCounts>();
+  /**
+   * Roll-up counts of queries without a raw row, for the current hour: a small integer id
+   * per client address, and cell id * V + verdict in flat typed arrays. On the DNS thread
+   * that is one Map lookup and a few array stores per query, nothing allocated.
+   */
+  private readonly clientIds = new Map<string, number>();
+  private clientOf: string[] = [];
+  private cellCount = new Float64Array(64 * V);
+  private cellFirst = new Float64Array(64 * V);
+  private cellLast = new Float64Array(64 * V);
+  /** Cells counted since the last hand-over, each once. */
+  private touched = new Int32Array(64 * V);
+  private touchedN = 0;
+  private countHour = 0;
+  private hourStart = 0;
+  private hourEnd = 0;
   /** Roll-up cells of rows dropped from the ring, and of finished hours of `counts`. */
   private extra: RollupCell[] = [];
   private droppedHere = 0;
@@ -123,7 +140,13 @@ export class History implements QueryObserver {
   }
 
   answered(e: QueryEvent): void {
-    const verdict = VERDICT[e.outcome];
+    let verdict = VERDICT[e.outcome];
+    let rule: RuleRef | null = null;
+    if (verdict === BLOCKED) {
+      rule = e.rule();
+      // Blocked without a rule: the DoH canary, counted apart (not a client's attempt).
+      if (rule === null) verdict = CANARY;
+    }
     const q = e.query;
     if (verdict !== BLOCKED && !this.storeAll) {
       this.count(q.clientAddress, verdict, e.at);
@@ -147,7 +170,6 @@ export class History implements QueryObserver {
     r.rcode[i] = e.rcode;
     r.upstream[i] = e.upstream;
     r.latencyMs[i] = this.storeAll ? e.elapsedMs() : NaN;
-    const rule = verdict === BLOCKED ? e.rule() : null;
     r.bundle[i] = rule?.bundle ?? '';
     r.ruleFile[i] = rule?.file ?? '';
     r.ruleLine[i] = rule?.line ?? 0;
@@ -158,26 +180,51 @@ export class History implements QueryObserver {
   }
 
   private count(client: string, verdict: number, at: number): void {
-    const hour = Math.floor(at / HOUR_MS);
-    let c = this.counts.get(client);
-    if (c === undefined) {
-      c = { hour, count: new Float64Array(OUTCOMES.length), first: new Float64Array(OUTCOMES.length), last: new Float64Array(OUTCOMES.length) };
-      this.counts.set(client, c);
-    } else if (c.hour !== hour) {
-      this.takeCounts(client, c);
-      c.hour = hour;
+    if (at >= this.hourEnd || at < this.hourStart) this.newHour(at);
+    let id = this.clientIds.get(client);
+    if (id === undefined) id = this.addClient(client);
+    const k = id * V + verdict;
+    if (this.cellCount[k]++ === 0) {
+      this.cellFirst[k] = at;
+      this.touched[this.touchedN++] = k;
     }
-    if (c.count[verdict]++ === 0) c.first[verdict] = at;
-    c.last[verdict] = at;
+    this.cellLast[k] = at;
   }
 
-  /** Moves a client's counts into `extra` and zeroes them. */
-  private takeCounts(client: string, c: ClientCounts): void {
-    for (let v = 0; v < OUTCOMES.length; v++) {
-      if (c.count[v] === 0) continue;
-      this.extra.push({ hour: c.hour, client, bundle: '', verdict: v, count: c.count[v]!, first: c.first[v]!, last: c.last[v]! });
-      c.count[v] = 0;
+  /** Counts from here on are for the hour of `at`: the cells of the previous one are handed on. */
+  private newHour(at: number): void {
+    this.takeCounts();
+    this.countHour = Math.floor(at / HOUR_MS);
+    this.hourStart = this.countHour * HOUR_MS;
+    this.hourEnd = this.hourStart + HOUR_MS;
+  }
+
+  private addClient(client: string): number {
+    const id = this.clientOf.length;
+    if ((id + 1) * V > this.cellCount.length) {
+      const grow = <A extends Float64Array | Int32Array>(a: A, make: (n: number) => A): A => {
+        const bigger = make(a.length * 2);
+        bigger.set(a);
+        return bigger;
+      };
+      this.cellCount = grow(this.cellCount, (n) => new Float64Array(n));
+      this.cellFirst = grow(this.cellFirst, (n) => new Float64Array(n));
+      this.cellLast = grow(this.cellLast, (n) => new Float64Array(n));
+      this.touched = grow(this.touched, (n) => new Int32Array(n));
     }
+    this.clientIds.set(client, id);
+    this.clientOf.push(client);
+    return id;
+  }
+
+  /** Moves the counted cells into `extra` as roll-up cells of the current hour and zeroes them. */
+  private takeCounts(): void {
+    for (let j = 0; j < this.touchedN; j++) {
+      const k = this.touched[j]!;
+      this.extra.push({ hour: this.countHour, client: this.clientOf[(k / V) | 0]!, bundle: '', verdict: k % V, count: this.cellCount[k]!, first: this.cellFirst[k]!, last: this.cellLast[k]! });
+      this.cellCount[k] = 0;
+    }
+    this.touchedN = 0;
   }
 
   /** Doubles the ring up to the queue limit; it starts small so an idle server holds little. */
@@ -224,9 +271,10 @@ export class History implements QueryObserver {
   /** Hands everything counted so far to the writer thread (called every flushMs, and by close). */
   flush(): void {
     this.flushSoon = false;
-    for (const [client, c] of this.counts) {
-      this.takeCounts(client, c);
-      this.counts.delete(client);
+    this.takeCounts();
+    if (this.clientOf.length > COUNTED_CLIENTS) {
+      this.clientIds.clear();
+      this.clientOf = [];
     }
     if (this.size === 0 && this.extra.length === 0) return;
     const rows = emptyRows(this.size);

@@ -1,0 +1,157 @@
+// Search over single stored blocked attempts, newest first, a page at a time: the console's
+// search and client page, GET /api/attempts. A page is read through an index (client or
+// name; each holds only blocked rows) walked backwards from the end of the range, so it
+// costs about the same on a database of a thousand rows or ten million.
+import type { Db } from './schema.js';
+import { BLOCKED, ID_PER_MS } from './schema.js';
+import { qtypeName } from '../../wire/constants.js';
+
+export interface SearchQuery {
+  /** ms, inclusive. */
+  since: number;
+  /** ms, exclusive. */
+  until: number;
+  /** An address, or a client name (case-insensitive). */
+  client?: string;
+  /** Part of the name asked (case-insensitive): "whatsapp" finds web.whatsapp.com. */
+  name?: string;
+  bundle?: string;
+  /** Rows per page. */
+  limit: number;
+  /** The `next` of the page before: rows older than it. */
+  before?: number;
+}
+
+/** One stored blocked attempt. */
+export interface Attempt {
+  /** ISO time (UTC). */
+  time: string;
+  client: string;
+  /** The client's name when one was known (DHCP lease, hosts file), else null. */
+  name: string | null;
+  group: string;
+  qname: string;
+  qtype: string;
+  /** null: blocked without a rule (not a list's doing). */
+  bundle: string | null;
+  /** file:line of the rule. */
+  rule: string | null;
+  node: string;
+}
+
+/** The stable JSON shape of GET /api/attempts. */
+export interface AttemptsPage {
+  since: string;
+  until: string;
+  rows: Attempt[];
+  /** Pass as `before` for the next (older) page; null when this is the last one. */
+  next: string | null;
+}
+
+export const SEARCH_LIMIT_DEFAULT = 50;
+export const SEARCH_LIMIT_MAX = 500;
+
+/**
+ * A filter with at most this many ids is read through its index, one walk per id, merged;
+ * past it (a short name part matching thousands of names) the rows are read in time order
+ * and tested against the set.
+ */
+const WALKS_MAX = 32;
+
+interface RawRow {
+  id: number;
+  client: number;
+  domain: number;
+  qtype: number;
+  grp: number;
+  bundle: number | null;
+  rule_file: number | null;
+  rule_line: number | null;
+  node: number;
+}
+
+const COLUMNS = 'id, client, domain, qtype, grp, bundle, rule_file, rule_line, node';
+
+/** The page of blocked attempts matching `q`, newest first. Reads only: `db` may be opened read-only. */
+export function searchAttempts(db: Db, q: SearchQuery): AttemptsPage {
+  const read = db.transaction((): { rows: Attempt[]; next: string | null } => {
+    const filters: { column: 'client' | 'domain' | 'bundle'; ids: number[] }[] = [];
+    if (q.client !== undefined) {
+      const ids = (db.prepare('SELECT id FROM clients WHERE address = ? OR lower(name) = lower(?)').all(q.client, q.client) as { id: number }[]).map((r) => r.id);
+      filters.push({ column: 'client', ids });
+    }
+    if (q.name !== undefined) {
+      const ids = (db.prepare('SELECT id FROM domains WHERE instr(qname, ?) > 0').all(q.name.toLowerCase()) as { id: number }[]).map((r) => r.id);
+      filters.push({ column: 'domain', ids });
+    }
+    if (q.bundle !== undefined) {
+      const ids = (db.prepare('SELECT id FROM labels WHERE text = ?').all(q.bundle) as { id: number }[]).map((r) => r.id);
+      filters.push({ column: 'bundle', ids });
+    }
+    if (filters.some((f) => f.ids.length === 0)) return { rows: [], next: null };
+    const from = q.since * ID_PER_MS;
+    const to = Math.min(q.until * ID_PER_MS, q.before ?? Infinity);
+    if (from >= to) return { rows: [], next: null };
+    const want = q.limit + 1;
+    // A client, else a name, drives: its index is walked back from the end of the range
+    // (one walk per id, merged); the other filters are tested on the rows it reads. Without
+    // one (a bundle alone, or a name part matching many names) the rows are read back in time.
+    const driver = filters.filter((f) => f.column !== 'bundle' && f.ids.length <= WALKS_MAX).sort((a, b) => order(a.column) - order(b.column))[0];
+    const others = filters.filter((f) => f !== driver).map((f) => ` AND ${f.column} IN (${f.ids.join(',')})`).join('');
+    let raw: RawRow[];
+    // A database last written by an older server has no search indexes yet (the writer adds them when it opens it).
+    if (driver !== undefined && db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(`queries_${driver.column}`) === undefined) {
+      raw = db.prepare(`SELECT ${COLUMNS} FROM queries WHERE id >= ? AND id < ? AND verdict = ${BLOCKED} AND ${driver.column} IN (${driver.ids.join(',')})${others} ORDER BY id DESC LIMIT ?`)
+        .all(from, to, want) as RawRow[];
+    } else if (driver === undefined) {
+      raw = db.prepare(`SELECT ${COLUMNS} FROM queries NOT INDEXED WHERE id >= ? AND id < ? AND verdict = ${BLOCKED}${others} ORDER BY id DESC LIMIT ?`)
+        .all(from, to, want) as RawRow[];
+    } else {
+      const walk = db.prepare(`SELECT ${COLUMNS} FROM queries INDEXED BY queries_${driver.column} ` +
+        `WHERE ${driver.column} = ? AND id >= ? AND id < ? AND verdict = ${BLOCKED}${others} ORDER BY id DESC LIMIT ?`);
+      raw = driver.ids.flatMap((id) => walk.all(id, from, to, want) as RawRow[]);
+      if (driver.ids.length > 1) raw.sort((a, b) => b.id - a.id);
+    }
+    const more = raw.length > q.limit;
+    const page = raw.slice(0, q.limit);
+    return { rows: describe(db, page), next: more ? String(page[page.length - 1]!.id) : null };
+  });
+  const { rows, next } = read();
+  return { since: new Date(q.since).toISOString(), until: new Date(q.until).toISOString(), rows, next };
+}
+
+/** Which filter drives when both could: client, then name. */
+function order(column: 'client' | 'domain' | 'bundle'): number {
+  return column === 'client' ? 0 : 1;
+}
+
+/** The page's ids in words. */
+function describe(db: Db, page: RawRow[]): Attempt[] {
+  const lookup = <T>(sql: string, ids: Iterable<number>): Map<number, T> => {
+    const list = [...new Set(ids)];
+    const found = new Map<number, T>();
+    if (list.length === 0) return found;
+    for (const r of db.prepare(`${sql} WHERE id IN (${list.join(',')})`).all() as (T & { id: number })[]) found.set(r.id, r);
+    return found;
+  };
+  const clients = lookup<{ address: string; name: string }>('SELECT id, address, name FROM clients', page.map((r) => r.client));
+  const domains = lookup<{ qname: string }>('SELECT id, qname FROM domains', page.map((r) => r.domain));
+  const labelIds = page.flatMap((r) => [r.grp, r.node, ...(r.bundle === null ? [] : [r.bundle]), ...(r.rule_file === null ? [] : [r.rule_file])]);
+  const labels = lookup<{ text: string }>('SELECT id, text FROM labels', labelIds);
+  const label = (id: number | null): string | null => (id === null ? null : labels.get(id)?.text ?? null);
+  return page.map((r) => {
+    const c = clients.get(r.client);
+    const file = label(r.rule_file);
+    return {
+      time: new Date(Math.floor(r.id / ID_PER_MS)).toISOString(),
+      client: c?.address ?? '',
+      name: c?.name ? c.name : null,
+      group: label(r.grp) ?? 'default',
+      qname: domains.get(r.domain)?.qname ?? '',
+      qtype: qtypeName(r.qtype),
+      bundle: label(r.bundle) || null,
+      rule: file === null ? null : `${file}:${r.rule_line ?? 0}`,
+      node: label(r.node) ?? '',
+    };
+  });
+}

@@ -1,0 +1,136 @@
+// Search over single stored attempts (search.ts): real events through History into
+// history.sqlite, then searchAttempts over the database opened read-only: every field,
+// newest first, filters by client (address or name), name part, bundle and time, paging
+// with `next`/`before`, only blocked rows with --history all, and a database written
+// before the search indexes existed.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import Database from 'better-sqlite3';
+import { History, type HistoryOptions } from '../../src/observe/history/history.js';
+import { parseSearchArgs } from '../../src/observe/history/report-args.js';
+import { DB_FILE, openReader } from '../../src/observe/history/schema.js';
+import { searchAttempts, type SearchQuery } from '../../src/observe/history/search.js';
+import { eventSource } from '../helpers/history.js';
+
+const HOUR = 3_600_000;
+const src = await eventSource();
+// 2026-11-03 14:20 UTC.
+const T0 = Date.UTC(2026, 10, 3, 14, 20);
+
+async function written(t: Test, o: Partial<HistoryOptions> = {}): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-search-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const h = new History({ mode: 'blocked', days: 90, stateDir: dir, flushMs: 50, node: 'gw1', log: { warn: () => undefined, info: () => undefined }, ...o });
+  h.describeClient = (a) => (a === '192.168.1.23' ? { name: 'laptop-7', group: 'kids' } : { name: '', group: 'default' });
+  // 192.168.1.23: whatsapp at T0, T0+1s, T0+2s; telegram at T0+1h. 192.168.1.40: icq at T0+30m, web.whatsapp.com at T0+2h.
+  h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0));
+  h.answered(src.event('192.168.1.23', 'mmg.whatsapp.net', 28, T0 + 1000));
+  h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0 + 2000));
+  h.answered(src.event('192.168.1.40', 'www.icq.com', 1, T0 + HOUR / 2));
+  h.answered(src.event('192.168.1.23', 'telegram.org', 1, T0 + HOUR));
+  h.answered(src.event('192.168.1.23', 'www.example.org', 1, T0 + HOUR + 1, 'forwarded'));
+  h.answered(src.event('192.168.1.40', 'web.whatsapp.com', 1, T0 + 2 * HOUR));
+  await h.close();
+  return dir;
+}
+
+function search(dir: string, q: Partial<SearchQuery> = {}): ReturnType<typeof searchAttempts> {
+  const db = openReader(join(dir, DB_FILE));
+  try {
+    return searchAttempts(db, { since: T0 - HOUR, until: T0 + 3 * HOUR, limit: 50, ...q });
+  } finally {
+    db.close();
+  }
+}
+
+const times = (p: ReturnType<typeof searchAttempts>): number[] => p.rows.map((r) => Date.parse(r.time) - T0);
+
+t.test('every blocked attempt, newest first, with every field', async (t) => {
+  const dir = await written(t);
+  const page = search(dir);
+  t.same(times(page), [2 * HOUR, HOUR, HOUR / 2, 2000, 1000, 0], 'blocked only, newest first');
+  t.same(page.rows[1], {
+    time: '2026-11-03T15:20:00.000Z', client: '192.168.1.23', name: 'laptop-7', group: 'kids', qname: 'telegram.org', qtype: 'A',
+    bundle: 'telegram', rule: `${src.dir}/telegram.txt:1`, node: 'gw1',
+  });
+  t.match(page.rows[4], { qname: 'mmg.whatsapp.net', qtype: 'AAAA', bundle: 'whatsapp', rule: `${src.dir}/whatsapp.txt:2` });
+  t.match(page.rows[0], { client: '192.168.1.40', name: null, group: 'default' });
+  t.equal(page.next, null, 'one page holds them all');
+  t.equal(page.since, new Date(T0 - HOUR).toISOString());
+});
+
+t.test('filters: client by address or name, part of the name, bundle, time, and together', async (t) => {
+  const dir = await written(t);
+  t.same(times(search(dir, { client: '192.168.1.23' })), [HOUR, 2000, 1000, 0], 'by address');
+  t.same(times(search(dir, { client: 'LAPTOP-7' })), [HOUR, 2000, 1000, 0], 'by name, any case');
+  t.same(times(search(dir, { name: 'WhatsApp' })), [2 * HOUR, 2000, 1000, 0], 'by part of the name');
+  t.same(times(search(dir, { name: 'web.whatsapp.com' })), [2 * HOUR, 2000, 0], 'by the whole name');
+  t.same(times(search(dir, { bundle: 'whatsapp' })), [2 * HOUR, 2000, 1000, 0], 'by bundle');
+  t.same(times(search(dir, { since: T0 + 1500, until: T0 + HOUR })), [HOUR / 2, 2000], 'by time: since inclusive, until exclusive');
+  t.same(times(search(dir, { client: 'laptop-7', name: 'web.', bundle: 'whatsapp' })), [2000, 0], 'all together');
+  t.same(times(search(dir, { client: '192.168.1.40', bundle: 'telegram' })), [], 'nothing matches');
+  t.same(search(dir, { client: '10.9.9.9' }).rows, [], 'an unknown client');
+  t.same(search(dir, { name: 'nothing-like-it' }).rows, [], 'an unknown name');
+  t.same(search(dir, { bundle: 'kids' }).rows, [], 'a group is not a bundle');
+});
+
+t.test('pages: limit, next and before walk back through all of them without repeats', async (t) => {
+  const dir = await written(t);
+  const seen: number[] = [];
+  let before: number | undefined;
+  let pages = 0;
+  for (;;) {
+    const page = search(dir, { limit: 2, ...(before === undefined ? {} : { before }) });
+    pages++;
+    seen.push(...times(page));
+    if (page.next === null) break;
+    t.equal(page.rows.length, 2);
+    before = Number(page.next);
+  }
+  t.equal(pages, 3);
+  t.same(seen, [2 * HOUR, HOUR, HOUR / 2, 2000, 1000, 0], 'all six, in order, once each');
+  const byClient = search(dir, { client: '192.168.1.23', limit: 3 });
+  t.same(times(byClient), [HOUR, 2000, 1000]);
+  t.same(times(search(dir, { client: '192.168.1.23', limit: 3, before: Number(byClient.next) })), [0], 'a filtered page goes on where it stopped');
+});
+
+t.test('--history all: the search lists blocked attempts only', async (t) => {
+  const dir = await written(t, { mode: 'all' });
+  t.same(times(search(dir, { client: 'laptop-7' })), [HOUR, 2000, 1000, 0]);
+  t.same(times(search(dir, { name: 'example.org' })), [], 'the forwarded query is stored but not an attempt');
+});
+
+t.test('a database without the search indexes (written by an older server) is still searched', async (t) => {
+  const dir = await written(t);
+  const db = new Database(join(dir, DB_FILE));
+  for (const i of ['client', 'domain']) db.exec(`DROP INDEX queries_${i}`);
+  db.close();
+  t.same(times(search(dir, { client: 'laptop-7', bundle: 'whatsapp' })), [2000, 1000, 0]);
+});
+
+t.test('the search reads an index, never the whole table, when a client or name is given', async (t) => {
+  const dir = await written(t);
+  const db = openReader(join(dir, DB_FILE));
+  t.teardown(() => db.close());
+  for (const column of ['client', 'domain']) {
+    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM queries INDEXED BY queries_${column} WHERE ${column} = 1 AND id >= 0 AND id < 9e15 AND verdict = 0 ORDER BY id DESC LIMIT 51`)
+      .all() as { detail: string }[];
+    t.match(plan.map((p) => p.detail).join('; '), new RegExp(`SEARCH queries USING INDEX queries_${column} \\(${column}=\\? AND rowid>\\? AND rowid<\\?\\)`), `${column}: a range of its index`);
+    t.notMatch(plan.map((p) => p.detail).join('; '), /TEMP B-TREE/, `${column}: in index order, no sort`);
+  }
+});
+
+t.test('parameters: defaults, limits, one-line errors', async (t) => {
+  const now = T0;
+  const args = (p: Record<string, string>) => parseSearchArgs((k) => p[k], now);
+  t.match(args({}), { since: now - 7 * 24 * HOUR, until: now, limit: 50 });
+  t.match(args({ client: ' laptop-7 ', name: 'whatsapp', bundle: 'whatsapp', limit: '500', before: '1762179600000000' }),
+    { client: 'laptop-7', name: 'whatsapp', bundle: 'whatsapp', limit: 500, before: 1762179600000000 });
+  t.match(args({ limit: '0' }), { error: /^limit: "0" is not a number from 1 to 500$/ });
+  t.match(args({ limit: '501' }), { error: /^limit/ });
+  t.match(args({ before: 'x' }), { error: /^before: "x" is not the "next" of an earlier page$/ });
+  t.match(args({ since: 'yesterday' }), { error: /^since: "yesterday" is not a time/ });
+  t.match(args({ since: '1d', until: '2d' }), { error: /^until .* must be after since/ });
+});
