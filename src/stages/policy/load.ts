@@ -1,17 +1,23 @@
 // Reading a blocklist folder into a RuleSet. Files that did not change since `previous` are
 // reused as they are; a file that cannot be read keeps its previous rules (or is left out
 // at first load), so one bad file never empties the rule set.
-import { existsSync } from 'node:fs';
+import { existsSync, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileKind, readListFile, type ListFile, type ReadOptions } from './list-file.js';
-import { RuleSet } from './ruleset.js';
+import { fileKind, mayBeAppend, readAppended, readListFile, type ListFile, type ReadOptions } from './list-file.js';
+import { RuleSet, type FileAppend } from './ruleset.js';
 
 export interface LoadReport {
   ruleSet: RuleSet;
-  /** Files read and parsed this time (not reused): their invalid lines are news. */
+  /** Files read and parsed this time (not reused; of an appended file, the new lines alone): their invalid lines are news. */
   parsed: ListFile[];
   reused: number;
+  /** Files of which only an append was read; with `incremental`, only their new rules were placed. */
+  appended: number;
+  /** The rule set is the previous one plus appended rules (nothing removed): `added` is exact. */
+  incremental: boolean;
+  /** Unique names added (exact when incremental). */
+  added: number;
   failed: { path: string; reason: string; keptPrevious: boolean }[];
   ms: number;
 }
@@ -82,13 +88,40 @@ export function standbyLists(dir: string, bundles: Iterable<string>): ExtraList[
   return out;
 }
 
+/** Stats and reads at most this many files at a time: 20,000 small files one after the other take seconds. */
+export const FILE_CONCURRENCY = 32;
+
+/** `work` on every item, at most `limit` at a time; results in the items' order. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export interface LoadOptions extends ReadOptions {
+  extra?: readonly ExtraList[];
+  /**
+   * The rule set in force (a reload). When the folder differs from it only by lines appended
+   * to files, the new set is built from it by placing the new rules alone.
+   */
+  previousRules?: RuleSet;
+}
+
 /**
  * Reads the folder into a new RuleSet. `previous` (a reload) lends the files that did not
- * change, and the rules of files that cannot be read now. With `sliced`, parsing and
- * building give the event loop a turn every few ms.
+ * change, the part already read of files that grew by an append, and the rules of files that
+ * cannot be read now. With `sliced`, parsing and building give the event loop a turn every
+ * few ms.
  */
 export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, ListFile> = new Map(),
-  options: ReadOptions & { extra?: readonly ExtraList[] } = {}): Promise<LoadReport> {
+  options: LoadOptions = {}): Promise<LoadReport> {
   const started = performance.now();
   const scan = await scanFolder(dir);
   const entries: { path: string; reason?: string }[] = [...scan.paths.map((path) => ({ path })), ...scan.skipped];
@@ -97,36 +130,72 @@ export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, 
   const extra = options.extra ?? [];
   const standby = new Set(extra.filter((e) => e.standby).map((e) => e.path));
   entries.push(...extra.map((e) => ({ path: e.path })));
-  const files: ListFile[] = [];
-  const parsed: ListFile[] = [];
-  const failed: LoadReport['failed'] = [];
-  let reused = 0;
-  for (const { path, reason } of entries) {
+  type Outcome = { file?: ListFile; parsed?: ListFile; reused?: true; appendedFrom?: ListFile; failed?: LoadReport['failed'][number] };
+  const outcomes = await mapBounded(entries, FILE_CONCURRENCY, async ({ path, reason }): Promise<Outcome> => {
     const old = previous.get(path);
     if (reason !== undefined) {
       // Named in the log like a file that cannot be read; one that was a list before keeps its rules.
-      failed.push({ path, reason, keptPrevious: old !== undefined });
-      if (old !== undefined) files.push(old);
-      continue;
+      return { file: old, failed: { path, reason, keptPrevious: old !== undefined } };
     }
     try {
-      const info = await stat(path);
-      if (old !== undefined && !old.partial && old.mtimeMs === info.mtimeMs && old.size === info.size) {
-        old.standby = standby.has(path);
-        files.push(old);
-        reused++;
-        continue;
+      const info: Stats = await stat(path);
+      if (old !== undefined && !old.partial && old.mtimeMs === info.mtimeMs && old.size === info.size) return { file: old, reused: true };
+      if (old !== undefined && mayBeAppend(old, info)) {
+        const read = await readAppended(path, old, options);
+        if (read !== null) return { file: read.file, parsed: read.added, appendedFrom: old };
       }
       const file = await readListFile(path, { ...options, previous: old });
-      file.standby = standby.has(path);
-      files.push(file);
-      parsed.push(file);
+      return { file, parsed: file };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      failed.push({ path, reason: code ?? (err as Error).message, keptPrevious: old !== undefined });
-      if (old !== undefined) files.push(old);
+      return { file: old, failed: { path, reason: code ?? (err as Error).message, keptPrevious: old !== undefined } };
     }
+  });
+  const files: ListFile[] = [];
+  const parsed: ListFile[] = [];
+  const failed: LoadReport['failed'] = [];
+  const appendedFrom = new Map<ListFile, ListFile>();
+  let reused = 0;
+  // A file that turns standby or back changes which bundles block: then the set is built whole (rare).
+  let standbyChanged = false;
+  for (const o of outcomes) {
+    if (o.file !== undefined) {
+      if ((o.file.standby === true) !== standby.has(o.file.path)) standbyChanged = true;
+      o.file.standby = standby.has(o.file.path);
+      files.push(o.file);
+    }
+    if (o.parsed !== undefined) parsed.push(o.parsed);
+    if (o.failed !== undefined) failed.push(o.failed);
+    if (o.reused) reused++;
+    if (o.appendedFrom !== undefined && o.file !== undefined) appendedFrom.set(o.file, o.appendedFrom);
   }
-  const ruleSet = options.sliced ? await RuleSet.build(files) : new RuleSet(files);
-  return { ruleSet, parsed, reused, failed, ms: Math.round(performance.now() - started) };
+  const appends = standbyChanged ? null : appendsOnly(options.previousRules, files, appendedFrom);
+  let ruleSet: RuleSet;
+  if (appends !== null && options.previousRules !== undefined) ruleSet = await RuleSet.extend(options.previousRules, files, appends);
+  else ruleSet = options.sliced ? await RuleSet.build(files) : new RuleSet(files);
+  const added = appends !== null && options.previousRules !== undefined ? ruleSet.uniqueNames - options.previousRules.uniqueNames : 0;
+  return {
+    ruleSet, parsed, reused, failed, appended: appendedFrom.size, incremental: appends !== null, added,
+    ms: Math.round(performance.now() - started),
+  };
+}
+
+/**
+ * Where `files` differ from the files of `before` only by appends (the same files, in the
+ * same order): the new rules of each; else null (a full build).
+ */
+function appendsOnly(before: RuleSet | undefined, files: readonly ListFile[], appendedFrom: ReadonlyMap<ListFile, ListFile>): FileAppend[] | null {
+  if (before === undefined || before.files.length !== files.length || appendedFrom.size === 0) return null;
+  const appends: FileAppend[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i]!;
+    const was = appendedFrom.get(file);
+    if (was === undefined) {
+      if (before.files[i] !== file) return null;
+      continue;
+    }
+    if (before.files[i] !== was) return null;
+    appends.push({ fileIndex: i, from: was.lines.length });
+  }
+  return appends;
 }

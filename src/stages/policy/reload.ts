@@ -157,7 +157,7 @@ export class Reloader {
     let report: LoadReport;
     try {
       report = await loadBlocklists(this.dir, previous, {
-        sliced: true, holdPartialWithinMs: this.options.partialLineMs, extra: this.extraLists?.() ?? [],
+        sliced: true, holdPartialWithinMs: this.options.partialLineMs, extra: this.extraLists?.() ?? [], previousRules: before,
       });
     } catch (err) {
       this.log.error({ folder: this.dir, reason: (err as Error).message },
@@ -175,11 +175,12 @@ export class Reloader {
     logLoadProblems(this.log, report);
     this.setRules(after);
     this.signature = await this.folderSignature();
-    const added = await after.countMissingFrom(before);
-    const removed = await before.countMissingFrom(after);
+    // An append adds names and removes none: counted as it was built, not by walking a million names twice.
+    const added = report.incremental ? report.added : await after.countMissingFrom(before);
+    const removed = report.incremental ? 0 : await before.countMissingFrom(after);
     const ms = Math.round(performance.now() - started);
     this.log.info({
-      reason, files: after.files.length, read: report.parsed.length, added, removed,
+      reason, files: after.files.length, read: report.parsed.length, appended: report.appended, incremental: report.incremental, added, removed,
       invalid: report.parsed.reduce((n, f) => n + f.invalidCount, 0), failed: report.failed.length,
       rules: after.nameRuleCount + after.ipRuleCount, ms,
     }, 'blocklists reloaded');

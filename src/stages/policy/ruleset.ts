@@ -74,14 +74,24 @@ export function offsetOf(match: number): number {
   return match % 256;
 }
 
+/** Rules appended to files[fileIndex] since the rule set being extended: its keys from index `from` on are new. */
+export interface FileAppend {
+  fileIndex: number;
+  from: number;
+}
+
 export class RuleSet {
-  /** name key -> rule number g (the rule is keys[g - fileStart] of files[fileOf[g]]), in shards. */
-  private readonly names = Array.from({ length: SHARDS }, () => new Map<string, number>());
+  /** name key -> rule number g (the rule is keys[indexOf[g]] of files[fileOf[g]]), in shards. */
+  private readonly names: Map<string, number>[];
   /** Rules of a single label (a whole TLD such as `zip`): few, and looked up last. */
-  private readonly topLevel = new Map<string, number>();
+  private topLevel: Map<string, number>;
   private nameCount = 0;
   private readonly fileOf: Uint16Array;
-  private readonly fileStart: Uint32Array;
+  /**
+   * Where rule g is in its file. Rule numbers follow the files in order at a full build;
+   * rules appended later get the next numbers, so that an append renumbers nothing.
+   */
+  private readonly indexOf: Uint32Array;
   /** Each file's bundle as an index (bundle-ids.ts), for the group tables. */
   readonly fileBundle: Uint16Array;
   /**
@@ -98,18 +108,46 @@ export class RuleSet {
    * million rules add no million objects for the garbage collector (a collision only costs
    * lookups that find nothing).
    */
-  private readonly suffixes = Array.from({ length: SHARDS }, () => new Map<number, number>());
+  private readonly suffixes: Map<number, number>[];
+  /**
+   * Maps this set may change while it is built. An extended set starts with the maps of the
+   * set it extends (which stays in force until the swap, so it must not change): a map is
+   * copied the first time a rule goes into it.
+   */
+  private readonly ownNames: boolean[];
+  private readonly ownSuffixes: boolean[];
+  private ownTopLevel: boolean;
   readonly nameRuleCount: number;
 
-  /** Builds the whole set now; see RuleSet.build for building in time slices. */
-  constructor(readonly files: readonly ListFile[], fillNow = true) {
+  /** Builds the whole set now; see RuleSet.build for building in time slices, RuleSet.extend for an append. */
+  constructor(readonly files: readonly ListFile[], fillNow = true, base?: RuleSet) {
     let total = 0;
-    for (const f of files) total += f.keys.length;
+    for (const f of files) total += f.lines.length;
     this.nameRuleCount = total;
     this.fileOf = new Uint16Array(total);
-    this.fileStart = new Uint32Array(files.length);
+    this.indexOf = new Uint32Array(total);
     this.fileBundle = Uint16Array.from(files, (f) => bundleId(f.bundle));
     this.sameName = new Int32Array(total).fill(-1);
+    if (base === undefined) {
+      this.names = Array.from({ length: SHARDS }, () => new Map<string, number>());
+      this.suffixes = Array.from({ length: SHARDS }, () => new Map<number, number>());
+      this.topLevel = new Map();
+      this.ownNames = new Array<boolean>(SHARDS).fill(true);
+      this.ownSuffixes = new Array<boolean>(SHARDS).fill(true);
+      this.ownTopLevel = true;
+    } else {
+      this.names = base.names.slice();
+      this.suffixes = base.suffixes.slice();
+      this.topLevel = base.topLevel;
+      this.ownNames = new Array<boolean>(SHARDS).fill(false);
+      this.ownSuffixes = new Array<boolean>(SHARDS).fill(false);
+      this.ownTopLevel = false;
+      this.nameCount = base.nameCount;
+      // Typed arrays copy with a memcpy: a few ms at most for a million rules.
+      this.fileOf.set(base.fileOf);
+      this.indexOf.set(base.indexOf);
+      this.sameName.set(base.sameName);
+    }
     if (fillNow) runAll(this.fill());
   }
 
@@ -120,40 +158,105 @@ export class RuleSet {
     return set;
   }
 
+  /**
+   * `base` with rules appended to some of its files, in time slices: only the new rules are
+   * placed, and only the maps they go into are copied. `files` are base's files in the same
+   * order, the appended ones replaced by their longer versions. `base` is left as it was.
+   */
+  static async extend(base: RuleSet, files: readonly ListFile[], appends: readonly FileAppend[]): Promise<RuleSet> {
+    const set = new RuleSet(files, false, base);
+    await runSliced(set.add(base.nameRuleCount, appends));
+    return set;
+  }
+
   private *fill(): Generator<void> {
     const files = this.files;
     let g = 0;
     for (let fileIndex = 0; fileIndex < files.length; fileIndex++) {
       const f = files[fileIndex]!;
-      this.fileStart[fileIndex] = g;
-      this.fileOf.fill(fileIndex, g, g + f.keys.length);
-      for (let i = 0; i < f.keys.length; i++, g++) {
+      this.fileOf.fill(fileIndex, g, g + f.lines.length);
+      for (let i = 0; i < f.lines.length; i++, g++) {
         if ((g & (YIELD_EVERY - 1)) === 0) yield;
-        const key = f.keys[i]!;
-        const labels = scanLabels(key);
-        const tail = tailOf(key, labels);
-        const map = this.mapFor(key, labels, tail);
-        const existing = map.get(key);
-        // First rule for a name wins, except that an allow rule beats a block rule of
-        // the same name (equal specificity: allow wins).
-        if (existing === undefined) map.set(key, g);
-        else if (f.allow[i] === 1 && !this.isAllow(existing)) {
-          map.set(key, g);
-          this.sameName[g] = existing;
-        } else {
-          this.sameName[g] = this.sameName[existing]!;
-          this.sameName[existing] = g;
-        }
-        if (existing === undefined) {
-          this.nameCount++;
-          if (labels >= 2) {
-            const filter = this.suffixes[tail & (SHARDS - 1)]!;
-            filter.set(tail, (filter.get(tail) ?? 0) | depthBit(labels));
-          }
-        }
+        this.indexOf[g] = i;
+        this.place(g, f.keys[i]!);
       }
       for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
     }
+  }
+
+  private *add(firstNew: number, appends: readonly FileAppend[]): Generator<void> {
+    let g = firstNew;
+    for (const { fileIndex, from } of appends) {
+      const f = this.files[fileIndex]!;
+      for (let i = from; i < f.lines.length; i++, g++) {
+        if ((g & (YIELD_EVERY - 1)) === 0) yield;
+        this.fileOf[g] = fileIndex;
+        this.indexOf[g] = i;
+        if (this.place(g, f.keys[i]!)) yield;
+      }
+    }
+    // Answer-IP rules are few: taken again from the files, in file order.
+    this.files.forEach((f, fileIndex) => {
+      for (const r of f.ipRules) this.ipRules.push({ cidr: r.cidr, file: fileIndex, line: r.line });
+    });
+  }
+
+  /**
+   * Puts rule g (named `key`) into the maps. The first rule for a name wins (files in order,
+   * lines in order), except that an allow rule beats a block rule of the same name (equal
+   * specificity: allow wins); the others are chained behind it. Returns true when a map was
+   * copied (a moment to give the event loop a turn).
+   */
+  private place(g: number, key: string): boolean {
+    const labels = scanLabels(key);
+    const tail = tailOf(key, labels);
+    let copied = false;
+    let map: Map<string, number>;
+    if (labels < 2) {
+      if (!this.ownTopLevel) {
+        this.topLevel = new Map(this.topLevel);
+        this.ownTopLevel = copied = true;
+      }
+      map = this.topLevel;
+    } else {
+      const shard = shardOf(key, 0, tail);
+      if (!this.ownNames[shard]) {
+        this.names[shard] = new Map(this.names[shard]);
+        this.ownNames[shard] = copied = true;
+      }
+      map = this.names[shard]!;
+    }
+    const existing = map.get(key);
+    if (existing === undefined) {
+      map.set(key, g);
+      this.nameCount++;
+      if (labels >= 2) {
+        const shard = tail & (SHARDS - 1);
+        if (!this.ownSuffixes[shard]) {
+          this.suffixes[shard] = new Map(this.suffixes[shard]);
+          this.ownSuffixes[shard] = copied = true;
+        }
+        const filter = this.suffixes[shard]!;
+        filter.set(tail, (filter.get(tail) ?? 0) | depthBit(labels));
+      }
+    } else if (this.precedes(g, existing)) {
+      map.set(key, g);
+      this.sameName[g] = existing;
+    } else {
+      this.sameName[g] = this.sameName[existing]!;
+      this.sameName[existing] = g;
+    }
+    return copied;
+  }
+
+  /** Whether rule g goes before rule h of the same name: allow first, then by file and line. */
+  private precedes(g: number, h: number): boolean {
+    const allowG = this.isAllow(g);
+    if (allowG !== this.isAllow(h)) return allowG;
+    // Only an append can place a rule of an earlier file after one of a later file.
+    const fg = this.fileOf[g]!;
+    const fh = this.fileOf[h]!;
+    return fg < fh || (fg === fh && this.indexOf[g]! < this.indexOf[h]!);
   }
 
   /** Names in this set and not in `other`, counted in time slices (for the reload log line). */
@@ -261,15 +364,19 @@ export class RuleSet {
   }
 
   isAllow(g: number): boolean {
-    const file = this.files[this.fileOf[g]!]!;
-    return file.allow[g - this.fileStart[this.fileOf[g]!]!] === 1;
+    return this.files[this.fileOf[g]!]!.allow[this.indexOf[g]!] === 1;
   }
 
   describe(g: number): RuleRef {
-    const fileIndex = this.fileOf[g]!;
-    const file = this.files[fileIndex]!;
-    const i = g - this.fileStart[fileIndex]!;
+    const file = this.files[this.fileOf[g]!]!;
+    const i = this.indexOf[g]!;
     return { file: file.path, bundle: file.bundle, line: file.lines[i]!, allow: file.allow[i] === 1, rule: keyToText(file.keys[i]!) };
+  }
+
+  /** The rule number of keys[i] of files[fileIndex] (slow: for `sinkhole check`). */
+  private ruleAt(fileIndex: number, i: number): number {
+    for (let g = 0; g < this.nameRuleCount; g++) if (this.fileOf[g] === fileIndex && this.indexOf[g] === i) return g;
+    return -1;
   }
 
   /** The first answer-IP rule whose network holds the address at bytes[offset..offset+length), or -1. */
@@ -305,11 +412,13 @@ export class RuleSet {
     const found: RuleRef[] = [];
     const suffixes = new Set<string>();
     for (let off = 0; off < key.length; off += key.charCodeAt(off) + 1) suffixes.add(key.slice(off));
-    this.files.forEach((file, fileIndex) => {
-      file.keys.forEach((k, i) => {
-        if (suffixes.has(k)) found.push(this.describe(this.fileStart[fileIndex]! + i));
-      });
-    });
+    // In file and line order, as rules were numbered at a full build.
+    for (let fileIndex = 0; fileIndex < this.files.length; fileIndex++) {
+      const file = this.files[fileIndex]!;
+      for (let i = 0; i < file.lines.length; i++) {
+        if (suffixes.has(file.keys[i]!)) found.push(this.describe(this.ruleAt(fileIndex, i)));
+      }
+    }
     return found;
   }
 }

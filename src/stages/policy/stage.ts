@@ -47,7 +47,7 @@ export class PolicyStage implements Stage {
   collect(sink: MetricsSink): void {
     const rules = this.policy.rules;
     sink.add('sinkhole_rules', 'gauge', 'Rules loaded per blocklist file.',
-      rules.files.map((f) => [{ file: f.path, bundle: f.bundle }, f.keys.length + f.ipRules.length]), 'first');
+      rules.files.map((f) => [{ file: f.path, bundle: f.bundle }, f.lines.length + f.ipRules.length]), 'first');
     // Every worker loads the same folder: the largest count is the folder's.
     sink.add('sinkhole_blocklist_lines_latin1', 'gauge', 'Lines of the loaded list files that were not UTF-8 and were read as Latin-1.',
       rules.files.reduce((n, f) => n + f.latin1Count, 0), 'max');
