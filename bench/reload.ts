@@ -24,6 +24,8 @@ export interface ReloadResult {
   worstMs: number;
   rssBeforeMb: number;
   rssPeakMb: number;
+  /** The same load between reloads: what the machine gives without any reload. */
+  outside: { sent: number; lost: number; p99Ms: number; worstMs: number };
 }
 
 /**
@@ -34,14 +36,16 @@ export interface ReloadResult {
 function steadyLoad(socket: Socket, port: number, names: string[], rate: number, during: () => boolean) {
   const sentAt = new Map<number, { t0: number; during: boolean }>();
   const latencies: number[] = [];
+  const outside: number[] = [];
   let id = 0;
   let sent = 0;
   let sentDuring = 0;
+  let sentOutside = 0;
   socket.on('message', (msg) => {
     const query = sentAt.get(msg.readUInt16BE(0));
     if (query === undefined) return;
     sentAt.delete(msg.readUInt16BE(0));
-    if (query.during) latencies.push(performance.now() - query.t0);
+    (query.during ? latencies : outside).push(performance.now() - query.t0);
   });
   const startedAt = performance.now();
   const ticker = setInterval(() => {
@@ -54,10 +58,11 @@ function steadyLoad(socket: Socket, port: number, names: string[], rate: number,
       sentAt.set(id, { t0: performance.now(), during: now });
       socket.send(buildQuery(names[id % names.length]!, 'A', { id }), port, '127.0.0.1');
       if (now) sentDuring++;
+      else sentOutside++;
       sent++;
     }
   }, 1);
-  return { latencies, stop: () => clearInterval(ticker), sentDuring: () => sentDuring };
+  return { latencies, outside, stop: () => clearInterval(ticker), sentDuring: () => sentDuring, sentOutside: () => sentOutside };
 }
 
 export async function reloadBench(opts: { dir: string; listsDir: string; rules: number; port: number; upstream: string; rate: number; appends?: number }): Promise<ReloadResult> {
@@ -111,9 +116,11 @@ export async function reloadBench(opts: { dir: string; listsDir: string; rules: 
     await new Promise((r) => setTimeout(r, 2000));
     socket.close();
     const latencies = load.latencies.sort((a, b) => a - b);
+    const outside = load.outside.sort((a, b) => a - b);
     return {
       rules: opts.rules, reloadMs, effectMs, sent: load.sentDuring(), lost: load.sentDuring() - latencies.length,
       p99Ms: percentile(latencies, 99), worstMs: latencies.at(-1) ?? NaN, rssBeforeMb, rssPeakMb,
+      outside: { sent: load.sentOutside(), lost: load.sentOutside() - outside.length, p99Ms: percentile(outside, 99), worstMs: outside.at(-1) ?? NaN },
     };
   } finally {
     await stop(server);
