@@ -77,6 +77,8 @@ export interface Config {
   maxInflightPerClient: number;
   maxInflight: number;
   rateExempt: Cidr[];
+  /** UDP queries that waited longer in the receive queue are dropped (0: never). */
+  udpMaxWaitMs: number;
   /** Pause state and downloaded lists. */
   stateDir: string;
   /** group, schedule, block, allow and list-url lines (options/groups.ts). */

@@ -8,7 +8,7 @@ import { SERVER_OPTIONS, type Config } from '../config/config.js';
 import { listenTcp, type TcpListener } from '../net/tcp.js';
 import { listenUdpPreferBatched, loadBatchUdp, type AnyUdpListener } from '../net/batch-udp.js';
 import { listenTls, TlsListener } from '../net/tls.js';
-import { collectStreamListeners } from '../net/metrics.js';
+import { collectStreamListeners, collectUdpListeners } from '../net/metrics.js';
 import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
 import { FleetNode, type FleetTiming } from '../fleet/node.js';
@@ -192,7 +192,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   try {
     for (const endpoint of config.listen) {
       try {
-        udp.push((await listenUdpPreferBatched(endpoint, handle, (err) => log.warn({ err: err.message }, 'UDP socket error'), udpLoad)).listener);
+        udp.push((await listenUdpPreferBatched(endpoint, handle, (err) => log.warn({ err: err.message }, 'UDP socket error'), udpLoad,
+          { maxWaitMs: config.udpMaxWaitMs })).listener);
         tcp.push(await listenTcp(endpoint, handle, streamLimits));
       } catch (err) {
         // The default [::1] may be missing on a machine without IPv6: serve IPv4 and say so.
@@ -255,7 +256,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
       collectors: [pipeline, stats, reloads, ...(history === null ? [] : [history]), ...(fleet === null ? [] : [fleet]), { collect: (sink) => collectStreamListeners(sink, [
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
-      ]) }], groups: groupRuntime, clientNames, reloadConfig: (reason) => running.reloadConfig(reason), sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
+      ]) }, { collect: (sink) => collectUdpListeners(sink, udp) }], groups: groupRuntime, clientNames, reloadConfig: (reason) => running.reloadConfig(reason), sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);

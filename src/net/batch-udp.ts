@@ -20,7 +20,14 @@ export interface BatchUdpAddon {
   /** Sends what is queued; returns how many still wait for the socket to become writable. */
   flush(handle: SocketHandle): number;
   close(handle: SocketHandle, onClosed: () => void): void;
-  stats(handle: SocketHandle): { dropped: number; queued: number };
+  /** `stale`: datagrams dropped unread for waiting too long (absent in addons built before setMaxWait). */
+  stats(handle: SocketHandle): { dropped: number; queued: number; stale?: number };
+  /**
+   * Datagrams that waited longer than `ms` in the receive queue (kernel timestamps) are
+   * dropped unread; 0 turns it off. False when the kernel will not timestamp. Absent in
+   * addons built before it: then nothing is dropped.
+   */
+  setMaxWait?(handle: SocketHandle, ms: number): boolean;
   /** The interface of a link-local address's scope id ("eth0"), or the id as text. */
   interfaceName(index: number): string;
 }
@@ -76,6 +83,8 @@ export interface BatchUdpOptions {
   addressCache?: boolean;
   /** The addon to use (tests); by default loadBatchUdp()'s. */
   addon?: BatchUdpAddon;
+  /** Drop queries that waited longer than this in the receive queue (udp-max-wait); 0 or absent: never. */
+  maxWaitMs?: number;
 }
 
 const ADDRESS_CACHE_MAX = 65536;
@@ -125,6 +134,13 @@ export class BatchUdpListener implements Transport {
   get dropped(): number {
     return this.drops;
   }
+
+  /** Queries dropped unread because they waited longer than maxWaitMs in the receive queue (the last count once closed). */
+  get stale(): number {
+    if (this.closed === null) this.staleSeen = this.addon.stats(this.socket.handle).stale ?? 0;
+    return this.staleSeen;
+  }
+  private staleSeen = 0;
 
   close(): Promise<void> {
     this.closed ??= new Promise((resolve) => this.addon.close(this.socket.handle, resolve));
@@ -246,6 +262,9 @@ export async function listenUdpBatched(endpoint: Endpoint, handle: QueryHandler,
   meta = new Uint32Array(socket.meta);
   metaBytes = new Uint8Array(socket.meta);
   listener = new BatchUdpListener(addon, socket, endpoint, onError);
+  if ((options.maxWaitMs ?? 0) > 0 && addon.setMaxWait?.(socket.handle, options.maxWaitMs!) === false) {
+    onError(new Error(`cannot timestamp datagrams on ${endpoint.label}: udp-max-wait is not in force`));
+  }
   return listener;
 }
 
@@ -256,7 +275,9 @@ export type AnyUdpListener = UdpListener | BatchUdpListener;
  * batched path, else the line to log once at startup ("... ; using node:dgram").
  */
 export async function listenUdpPreferBatched(endpoint: Endpoint, handle: QueryHandler, onError: (err: Error) => void,
-  load: BatchUdpLoad = loadBatchUdp()): Promise<{ listener: AnyUdpListener; batched: boolean; reason: string | null }> {
-  if (load.addon !== null) return { listener: await listenUdpBatched(endpoint, handle, onError, { addon: load.addon }), batched: true, reason: null };
+  load: BatchUdpLoad = loadBatchUdp(), options: { maxWaitMs?: number } = {}): Promise<{ listener: AnyUdpListener; batched: boolean; reason: string | null }> {
+  if (load.addon !== null) {
+    return { listener: await listenUdpBatched(endpoint, handle, onError, { addon: load.addon, ...options }), batched: true, reason: null };
+  }
   return { listener: await listenUdp(endpoint, handle, onError), batched: false, reason: `${load.reason}; using node:dgram` };
 }

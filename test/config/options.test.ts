@@ -39,7 +39,7 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
     'cacheSize', 'clientNames', 'exemptClients', 'fleetRole', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls',
     'localDomain', 'logLevel', 'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'nodeName', 'policy', 'privateReverse', 'queryLog', 'queryLogMode',
     'rateBurst', 'rateExempt', 'rateLimit', 'redis', 'redisCa', 'redisPasswordFile', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'site',
-    'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections', 'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs',
+    'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections', 'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'udpMaxWaitMs', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs',
     'upstreams', 'workers',
   ]);
   t.ok(fields.every((f) => (config as unknown as Record<string, unknown>)[f] !== undefined), 'no field left undefined');

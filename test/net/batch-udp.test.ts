@@ -356,3 +356,41 @@ t.test('batched: a link-local client is seen as dgram sees it (fe80::2%v0), and 
   t.equal(seen.batched, seen.dgram, 'the batched listener writes it the same way');
   t.equal(seen.fromBatched, 'fe80::1%v0', 'and its answer reached the client');
 });
+
+t.test('batched: queries that waited longer than maxWaitMs are dropped unread and counted; fresh ones answered', {
+  skip: load.addon === null ? load.reason ?? true : false,
+}, async (t) => {
+  const seen: Seen[] = [];
+  const listener = await listenUdpBatched(endpoint('127.0.0.1:0'), echo(seen), () => undefined, { maxWaitMs: 30 });
+  t.teardown(() => listener.close());
+  const c = await client('127.0.0.1');
+  t.teardown(() => c.socket.close());
+  // Sent by another process while this one is held (spawnSync) for 150 ms after the last
+  // send: the queries wait in the receive queue and are too old when read.
+  const queries = Array.from({ length: 20 }, (_, i) => buildQuery('stale.example', T.A, { id: i + 1 }).toString('hex'));
+  const sender = `const s = require('node:dgram').createSocket('udp4'); let n = 0;
+    for (const q of ${JSON.stringify(queries)}) s.send(Buffer.from(q, 'hex'), ${listener.port}, '127.0.0.1', () => {
+      if (++n === ${queries.length}) setTimeout(() => process.exit(0), 150);
+    });`;
+  t.equal(spawnSync(process.execPath, ['-e', sender]).status, 0, 'the other process sent its queries');
+  // Now a fresh query, which must be answered.
+  c.socket.send(buildQuery('fresh.example', T.A, { id: 99 }), listener.port, '127.0.0.1');
+  const replies = await c.wait(1);
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(replies.map((m) => m.readUInt16BE(0)), [99], 'only the fresh query was answered');
+  t.equal(seen.length, 1, 'the stale ones never reached the handler');
+  t.equal(listener.stale, 20, 'and were counted');
+});
+
+t.test('batched: without maxWaitMs a query that waited is still answered', { skip: load.addon === null ? load.reason ?? true : false }, async (t) => {
+  const seen: Seen[] = [];
+  const listener = await listenUdpBatched(endpoint('127.0.0.1:0'), echo(seen), () => undefined);
+  t.teardown(() => listener.close());
+  const query = buildQuery('waited.example', T.A, { id: 7 }).toString('hex');
+  // Sent by another process while this one is held for 150 ms, as above.
+  t.equal(spawnSync(process.execPath, ['-e', `const s = require('node:dgram').createSocket('udp4');
+    s.send(Buffer.from('${query}', 'hex'), ${listener.port}, '127.0.0.1', () => setTimeout(() => process.exit(0), 150));`]).status, 0);
+  for (let i = 0; i < 40 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.same(seen.map((s) => s.msg.readUInt16BE(0)), [7], 'the query that waited reached the handler');
+  t.equal(listener.stale, 0);
+});

@@ -34,7 +34,13 @@ export const rateExempt = list({
   help: 'clients never rate-limited (e.g. a mail server, another DNS server forwarding here)',
 });
 
+export const udpMaxWait = option({
+  name: 'udp-max-wait', arg: 'MS', value: wholeNumber(0, 60_000), default: '200', commands: ['serve'], field: 'udpMaxWaitMs',
+  help: 'a UDP query that waited longer than this in the receive queue is dropped unanswered; 0 = never',
+  details: 'Under overload the 4 MB receive buffer holds seconds of queries whose clients have given up; dropping them early keeps the answers that are sent prompt (docs/limits.md). Needs the batched UDP addon; counted in sinkhole_udp_queries_dropped_total.',
+});
+
 export const limitsArea: Area = {
   title: 'Limits',
-  options: [rateLimit, rateBurst, networkRateLimit, maxInflightPerClient, maxInflight, rateExempt],
+  options: [rateLimit, rateBurst, networkRateLimit, maxInflightPerClient, maxInflight, rateExempt, udpMaxWait],
 };

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -28,6 +29,8 @@
 #define SEND_MAX 1024
 // Batches read per readable event before yielding to the rest of the event loop.
 #define MAX_BATCHES_PER_WAKE 8
+// Room per datagram for its SCM_TIMESTAMPNS (see setMaxWait).
+#define CONTROL_BYTES CMSG_SPACE(sizeof(struct timespec))
 
 typedef struct batch_socket {
   uv_poll_t poll;
@@ -50,6 +53,10 @@ typedef struct batch_socket {
   struct mmsghdr *rmsgs;
   struct iovec *riov;
   struct sockaddr_storage *raddr;
+  unsigned char *rcontrol;  // batch * CONTROL_BYTES
+  // Datagrams that waited longer than this in the receive queue are dropped unread (0: off).
+  int64_t max_wait_ns;
+  double stale;         // datagrams dropped so, since open
   // Send queue: answers copied into one arena, one mmsghdr each.
   unsigned char *arena;
   size_t arena_used;
@@ -149,6 +156,8 @@ static void read_batches(batch_socket *s) {
       s->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
       s->rmsgs[i].msg_hdr.msg_flags = 0;
       s->rmsgs[i].msg_len = 0;
+      s->rmsgs[i].msg_hdr.msg_control = s->max_wait_ns > 0 ? s->rcontrol + (size_t)i * CONTROL_BYTES : NULL;
+      s->rmsgs[i].msg_hdr.msg_controllen = s->max_wait_ns > 0 ? CONTROL_BYTES : 0;
     }
     int n = recvmmsg(s->fd, s->rmsgs, s->batch, MSG_DONTWAIT, NULL);
     if (n < 0) {
@@ -159,8 +168,35 @@ static void read_batches(batch_socket *s) {
       return;
     }
     if (n == 0) return;
+    // Under overload the receive queue holds seconds of queries whose clients have given up:
+    // those are dropped here, unread by JavaScript, so that the fresh ones behind them are
+    // answered while they are still wanted. The kernel stamps each datagram on arrival.
+    int kept = n;
+    if (s->max_wait_ns > 0) {
+      struct timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+      for (int i = 0; i < n; i++) {
+        struct msghdr *h = &s->rmsgs[i].msg_hdr;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+          if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+          struct timespec at;
+          memcpy(&at, CMSG_DATA(c), sizeof at);
+          if (now_ns - ((int64_t)at.tv_sec * 1000000000 + at.tv_nsec) > s->max_wait_ns) {
+            s->rmsgs[i].msg_len = UINT32_MAX;  // marks it dropped below
+            s->stale++;
+            kept--;
+          }
+          break;
+        }
+      }
+      if (kept == 0) {
+        if ((unsigned)n < s->batch) return;
+        continue;
+      }
+    }
     size_t total = 0;
-    for (int i = 0; i < n; i++) total += s->rmsgs[i].msg_len;
+    for (int i = 0; i < n; i++) if (s->rmsgs[i].msg_len != UINT32_MAX) total += s->rmsgs[i].msg_len;
     napi_handle_scope scope;
     napi_open_handle_scope(s->env, &scope);
     napi_value argv[2];
@@ -171,9 +207,10 @@ static void read_batches(batch_socket *s) {
       return;
     }
     size_t offset = 0;
-    for (int i = 0; i < n; i++) {
-      uint32_t *m = s->meta + i * META_WORDS;
+    for (int i = 0, j = 0; i < n; i++) {
       uint32_t len = s->rmsgs[i].msg_len;
+      if (len == UINT32_MAX) continue;
+      uint32_t *m = s->meta + (j++) * META_WORDS;
       memcpy((unsigned char *)data + offset, s->slots + (size_t)i * SLOT_BYTES, len);
       m[0] = (uint32_t)offset;
       m[1] = len;
@@ -192,7 +229,7 @@ static void read_batches(batch_socket *s) {
         memcpy(&m[4], &sin6->sin6_addr, 16);
       }
     }
-    napi_create_uint32(s->env, (uint32_t)n, &argv[0]);
+    napi_create_uint32(s->env, (uint32_t)kept, &argv[0]);
     s->in_batch = 1;
     call_js(s, s->on_batch, 2, argv);
     s->in_batch = 0;
@@ -219,6 +256,7 @@ static void free_socket(batch_socket *s) {
   free(s->rmsgs);
   free(s->riov);
   free(s->raddr);
+  free(s->rcontrol);
   free(s->arena);
   free(s);
 }
@@ -386,9 +424,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     s->rmsgs = calloc((size_t)batch, sizeof *s->rmsgs);
     s->riov = calloc((size_t)batch, sizeof *s->riov);
     s->raddr = calloc((size_t)batch, sizeof *s->raddr);
+    s->rcontrol = calloc((size_t)batch, CONTROL_BYTES);
     s->arena = malloc(SEND_ARENA_BYTES);
   }
-  if (s == NULL || !s->slots || !s->rmsgs || !s->riov || !s->raddr || !s->arena) {
+  if (s == NULL || !s->slots || !s->rmsgs || !s->riov || !s->raddr || !s->rcontrol || !s->arena) {
     if (s != NULL) free_socket(s);
     close(fd);
     throw_errno(env, ENOMEM, "open");
@@ -543,6 +582,26 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "dropped", v);
   napi_create_uint32(env, s->send_count - s->send_head, &v);
   napi_set_named_property(env, result, "queued", v);
+  napi_create_double(env, s->stale, &v);
+  napi_set_named_property(env, result, "stale", v);
+  return result;
+}
+
+// setMaxWait(handle, ms): datagrams that waited longer than ms in the receive queue are
+// dropped unread and counted (stats().stale); 0 turns it off. Returns false when the kernel
+// will not timestamp datagrams (then nothing is dropped).
+static napi_value js_set_max_wait(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  batch_socket *s = unwrap(env, argv[0]);
+  if (s == NULL) return NULL;
+  double ms = 0;
+  napi_get_value_double(env, argv[1], &ms);
+  int on = ms > 0 ? 1 : 0;
+  bool ok = setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0;
+  s->max_wait_ns = ok && on ? (int64_t)(ms * 1e6) : 0;
+  napi_get_boolean(env, ok, &result);
   return result;
 }
 
@@ -589,6 +648,7 @@ NAPI_MODULE_INIT() {
     {"flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"setMaxWait", NULL, js_set_max_wait, NULL, NULL, NULL, napi_default, NULL},
     {"interfaceName", NULL, js_interface_name, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
