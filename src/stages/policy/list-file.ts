@@ -3,7 +3,7 @@
 // the files that did not change and keep a file's old rules when it cannot be read.
 import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Cidr } from './cidr.js';
@@ -176,7 +176,8 @@ export function* parseSteps(path: string, whole: Buffer, mtimeMs: number, size: 
   // the event loop for tens of milliseconds at a time (copies and the collections they set
   // off). Lines and flags go in typed arrays that grow by a memcpy.
   const keys: string[] = previousKeys.slice();
-  let lines = new Uint32Array(previousKeys.length + 1024);
+  // A small file gets small arrays: 20,000 files of a few lines must not cost 5 KB each.
+  let lines = new Uint32Array(previousKeys.length + Math.min(1024, 16 + (whole.length >> 4)));
   let allow = new Uint8Array(lines.length);
   let count = 0;
   const addKey = (key: string, lineNo: number, isAllow: boolean): void => {
@@ -297,6 +298,8 @@ export interface ReadOptions {
  * are never opened) or is larger than `maxBytes`.
  */
 export async function readListFile(path: string, options: ReadOptions = {}): Promise<ListFile> {
+  const small = readSmallFile(path, options);
+  if (small !== null) return small;
   const { handle, info } = await openListFile(path, options.maxBytes);
   let bytes: Buffer;
   try {
@@ -315,6 +318,41 @@ export async function readListFile(path: string, options: ReadOptions = {}): Pro
   const file = await runParse(parseSteps(path, bytes, info.mtimeMs, info.size, holdsPartial(info, options), options.previous?.keys), options);
   file.ino = info.ino;
   return file;
+}
+
+/**
+ * Files up to this size are read with synchronous calls (open, fstat, read, close: some
+ * 20 µs), not four trips through the thread pool each: a folder of 20,000 small files loads
+ * in a fraction of the time. A larger one is read asynchronously.
+ */
+export const SMALL_FILE_BYTES = 64 * 1024;
+
+/** readListFile for a small file, synchronously; null when the file is larger (read it the other way). */
+function readSmallFile(path: string, options: ReadOptions): ListFile | null {
+  // Non-blocking: should a FIFO have taken the file's place, opening it must not wait for a writer.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  let bytes: Buffer;
+  let info: Stats;
+  try {
+    info = fstatSync(fd);
+    if (!info.isFile()) throw new Error(`${fileKind(info)}, not a regular file`);
+    if (info.size > SMALL_FILE_BYTES) return null;
+    bytes = Buffer.allocUnsafe(info.size);
+    let got = 0;
+    while (got < bytes.length) {
+      const read = readSync(fd, bytes, got, bytes.length - got, got);
+      if (read === 0) break;
+      got += read;
+    }
+    bytes = bytes.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+  const steps = parseSteps(path, bytes, info.mtimeMs, info.size, holdsPartial(info, options), options.previous?.keys);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  step.value.ino = info.ino;
+  return step.value;
 }
 
 /** A file read from where its previous version ended: the whole file now, and the new lines alone (their problems are news). */

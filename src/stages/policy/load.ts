@@ -1,11 +1,12 @@
 // Reading a blocklist folder into a RuleSet. Files that did not change since `previous` are
 // reused as they are; a file that cannot be read keeps its previous rules (or is left out
 // at first load), so one bad file never empties the rule set.
-import { existsSync, type Stats } from 'node:fs';
+import { existsSync, statSync, type Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileKind, mayBeAppend, readAppended, readListFile, type ListFile, type ReadOptions } from './list-file.js';
 import { RuleSet, type FileAppend } from './ruleset.js';
+import { runAll, runSliced, SLICE_MS } from './slices.js';
 
 export interface LoadReport {
   ruleSet: RuleSet;
@@ -130,16 +131,41 @@ export async function loadBlocklists(dir: string, previous: ReadonlyMap<string, 
   const extra = options.extra ?? [];
   const standby = new Set(extra.filter((e) => e.standby).map((e) => e.path));
   entries.push(...extra.map((e) => ({ path: e.path })));
+  // Every file is stat'd first, synchronously, a slice at a time: a stat from the page cache
+  // takes microseconds, a trip through the thread pool ten times that (20,000 files: 0.1 s
+  // against 0.5-1 s). Most files of a reload did not change and are settled by their stat.
+  const infos = new Array<Stats | Error | undefined>(entries.length);
+  function* statAll(): Generator<void> {
+    for (let i = 0; i < entries.length; i++) {
+      if ((i & 63) === 63) yield;
+      if (entries[i]!.reason !== undefined) continue;
+      try {
+        infos[i] = statSync(entries[i]!.path);
+      } catch (err) {
+        infos[i] = err as Error;
+      }
+    }
+  }
+  if (options.sliced) await runSliced(statAll());
+  else runAll(statAll());
   type Outcome = { file?: ListFile; parsed?: ListFile; reused?: true; appendedFrom?: ListFile; failed?: LoadReport['failed'][number] };
-  const outcomes = await mapBounded(entries, FILE_CONCURRENCY, async ({ path, reason }): Promise<Outcome> => {
+  // Small files are read synchronously (list-file.ts): during a reload the event loop still gets a turn every slice.
+  let due = performance.now() + SLICE_MS;
+  const outcomes = await mapBounded(entries, FILE_CONCURRENCY, async ({ path, reason }, index): Promise<Outcome> => {
     const old = previous.get(path);
     if (reason !== undefined) {
       // Named in the log like a file that cannot be read; one that was a list before keeps its rules.
       return { file: old, failed: { path, reason, keptPrevious: old !== undefined } };
     }
     try {
-      const info: Stats = await stat(path);
+      const known = infos[index];
+      if (known instanceof Error) throw known;
+      const info: Stats = known ?? await stat(path);
       if (old !== undefined && !old.partial && old.mtimeMs === info.mtimeMs && old.size === info.size) return { file: old, reused: true };
+      if (options.sliced && performance.now() >= due) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        due = performance.now() + SLICE_MS;
+      }
       if (old !== undefined && mayBeAppend(old, info)) {
         const read = await readAppended(path, old, options);
         if (read !== null) return { file: read.file, parsed: read.added, appendedFrom: old };
