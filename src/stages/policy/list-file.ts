@@ -336,6 +336,8 @@ function readSmallFile(path: string, options: ReadOptions): ListFile | null {
   try {
     info = fstatSync(fd);
     if (!info.isFile()) throw new Error(`${fileKind(info)}, not a regular file`);
+    const max = options.maxBytes ?? MAX_LIST_FILE_BYTES;
+    if (info.size > max) throw new Error(`${sizeText(info.size)} is over the ${sizeText(max)} limit for one list file; split it`);
     if (info.size > SMALL_FILE_BYTES) return null;
     bytes = Buffer.allocUnsafe(info.size);
     let got = 0;
