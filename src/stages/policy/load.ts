@@ -89,7 +89,7 @@ export function standbyLists(dir: string, bundles: Iterable<string>): ExtraList[
   return out;
 }
 
-/** Stats and reads at most this many files at a time: 20,000 small files one after the other take seconds. */
+/** Larger files read at most this many at a time (small ones are read synchronously, see list-file.ts). */
 export const FILE_CONCURRENCY = 32;
 
 /** `work` on every item, at most `limit` at a time; results in the items' order. */
