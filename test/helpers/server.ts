@@ -60,6 +60,9 @@ export async function startSinkhole(opts: { upstream: string | string[]; lists?:
       // are off unless a test sets them (test/stages/guard/ does).
       ...(opts.args?.some((a) => a.startsWith('--rate-limit')) ? [] : ['--rate-limit', '0']),
       ...(opts.args?.some((a) => a.startsWith('--max-inflight-per-client')) ? [] : ['--max-inflight-per-client', '0']),
+      // The server shares its thread with the test, which may hold it while it sends thousands of
+      // queries: those must not count as overload (test/net/udp-overload.test.ts tests that).
+      ...(opts.args?.some((a) => a.startsWith('--udp-max-wait')) ? [] : ['--udp-max-wait', '0']),
       // Each server its own state folder (history.sqlite), not ./state shared by every test.
       ...(opts.args?.some((a) => a.startsWith('--state-dir')) ? [] : ['--state-dir', mkdtempSync(join(tmpdir(), 'sinkhole-state-'))]),
       ...(opts.args ?? []),
