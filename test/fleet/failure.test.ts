@@ -91,6 +91,8 @@ t.test('Redis killed under load: no query lost, none waits', async (t) => {
   t.ok(sent > 200, `${sent} queries sent`);
   t.equal(answered, sent, 'every query answered correctly');
   t.same(failures.slice(0, 5), [], 'no failures');
-  t.ok(slowest < 500, `the slowest answer took ${slowest.toFixed(0)} ms`);
+  // Redis is away for 1.5 s: a query that waited on it would take over a second. 1 s, not
+  // less, because both nodes and this client share one thread on a loaded machine.
+  t.ok(slowest < 1000, `the slowest answer took ${slowest.toFixed(0)} ms (a wait on Redis would take over 1 s)`);
   t.ok(await within(5000, async () => primary.server.fleet!.link.connected && replica.server.fleet!.link.connected) >= 0, 'both reconnected');
 });
