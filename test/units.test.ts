@@ -209,7 +209,7 @@ t.test('the node flags serve runs with are the same everywhere it is started', a
   t.match(pkg.scripts.start, `node ${flags} dist/main/cli.js serve`, 'npm start');
   t.match(readFileSync(new URL('../systemd/install.sh', import.meta.url), 'utf8'), `${flags} "$app/dist/main/cli.js"`, 'the installed wrapper');
   // Every sinkhole the benchmark measures (throughput, latency, reload) is started by this one function.
-  t.match(readFileSync(new URL('../bench/processes.ts', import.meta.url), 'utf8'), "[...NODE_FLAGS, CLI, 'serve', ", 'the benchmark');
+  t.match(readFileSync(new URL('../bench/processes.ts', import.meta.url), 'utf8'), "[...NODE_FLAGS, ...nodeFlags, CLI, 'serve', ", 'the benchmark');
   for (const file of ['run.ts', 'reload.ts']) {
     t.notMatch(readFileSync(new URL(`../bench/${file}`, import.meta.url), 'utf8'), /startPinned\([^)]*execPath/, `bench/${file} starts no node process by itself`);
   }
