@@ -11,7 +11,8 @@ import { listenTls, TlsListener } from '../net/tls.js';
 import { collectStreamListeners, collectUdpListeners } from '../net/metrics.js';
 import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
-import { FleetNode, type FleetTiming } from '../fleet/node.js';
+import { FleetNode, type FleetOrder, type FleetTiming } from '../fleet/node.js';
+import { readFleetView } from '../fleet/view.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
 import { ClientNames } from '../observe/client-names.js';
 import type { QueryObserver } from '../observe/event.js';
@@ -104,7 +105,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   // In a fleet (--redis) a replica reads the policy from its copy of the primary's (src/fleet/).
   const fleet = config.redis === null ? null : await FleetNode.start(config, log, fleetTiming);
   const policyFolder = fleet?.policyFolder ?? config.blocklists;
-  const groupRuntime = new GroupRuntime(policySettings, policyFolder, log);
+  const groupRuntime = new GroupRuntime(policySettings, policyFolder, log, {}, fleet?.followedLists ?? null);
   groupRuntime.clientNames = clientNames;
   let report;
   let groupPolicy;
@@ -257,6 +258,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
       ]) }, { collect: (sink) => collectUdpListeners(sink, udp) }], groups: groupRuntime, clientNames, reloadConfig: (reason) => running.reloadConfig(reason), sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
+      ...(fleet === null ? {} : { fleetView: () => readFleetView(fleet.link) }),
+      ...(fleet?.role === 'replica' ? { fleetOrder: (o: FleetOrder) => fleet.order(o) } : {}),
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
@@ -279,6 +282,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     await fleet.attach({
       reloader, ruleCount: () => policyStage.policy.rules.nameRuleCount + policyStage.policy.rules.ipRuleCount,
       upstreamHealthy: () => forwardStage.forwarder.lastAnswerAt.some((t) => Date.now() - t < 60_000),
+      pause: groupRuntime.pause, lists: () => groupRuntime.storedLists(),
     });
   }
   pipeline.setObservers(observers);
