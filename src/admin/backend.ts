@@ -129,7 +129,9 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
     pauses: () => Promise.resolve({ pauses: pauseList(deps), lists: deps.groups.subscriptions?.status() ?? [] }),
     updateLists: async () => {
       const subs = deps.groups.subscriptions;
-      if (subs === null) return { lists: [], note: 'no list-url lines are configured' };
+      if (subs === null) {
+        return { lists: [], note: deps.fleetOrder ? 'this node follows the fleet\'s primary, which fetches the lists: run "sinkhole lists update" there' : 'no list-url lines are configured' };
+      }
       const results = await subs.updateNow();
       // The reload the update set off (onListsUpdated); trigger() waits for it, or runs one.
       if (results.some((r) => r.outcome === 'updated')) await deps.reloader.trigger('lists update');
