@@ -16,7 +16,7 @@ import { RedisLink } from './link.js';
 import { PolicyFollower, PolicyPublisher } from './policy-sync.js';
 import { WriteThroughCache } from './shared-cache.js';
 import type { PolicySources } from './snapshot.js';
-import { PauseState } from '../stages/policy/pause.js';
+import { PauseState, type Pause, type PauseOrder } from '../stages/policy/pause.js';
 import { disableBundle, enableBundle } from '../stages/policy/bundles.js';
 import { addToLocalList, listName } from '../admin/list-edit.js';
 
@@ -41,12 +41,24 @@ export const DEFAULT_FLEET_TIMING: FleetTiming = {
 };
 
 /** What the node needs of the running server, given once the reloader exists. */
+/** What the node needs of a reloader: the server's, or (with --workers) one that asks every worker. */
+export type FleetReloader = Pick<Reloader, 'trigger' | 'onReload'>;
+
+/** What the node needs of the pause state: the server's PauseState, or (with --workers) one that tells every worker. */
+export interface FleetPause {
+  readonly file: string | null;
+  onOrder: ((order: PauseOrder) => void) | null;
+  adopt(pauses: readonly Pause[]): void;
+  pauseUntil(group: string, until: number | null): unknown;
+  resume(group: string): unknown;
+}
+
 export interface FleetHooks {
-  reloader: Reloader;
+  reloader: FleetReloader;
   ruleCount(): number;
   upstreamHealthy(): boolean;
   /** The pause state (STATE_DIR/pause.json): the primary publishes it, a replica adopts the primary's and passes its own orders on. */
-  pause?: PauseState | null;
+  pause?: FleetPause | null;
   /** The stored list-url copies (the primary publishes them; a replica fetches none). */
   lists?: () => { dir: string; paths: string[] } | null;
 }
@@ -109,8 +121,10 @@ export class FleetNode {
   }
 
   /** Connects (waiting `connectWaitMs` at most), takes the lease or prepares the replica's folder. Throws StartupError when another primary is live. */
-  static async start(config: Config, log: Logger, timing: Partial<FleetTiming> = {}): Promise<FleetNode> {
+  static async start(config: Config, log: Logger, timing: Partial<FleetTiming> = {}, forWorkers = false): Promise<FleetNode> {
     const node = new FleetNode(config, log, { ...DEFAULT_FLEET_TIMING, ...timing });
+    // With --workers this node lives in the primary process: the workers hold the caches.
+    node.cache.keepInMemory = !forWorkers;
     try {
       await node.begin();
     } catch (err) {
@@ -169,6 +183,8 @@ export class FleetNode {
       this.reloaded(r);
     };
     await this.cache.share(this.link, this.timing.cacheFlushMs, this.config.nodeName);
+    // The version applied while starting (before the pause state existed) brings its pauses.
+    if (this.follower?.applied) this.adoptPauses();
     if (hooks.pause) {
       // The primary publishes a pause at once; a replica applies it here and passes it on.
       hooks.pause.onOrder = this.publisher !== null
