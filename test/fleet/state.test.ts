@@ -1,6 +1,7 @@
 // Shared policy state with a real redis-server: pauses ordered on any node, bundles enabled
 // or disabled from available/ (on the primary or through a replica), list-url lists fetched
 // by the primary only, and a reload ordered on a replica reaching the other replicas.
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -11,6 +12,13 @@ import { freePort, type TestServer } from '../helpers/server.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { needRedis, startNode, startRedis, tempDir, within, type NodeOptions } from './helpers.js';
 
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
+/** The CLI, without blocking this process (the nodes under test live in it). */
+const cli = (args: string[]): Promise<{ status: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+  execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+    resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
+  });
+});
 const blocked = async (port: number, name: string): Promise<boolean> => (await ask(port, name, T.A)).answers[0]?.text === '127.0.0.1';
 const post = async (port: number, path: string): Promise<{ status: number; body: Record<string, unknown> }> => {
   const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST' });
@@ -68,6 +76,15 @@ t.test('a pause ordered on any node applies to the whole fleet, runs out everywh
   t.equal((await post(f.admin.get(f.primary)!, '/api/pause')).status, 200, 'POST /api/pause on the primary');
   t.ok(await onAll(all, 2000, async (n) => !(await blocked(n.port, 'icq.com'))), 'paused everywhere within 2 s');
   t.equal((await post(f.admin.get(f.replicas[1]!)!, '/api/resume')).status, 200, 'POST /api/resume on r2');
+  t.ok(await onAll(all, 2000, (n) => blocked(n.port, 'icq.com')), 'blocking is back on every node within 2 s');
+
+  // The same through the command line: `sinkhole pause` on a replica, `sinkhole resume` on the primary.
+  const paused = await cli(['pause', '--for', '30m', '--admin', `127.0.0.1:${f.admin.get(f.replicas[1]!)!}`]);
+  t.equal(paused.status, 0, `sinkhole pause on r2: ${paused.stdout.trim()}`);
+  t.ok(await onAll(all, 2000, async (n) => !(await blocked(n.port, 'icq.com'))), 'paused everywhere within 2 s');
+  t.ok(Math.abs(f.primary.server.groups.pause.list()[0]!.until! - (Date.now() + 30 * 60_000)) < 10_000, 'for 30 minutes, on the primary too');
+  const resumed = await cli(['resume', '--admin', `127.0.0.1:${f.admin.get(f.primary)!}`]);
+  t.equal(resumed.status, 0, 'sinkhole resume on the primary');
   t.ok(await onAll(all, 2000, (n) => blocked(n.port, 'icq.com')), 'blocking is back on every node within 2 s');
   t.same(f.primary.server.groups.pause.list(), [], 'the primary has no pause left');
   t.ok(existsSync(join(f.replicas[0]!.config.stateDir, 'pause.json')), 'a replica keeps the fleet\'s pauses in its state folder (restart with Redis down)');
@@ -145,4 +162,7 @@ t.test('a reload ordered on a replica reloads the primary and the other replica'
   t.equal((await post(f.admin.get(f.replicas[0]!)!, '/reload')).status, 200, 'POST /reload on r1');
   t.ok(await within(3000, async () => f.primary.logs.some((l) => String(l.msg) === 'reload ordered by fleet node r1')) >= 0, 'the primary reloads');
   t.ok(await within(3000, async () => reasons.includes('fleet reload')) >= 0, `r2 reloads too (reasons: ${reasons.join(', ')})`);
+  reasons = [];
+  t.equal((await post(f.admin.get(f.primary)!, '/reload')).status, 200, 'POST /reload on the primary');
+  t.ok(await within(3000, async () => reasons.includes('fleet reload')) >= 0, 'r2 reloads');
 });
