@@ -37,6 +37,7 @@ type ToPrimary =
 
 /** Reloads ordered on the node arrive once per worker: the same reason within this long is one reload. */
 const SAME_RELOAD_MS = 1000;
+const ORDERED_RELOAD = /^(SIGHUP|admin|fleet reload)/;
 
 /** In a worker: what `serve` uses instead of a FleetNode. */
 export class FleetWorker {
@@ -158,10 +159,14 @@ export class FleetSupervisor {
       this.node.cache.queueBatch(batch);
       broadcast({ sinkhole: 'fleet', op: 'cache', batch }, worker);
     } else if (m.op === 'reloaded') {
-      // Every worker reloads for one order: the node reports it once.
+      // Every worker reloads for one order: the node reports an ordered reload once (it makes
+      // the whole fleet reload). Other reloads (the folder changed) always count: publishing
+      // an unchanged folder costs one GET.
       const now = Date.now();
-      if (now - (this.lastReload.get(m.reason) ?? 0) < SAME_RELOAD_MS) return;
-      this.lastReload.set(m.reason, now);
+      if (ORDERED_RELOAD.test(m.reason)) {
+        if (now - (this.lastReload.get(m.reason) ?? 0) < SAME_RELOAD_MS) return;
+        this.lastReload.set(m.reason, now);
+      }
       this.reloader.onReload?.({ reason: m.reason, ok: m.ok, ms: m.ms } satisfies ReloadResult);
     } else if (m.op === 'pause-applied') {
       // A worker wrote pause.json: the primary publishes it (the next workers' acks find it unchanged).

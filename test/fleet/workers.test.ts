@@ -131,6 +131,57 @@ t.test('a second primary with --workers is refused before any worker starts', as
     execFile(process.execPath, args, { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => resolve({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr }));
   });
   t.equal(r.status, 1, 'exit status 1');
-  t.match(r.stderr + r.stdout, /another primary, "p", holds the fleet lease/);
+  t.match(r.stderr + r.stdout, /another primary, "p", holds the fleet lease/, 'one line naming the live primary');
   t.notMatch(r.stdout, /worker/, 'no worker was started');
+});
+
+t.test('a primary with --workers 2 publishes what its workers load: appends, pauses ordered on it, orders from a replica', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  const upstream = await startUpstream((q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] }));
+  t.teardown(() => upstream.close());
+  const primaryDir = tempDir('primary');
+  mkdirSync(join(primaryDir, 'available'));
+  writeFileSync(join(primaryDir, 'base.txt'), 'icq.com\n');
+  writeFileSync(join(primaryDir, 'available', 'chat.txt'), 'chat.example\n');
+  const port = await freePort();
+  const adminPort = await freePort();
+  const child = spawn(process.execPath, [CLI, 'serve', '--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address,
+    '--blocklists', primaryDir, '--state-dir', tempDir('sp'), '--redis', redis.url, '--fleet-role', 'primary', '--node-name', 'pw',
+    '--admin', `127.0.0.1:${adminPort}`, '--rate-limit', '0', '--history', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  t.ok(await within(15_000, async () => out.includes('"all workers ready"'), 50) >= 0, 'both workers are ready');
+  const replicaAdmin = await freePort();
+  const replica = await startNode({ upstream: upstream.address, redis: redis.url, name: 'r', role: 'replica', dir: tempDir('own'), stateDir: tempDir('sr'),
+    args: ['--admin', `127.0.0.1:${replicaAdmin}`] });
+  t.teardown(() => replica.close());
+  const one = async (p: number, name: string): Promise<boolean> => (await ask(p, name, T.A)).answers[0]?.text === '127.0.0.1';
+  t.ok(await one(replica.port, 'icq.com'), 'the replica follows the primary\'s folder');
+
+  // Two appends in quick succession: both reach the replica (no reload notice is swallowed).
+  appendFileSync(join(primaryDir, 'base.txt'), 'first.example\n');
+  await new Promise((r) => setTimeout(r, 150));
+  appendFileSync(join(primaryDir, 'base.txt'), 'second.example\n');
+  t.ok(await within(2000, async () => (await one(replica.port, 'first.example')) && (await one(replica.port, 'second.example'))) >= 0, 'both appends are blocked on the replica within 2 s');
+
+  // A pause through the primary's API (every worker applies it, the primary process publishes it).
+  t.equal((await fetch(`http://127.0.0.1:${adminPort}/api/pause?for=1h`, { method: 'POST' })).status, 200, 'paused on the primary');
+  t.ok(await within(2000, async () => !(await one(replica.port, 'icq.com')) && (await notBlockedAll(port, 'icq.com'))) >= 0, 'the replica and both workers stop blocking');
+  // Resumed through the replica: the primary process has its workers resume, then publishes.
+  t.equal((await fetch(`http://127.0.0.1:${replicaAdmin}/api/resume`, { method: 'POST' })).status, 200, 'resumed on the replica');
+  t.ok(await within(3000, async () => (await one(replica.port, 'icq.com')) && (await blockedAll(port, 'icq.com'))) >= 0, 'every worker and the replica block again');
+  // A bundle enabled through the replica: the primary process moves the file, its workers reload, it publishes.
+  const enabled = await fetch(`http://127.0.0.1:${replicaAdmin}/api/bundles/enable?bundle=chat`, { method: 'POST' });
+  t.equal(enabled.status, 200, 'chat enabled through the replica');
+  t.ok(await within(3000, async () => (await one(replica.port, 'chat.example')) && (await blockedAll(port, 'chat.example'))) >= 0, 'blocked by both workers and the replica');
+
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'stops with status 0');
+  t.equal(redis.cli('GET', 'sinkhole:lease'), '', 'and releases the lease');
 });
