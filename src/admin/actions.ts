@@ -16,6 +16,7 @@ export async function listAction(kind: 'block' | 'allow', url: URL, b: AdminBack
   if (typeof dir !== 'string') return dir.error;
   const name = listName(url.searchParams.get('name'));
   if (typeof name !== 'string') return { status: 400, body: name };
+  if (b.fleetOrder) return fleetResult({ [kind === 'block' ? 'blocked' : 'allowed']: name }, await b.fleetOrder({ cmd: kind, name }));
   let edit;
   try {
     edit = addToLocalList(dir, kind, name);
@@ -31,6 +32,10 @@ export async function bundleAction(kind: 'enable' | 'disable', url: URL, b: Admi
   if (typeof dir !== 'string') return dir.error;
   const bundle = url.searchParams.get('bundle');
   if (bundle === null || bundle === '') return { status: 400, body: { error: 'give bundle=NAME (see GET /api/bundles)' } };
+  if (b.fleetOrder) {
+    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(bundle)) return { status: 400, body: { error: `"${bundle}" is not a bundle name (see GET /api/bundles)` } };
+    return fleetResult({ bundle }, await b.fleetOrder({ cmd: kind, bundle: bundle.replace(/\.txt$/, '') }));
+  }
   let done: string;
   try {
     done = kind === 'enable' ? enableBundle(dir, bundle) : disableBundle(dir, bundle);
@@ -50,4 +55,10 @@ export function bundleList(b: AdminBackend): Promise<RouteResult> {
   } catch (err) {
     return Promise.resolve({ status: 500, body: { error: (err as Error).message } });
   }
+}
+
+/** A fleet replica's answer: the primary carries the change out; 202 when its new version has not arrived within 3 s. */
+function fleetResult(what: Record<string, unknown>, r: Record<string, unknown>): RouteResult {
+  if ('error' in r) return { status: 503, body: { ...what, error: r.error } };
+  return { status: r.applied === true ? 200 : 202, body: { ...what, done: `ordered on the fleet's primary ${String(r.sentTo)}`, ...r } };
 }

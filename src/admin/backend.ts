@@ -18,6 +18,8 @@ import type { ClientNameSource } from '../observe/client-names.js';
 import { isIP } from 'node:net';
 import { health, type HealthDeps, type HealthReport } from './health.js';
 import type { AdminSnapshot } from './snapshot.js';
+import type { FleetOrder } from '../fleet/node.js';
+import type { FleetView } from '../fleet/view.js';
 
 export interface AdminBackend {
   /** The blocklist folder (block, allow, bundles); null when this server does not know it. */
@@ -37,6 +39,10 @@ export interface AdminBackend {
   report(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
   /** GET /api/attempts: single blocked attempts from the history database, newest first, a page at a time. */
   attempts(params: URLSearchParams): Promise<{ status: number; body: unknown }>;
+  /** A fleet replica: bundle and list changes go to the primary (src/fleet/node.ts), whose folder is the fleet's. */
+  fleetOrder?: (o: FleetOrder) => Promise<Record<string, unknown>>;
+  /** In a fleet: every node and the fleet's counts, from Redis (GET /api/fleet, the console). */
+  fleetView?: () => Promise<FleetView>;
 }
 
 /** What a config re-read did: the policy lines in force now, or the one-line reason the running policy stayed. */
@@ -63,6 +69,8 @@ export interface LocalBackendDeps extends HealthDeps {
   sinkholeIpv6: string;
   /** Where history.sqlite is. */
   stateDir: string;
+  fleetOrder?: AdminBackend['fleetOrder'];
+  fleetView?: AdminBackend['fleetView'];
 }
 
 export function localBackend(deps: LocalBackendDeps): AdminBackend {
@@ -70,6 +78,8 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
   const ruleCount = (): number => deps.policyStage.policy.rules.nameRuleCount + deps.policyStage.policy.rules.ipRuleCount;
   return {
     blocklists: deps.blocklists,
+    ...(deps.fleetOrder ? { fleetOrder: deps.fleetOrder } : {}),
+    ...(deps.fleetView ? { fleetView: deps.fleetView } : {}),
     snapshot: () => {
       const sink = new Sink();
       for (const c of deps.collectors) c.collect(sink);
@@ -119,7 +129,9 @@ export function localBackend(deps: LocalBackendDeps): AdminBackend {
     pauses: () => Promise.resolve({ pauses: pauseList(deps), lists: deps.groups.subscriptions?.status() ?? [] }),
     updateLists: async () => {
       const subs = deps.groups.subscriptions;
-      if (subs === null) return { lists: [], note: 'no list-url lines are configured' };
+      if (subs === null) {
+        return { lists: [], note: deps.fleetOrder ? 'this node follows the fleet\'s primary, which fetches the lists: run "sinkhole lists update" there' : 'no list-url lines are configured' };
+      }
       const results = await subs.updateNow();
       // The reload the update set off (onListsUpdated); trigger() waits for it, or runs one.
       if (results.some((r) => r.outcome === 'updated')) await deps.reloader.trigger('lists update');

@@ -6,6 +6,11 @@ import cluster, { type Worker } from 'node:cluster';
 import { historyHandlers } from '../observe/history/api.js';
 import type { AdminBackend } from './backend.js';
 import { mergeSnapshots, type AdminSnapshot } from './snapshot.js';
+import type { FleetOrder } from '../fleet/node.js';
+import { readFleetView } from '../fleet/view.js';
+import type { FleetSupervisor } from '../fleet/workers.js';
+import { MetricsSink } from '../pipeline/metrics.js';
+import { ALL_GROUPS } from '../stages/policy/pause.js';
 
 type Op = 'snapshot' | 'health' | 'reload' | 'check' | 'pause' | 'resume' | 'pauses' | 'update-lists';
 
@@ -44,7 +49,7 @@ export function answerAdminRequests(backend: AdminBackend): void {
 const REPLY_TIMEOUT_MS = 6000;
 
 /** In the primary: the admin backend made of every running worker. */
-export function clusterBackend(stateDir: string, blocklists: string | null = null): AdminBackend {
+export function clusterBackend(stateDir: string, blocklists: string | null = null, fleet: FleetSupervisor | null = null): AdminBackend {
   // The primary reads the history database itself: it owns the writer.
   const { report, attempts } = historyHandlers(stateDir);
   let nextId = 1;
@@ -77,7 +82,14 @@ export function clusterBackend(stateDir: string, blocklists: string | null = nul
   return {
     // Block, allow and bundles edit the folder here, then reload every worker.
     blocklists,
-    snapshot: async () => mergeSnapshots(await everyWorker<AdminSnapshot>('snapshot')),
+    snapshot: async () => {
+      const merged = mergeSnapshots(await everyWorker<AdminSnapshot>('snapshot'));
+      if (fleet === null) return merged;
+      // The fleet's figures are this process's: it holds the node's Redis link.
+      const sink = new MetricsSink();
+      fleet.node.collect(sink);
+      return { ...merged, families: [...merged.families, ...sink.families] };
+    },
     health: async () => {
       let replies: { status: number; body: Record<string, unknown> }[];
       try {
@@ -86,7 +98,7 @@ export function clusterBackend(stateDir: string, blocklists: string | null = nul
         return { status: 503, body: { status: 'fail', reason: (err as Error).message } };
       }
       // Healthy only when every worker is: a query may land on any of them.
-      return replies.find((r) => r.status !== 200) ?? { status: 200, body: { ...replies[0]!.body, workers: replies.length } };
+      return replies.find((r) => r.status !== 200) ?? { status: 200, body: { ...replies[0]!.body, workers: replies.length, ...(fleet?.node.health() ?? {}) } };
     },
     reload: async () => {
       const replies = await everyWorker<Record<string, unknown>>('reload');
@@ -99,11 +111,22 @@ export function clusterBackend(stateDir: string, blocklists: string | null = nul
     },
     check: (name, qtype, client, at = null) => ask(workers()[0]!, 'check', [name, qtype, client, at]),
     // Every worker keeps its own pause table (from the same state file) and its own lists.
-    pause: async (group, forMs) => (await everyWorker<Record<string, unknown>>('pause', [group, forMs]))[0]!,
-    resume: async (group) => (await everyWorker<Record<string, unknown>>('resume', [group]))[0]!,
+    // In a fleet the node's pause is then published (primary) or passed on to the primary (replica), once.
+    pause: async (group, forMs) => {
+      const first = (await everyWorker<Record<string, unknown>>('pause', [group, forMs]))[0]!;
+      fleet?.ordered({ op: 'pause', group: first.paused === 'all' ? ALL_GROUPS : String(first.paused), until: first.until === null ? null : Date.parse(String(first.until)) });
+      return first;
+    },
+    resume: async (group) => {
+      const first = (await everyWorker<Record<string, unknown>>('resume', [group]))[0]!;
+      fleet?.ordered({ op: 'resume', group: group?.toLowerCase() ?? ALL_GROUPS });
+      return first;
+    },
     pauses: () => ask(workers()[0]!, 'pauses'),
     updateLists: async () => (await everyWorker<Record<string, unknown>>('update-lists'))[0]!,
     report,
     attempts,
+    ...(fleet === null ? {} : { fleetView: () => readFleetView(fleet.node.link) }),
+    ...(fleet?.node.role === 'replica' ? { fleetOrder: (o: FleetOrder) => fleet.node.order(o) } : {}),
   };
 }

@@ -1,6 +1,6 @@
 // The console served at / by the admin API: one self-contained HTML page (no CDN, no
 // framework). Live figures from /api/stats every 5 seconds; history (24 h to 90 d) and the
-// client and bundle pages from /api/report; single attempts (the search, the latest of a
+// client and bundle pages from /api/report; in a fleet, every node from /api/fleet; single attempts (the search, the latest of a
 // client or bundle) from /api/attempts; actions (block, allow, bundles, pause, check)
 // through the POST endpoints; the pauses running (GET /api/pause: which group, which
 // bundles stop blocking, until when) each with a resume button. It holds no data itself, so it is served
@@ -55,6 +55,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="tile"><b id="rules">–</b><span>rules</span></div>
   </div></section>
   <section class="wide" id="pausebox"><h2>Paused blocking</h2><table id="pauses"></table><table id="lists" hidden></table></section>
+  <section class="wide" id="fleetbox" hidden><h2>Fleet <span id="fleetsum"></span></h2><table id="fleet"></table><table id="fleetsites"></table></section>
   <section class="wide" id="historybox"><h2>History of blocked attempts <span id="rangelabel"></span></h2>
     <div><button class="range" data-range="24h">24 h</button><button class="range" data-range="7d">7 d</button><button class="range" data-range="30d">30 d</button><button class="range" data-range="90d">90 d</button></div>
     <svg id="history" viewBox="0 0 960 220" role="img" aria-label="blocked attempts over time"></svg>
@@ -290,8 +291,21 @@ async function refresh() {
   $('status').textContent = 'up ' + Math.round(s.uptimeSeconds / 60) + ' min · updated ' + new Date().toLocaleTimeString();
   document.body.dataset.loaded = 'yes';
 }
-refresh().then(() => Promise.all([history(), detail(), bundles(), pauses()])).catch(status);
-setInterval(() => refresh().then(pauses).catch(status), 5000);
+// In a fleet (--redis): every node (DOWN when its heartbeat stopped) and the fleet's counts of the last 24 h, from Redis.
+async function fleet() {
+  const res = await api('api/fleet');
+  if (res.status === 404) return;
+  $('fleetbox').hidden = false;
+  if (res.status !== 200) { $('fleetsum').textContent = '· ' + (res.body.error || res.status); return; }
+  const v = res.body, up = v.nodes.filter((n) => n.up).length;
+  $('fleetsum').textContent = '· ' + v.nodes.length + ' nodes, ' + up + ' up, ' + (v.nodes.length - up) + ' down · policy version ' + v.policyVersion + ' · counts over the last ' + v.hours.length + ' h';
+  rows('fleet', v.nodes, (n) => { const c = v.perNode[n.node] || { queries: 0, blocked: 0 }; return [{ text: n.up ? 'up' : 'DOWN', cls: 'nowrap' }, n.site + '/' + n.node, n.role, n.policyVersion, c.queries, c.blocked, n.upstreamHealthy ? 'ok' : 'failing', { text: n.secondsSinceHeartbeat + ' s ago', cls: 'nowrap' }]; },
+    ['state', 'site/node', 'role', 'policy', 'queries', 'blocked', 'upstream', 'heartbeat']);
+  rows('fleetsites', Object.entries(v.sites).map(([site, s]) => ({ site, ...s })), (s) => ['site ' + s.site, s.queries, s.blocked], ['site', 'queries', 'blocked']);
+  document.body.dataset.fleet = v.nodes.map((n) => n.node + ':' + (n.up ? 'up' : 'down')).join(',');
+}
+refresh().then(() => Promise.all([history(), detail(), bundles(), pauses(), fleet()])).catch(status);
+setInterval(() => refresh().then(pauses).then(fleet).catch(status), 5000);
 </script>
 </body>
 </html>

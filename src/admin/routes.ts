@@ -82,6 +82,16 @@ export const ROUTES: Route[] = [
   { method: 'POST', path: '/api/block', handle: (url, b) => listAction('block', url, b) },
   { method: 'POST', path: '/api/allow', handle: (url, b) => listAction('allow', url, b) },
   { method: 'GET', path: '/api/bundles', handle: (_u, b) => bundleList(b) },
+  {
+    method: 'GET', path: '/api/fleet', handle: async (_u, b) => {
+      if (!b.fleetView) return { status: 404, body: { error: 'this server is not part of a fleet (no --redis)' } };
+      try {
+        return { status: 200, body: await b.fleetView() };
+      } catch (err) {
+        return { status: 503, body: { error: `cannot read the fleet from Redis: ${(err as Error).message}` } };
+      }
+    },
+  },
   { method: 'POST', path: '/api/bundles/enable', handle: (url, b) => bundleAction('enable', url, b) },
   { method: 'POST', path: '/api/bundles/disable', handle: (url, b) => bundleAction('disable', url, b) },
 ];

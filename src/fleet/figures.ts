@@ -91,6 +91,29 @@ export class FleetFigures implements QueryObserver {
     return f;
   }
 
+  /** In a worker of --workers: every count not yet handed on, by hour, emptied (the primary process adds them into Redis). */
+  drain(): [string, [string, number][]][] {
+    this.rollHour();
+    const out: [string, [string, number][]][] = [...this.closed].map(([hour, fields]) => [hour, [...fields]]);
+    this.closed = new Map();
+    return out;
+  }
+
+  /** In the primary process of --workers: a worker's counts, added to this node's (checked: they come over IPC). */
+  absorb(hours: readonly [string, readonly [string, number][]][]): void {
+    for (const [hour, fields] of hours) {
+      if (!/^\d{4}-\d{2}-\d{2}T\d{2}$/.test(hour)) continue;
+      let into = this.closed.get(hour);
+      if (into === undefined) this.closed.set(hour, (into = new Map()));
+      for (const [field, n] of fields) {
+        if (!Number.isSafeInteger(n) || n <= 0) continue;
+        into.set(field, (into.get(field) ?? 0) + n);
+        if (field === `node|${this.node}|queries`) this.queries += n;
+        else if (field === `node|${this.node}|blocked`) this.blocked += n;
+      }
+    }
+  }
+
   /**
    * Adds the counts into Redis (one MULTI per hour touched: all or none). Counts that could
    * not be written are kept for the next flush.
@@ -110,21 +133,20 @@ export class FleetFigures implements QueryObserver {
     this.rollHour();
     if (!link.connected) return;
     for (const [hour, fields] of [...this.closed]) {
-      if (fields.size === 0) {
-        this.closed.delete(hour);
-        continue;
-      }
+      // Taken out while written: counts added meanwhile (the hour turning, a worker's counts) go to a new map.
+      this.closed.delete(hour);
+      if (fields.size === 0) continue;
       const key = KEYS.hour(hour);
       try {
         // One transaction: a cut connection adds all of these or none.
         await link.transaction([...[...fields].map(([field, n]) => ['HINCRBY', key, field, String(n)]), ['EXPIRE', key, String(HOURS_KEPT * 3600)]]);
         this.flushes++;
       } catch {
-        // Redis is away: these counts stay for next time.
+        // Redis is away: these counts stay for next time, with what came meanwhile.
+        for (const [field, n] of this.closed.get(hour) ?? []) fields.set(field, (fields.get(field) ?? 0) + n);
+        this.closed.set(hour, fields);
         return;
       }
-      // Counted while this was written: they are in the counters, not in `fields`.
-      if (this.closed.get(hour) === fields) this.closed.delete(hour);
     }
   }
 }

@@ -10,11 +10,15 @@ import type { Logger } from '../observe/log.js';
 import type { MetricsSink } from '../pipeline/metrics.js';
 import type { Reloader, ReloadResult } from '../stages/policy/reload.js';
 import { FleetFigures, writeHeartbeat } from './figures.js';
-import { CHANNELS } from './keys.js';
+import { CHANNELS, KEYS } from './keys.js';
 import { acquireLease, refusedMessage, releaseLease, renewLease } from './lease.js';
 import { RedisLink } from './link.js';
 import { PolicyFollower, PolicyPublisher } from './policy-sync.js';
 import { WriteThroughCache } from './shared-cache.js';
+import type { PolicySources } from './snapshot.js';
+import { PauseState, type Pause, type PauseOrder } from '../stages/policy/pause.js';
+import { disableBundle, enableBundle } from '../stages/policy/bundles.js';
+import { addToLocalList, listName } from '../admin/list-edit.js';
 
 export interface FleetTiming {
   /** How long startup waits for Redis before serving without it. */
@@ -37,11 +41,35 @@ export const DEFAULT_FLEET_TIMING: FleetTiming = {
 };
 
 /** What the node needs of the running server, given once the reloader exists. */
+/** What the node needs of a reloader: the server's, or (with --workers) one that asks every worker. */
+export type FleetReloader = Pick<Reloader, 'trigger' | 'onReload'>;
+
+/** What the node needs of the pause state: the server's PauseState, or (with --workers) one that tells every worker. */
+export interface FleetPause {
+  readonly file: string | null;
+  onOrder: ((order: PauseOrder) => void) | null;
+  adopt(pauses: readonly Pause[]): void;
+  pauseUntil(group: string, until: number | null): unknown;
+  resume(group: string): unknown;
+}
+
 export interface FleetHooks {
-  reloader: Reloader;
+  reloader: FleetReloader;
   ruleCount(): number;
   upstreamHealthy(): boolean;
+  /** The pause state (STATE_DIR/pause.json): the primary publishes it, a replica adopts the primary's and passes its own orders on. */
+  pause?: FleetPause | null;
+  /** The stored list-url copies (the primary publishes them; a replica fetches none). */
+  lists?: () => { dir: string; paths: string[] } | null;
 }
+
+/** A change ordered on a replica, carried out by the primary (its folder is the fleet's). */
+export type FleetOrder =
+  | { cmd: 'reload' }
+  | { cmd: 'pause'; group: string; until: number | null }
+  | { cmd: 'resume'; group: string }
+  | { cmd: 'enable' | 'disable'; bundle: string }
+  | { cmd: 'block' | 'allow'; name: string };
 
 const VERSION = ((): string => {
   try {
@@ -61,6 +89,8 @@ export class FleetNode {
   readonly role: 'primary' | 'replica';
   /** The folder the policy is read from: the node's own (primary) or its state copy (replica). */
   readonly policyFolder: string;
+  /** A replica's copy of the primary's list-url lists (it fetches none itself); null on the primary. */
+  readonly followedLists: string | null;
   private readonly publisher: PolicyPublisher | null;
   private readonly follower: PolicyFollower | null;
   private hooks: FleetHooks | null = null;
@@ -77,20 +107,24 @@ export class FleetNode {
     this.link = new RedisLink({ url: config.redis!, passwordFile: config.redisPasswordFile, ca: config.redisCa }, log);
     this.figures = new FleetFigures(config.nodeName, config.site);
     this.cache = new WriteThroughCache(config.cacheSize);
-    this.publisher = this.role === 'primary' ? new PolicyPublisher(this.link, config.blocklists, config.nodeName, log) : null;
+    this.publisher = this.role === 'primary' ? new PolicyPublisher(this.link, () => this.sources(), config.nodeName, log) : null;
     this.follower = this.role === 'replica'
       ? new PolicyFollower(this.link, config.stateDir, log, async (m) => {
+        this.adoptPauses();
         await this.hooks?.reloader.trigger(`fleet policy version ${m.version}`);
         this.log.info({ version: m.version, from: m.node }, `applied fleet policy version ${m.version}`);
       })
       : null;
     this.policyFolder = this.follower?.folder ?? config.blocklists;
+    this.followedLists = this.follower?.listsFolder ?? null;
     this.onRefused = (message) => this.log.error(message);
   }
 
   /** Connects (waiting `connectWaitMs` at most), takes the lease or prepares the replica's folder. Throws StartupError when another primary is live. */
-  static async start(config: Config, log: Logger, timing: Partial<FleetTiming> = {}): Promise<FleetNode> {
+  static async start(config: Config, log: Logger, timing: Partial<FleetTiming> = {}, forWorkers = false): Promise<FleetNode> {
     const node = new FleetNode(config, log, { ...DEFAULT_FLEET_TIMING, ...timing });
+    // With --workers this node lives in the primary process: the workers hold the caches.
+    node.cache.keepInMemory = !forWorkers;
     try {
       await node.begin();
     } catch (err) {
@@ -149,10 +183,18 @@ export class FleetNode {
       this.reloaded(r);
     };
     await this.cache.share(this.link, this.timing.cacheFlushMs, this.config.nodeName);
+    // The version applied while starting (before the pause state existed) brings its pauses.
+    if (this.follower?.applied) this.adoptPauses();
+    if (hooks.pause) {
+      // The primary publishes a pause at once; a replica applies it here and passes it on.
+      hooks.pause.onOrder = this.publisher !== null
+        ? () => void this.publisher!.publish()
+        : (o) => void this.order(o.op === 'pause' ? { cmd: 'pause', group: o.group, until: o.until } : { cmd: 'resume', group: o.group }, 0);
+    }
     if (this.publisher !== null) {
       await this.link.subscribe(CHANNELS.command, (message) => this.command(message)).catch(() => undefined);
     } else {
-      await this.link.subscribe(CHANNELS.policy, () => void this.follower!.check()).catch(() => undefined);
+      await this.link.subscribe(CHANNELS.policy, (message) => void this.noticed(message)).catch(() => undefined);
     }
     this.link.onReady(() => void this.catchUp());
     this.every(this.timing.pollMs, () => this.catchUp());
@@ -161,6 +203,51 @@ export class FleetNode {
     this.every(this.timing.figuresFlushMs, () => this.figures.flush(this.link));
     await this.catchUp();
     await this.heartbeat();
+  }
+
+  /** A replica's notice: a new version, or ("N reload") a reload ordered somewhere in the fleet. */
+  private async noticed(message: string): Promise<void> {
+    const before = this.policyVersion;
+    await this.follower!.check();
+    if (message.endsWith(' reload') && this.policyVersion === before) await this.hooks?.reloader.trigger('fleet reload');
+  }
+
+  /** What the primary publishes: its folder (with available/), its stored subscriptions, its pauses. */
+  private sources(): PolicySources {
+    return {
+      blocklists: this.config.blocklists,
+      lists: this.hooks?.lists?.() ?? undefined,
+      pauseFile: this.hooks?.pause?.file ?? null,
+    };
+  }
+
+  /** A replica takes the primary's pauses (none when the snapshot has no pause file). */
+  private adoptPauses(): void {
+    const pause = this.hooks?.pause;
+    if (!pause) return;
+    let text: string | null = null;
+    try {
+      text = readFileSync(this.follower!.pauseFile, 'utf8');
+    } catch {
+      text = null;
+    }
+    pause.adopt(text === null ? [] : (PauseState.parse(text) ?? []));
+  }
+
+  /**
+   * A change ordered on a replica goes to the primary, which carries it out and publishes.
+   * Waits up to `waitMs` for the next policy version; says whether it came (or why not sent).
+   */
+  async order(o: FleetOrder, waitMs = 3000): Promise<{ sentTo: string; policyVersion: number; applied: boolean } | { error: string }> {
+    if (this.role === 'primary') return { error: 'this node is the primary' };
+    if (!this.link.connected) return { error: 'Redis is not reachable: the order cannot reach the fleet\'s primary; try again when it is back' };
+    const before = this.policyVersion;
+    const primary = (await this.link.send<string | null>(['GET', KEYS.lease]).catch(() => null)) ?? 'the primary';
+    const heard = await this.link.send<number>(['PUBLISH', CHANNELS.command, JSON.stringify({ ...o, from: this.config.nodeName })]).catch(() => 0);
+    if (heard === 0) return { error: `no primary listens on the fleet's Redis (lease holder: ${primary}); start one, or run the order there` };
+    const until = Date.now() + waitMs;
+    while (this.policyVersion === before && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    return { sentTo: primary, policyVersion: this.policyVersion, applied: this.policyVersion !== before };
   }
 
   private every(ms: number, job: () => Promise<unknown>): void {
@@ -207,7 +294,7 @@ export class FleetNode {
   /** The reloader reloaded: a primary publishes; a reload ordered on a replica goes to the primary. */
   private reloaded(r: ReloadResult): void {
     if (this.publisher !== null) {
-      if (this.leaseHeld) void this.publisher.publish(ORDERED.has(r.reason) || r.reason.startsWith('fleet'));
+      if (this.leaseHeld) void this.publisher.publish(ORDERED.has(r.reason) || r.reason.startsWith('fleet reload'));
       return;
     }
     if (ORDERED.has(r.reason) && this.link.connected) {
@@ -215,17 +302,41 @@ export class FleetNode {
     }
   }
 
-  /** A command from another node (only the primary listens). */
+  /** A command from another node (only the primary listens). Only data: every field is checked. */
   private command(message: string): void {
-    let c: { cmd?: unknown; from?: unknown };
+    let c: Record<string, unknown>;
     try {
-      c = JSON.parse(message) as typeof c;
+      c = JSON.parse(message) as Record<string, unknown>;
     } catch {
       return;
     }
-    if (c.cmd !== 'reload' || typeof c.from !== 'string') return;
-    this.log.info({ from: c.from.slice(0, 64) }, `reload ordered by fleet node ${c.from.slice(0, 64)}`);
-    void this.hooks?.reloader.trigger(`fleet reload from ${c.from.slice(0, 64)}`);
+    if (typeof c !== 'object' || c === null || typeof c.from !== 'string') return;
+    const from = c.from.slice(0, 64);
+    const name = (v: unknown): string | null => (typeof v === 'string' && /^[A-Za-z0-9*][A-Za-z0-9._*-]{0,252}$/.test(v) ? v : null);
+    const pause = this.hooks?.pause;
+    try {
+      if (c.cmd === 'reload') {
+        this.log.info({ from }, `reload ordered by fleet node ${from}`);
+        void this.hooks?.reloader.trigger(`fleet reload from ${from}`);
+      } else if ((c.cmd === 'pause' || c.cmd === 'resume') && pause && name(c.group) !== null) {
+        if (c.cmd === 'pause' && (c.until === null || (typeof c.until === 'number' && Number.isFinite(c.until)))) pause.pauseUntil(c.group as string, c.until as number | null);
+        else if (c.cmd === 'resume') pause.resume(c.group as string);
+        else return;
+        this.log.info({ from, group: c.group }, `${String(c.cmd)} ordered by fleet node ${from}`);
+      } else if ((c.cmd === 'enable' || c.cmd === 'disable') && name(c.bundle) !== null) {
+        const done = c.cmd === 'enable' ? enableBundle(this.config.blocklists, c.bundle as string) : disableBundle(this.config.blocklists, c.bundle as string);
+        this.log.info({ from }, `${done} (ordered by fleet node ${from})`);
+        void this.hooks?.reloader.trigger(`fleet ${String(c.cmd)} from ${from}`);
+      } else if ((c.cmd === 'block' || c.cmd === 'allow') && typeof c.name === 'string') {
+        const listed = listName(c.name);
+        if (typeof listed !== 'string') return;
+        addToLocalList(this.config.blocklists, c.cmd, listed);
+        this.log.info({ from, name: listed }, `${c.cmd} ${listed} ordered by fleet node ${from}`);
+        void this.hooks?.reloader.trigger(`fleet ${c.cmd} from ${from}`);
+      }
+    } catch (err) {
+      this.log.warn({ from, reason: (err as Error).message }, `fleet order from ${from} not carried out: ${(err as Error).message}`);
+    }
   }
 
   /** The policy version this node runs (0: none from the fleet yet). */

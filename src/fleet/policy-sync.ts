@@ -5,11 +5,12 @@
 // not have, checks every hash, and only then writes the files into its state folder and
 // reloads. Anything wrong and the snapshot is rejected whole: the replica keeps what it has.
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../observe/log.js';
 import { CHANNELS, KEYS } from './keys.js';
 import type { RedisLink } from './link.js';
-import { filesChecksum, manifestProblem, readPolicyFolder, sha256, type Manifest } from './snapshot.js';
+import { filesChecksum, localPath, manifestProblem, readPolicySources, sha256, type Manifest, type PolicySources } from './snapshot.js';
 
 /** Snapshots (manifests and files) are kept this long after they were last published. */
 const KEEP_SECONDS = 30 * 86400;
@@ -43,9 +44,13 @@ export class PolicyPublisher {
   private force = false;
   private readonly serial = new Serial(() => this.publishOnce());
 
-  constructor(private readonly link: RedisLink, private readonly folder: string, private readonly node: string, private readonly log: Logger) {}
+  /** `sources` is asked at every publication: the folder, and once the server runs, its subscriptions and pause file. */
+  constructor(private readonly link: RedisLink, private readonly sources: () => PolicySources, private readonly node: string, private readonly log: Logger) {}
 
-  /** Publishes the folder if it differs from the version in force (or, with `notify`, sends the notice again anyway). */
+  /**
+   * Publishes the policy if it differs from the version in force. With `notify` (a reload a
+   * person ordered) the notice says "reload", so every replica reloads even when nothing changed.
+   */
   publish(notify = false): Promise<void> {
     if (notify) this.force = true;
     return this.serial.run();
@@ -56,14 +61,14 @@ export class PolicyPublisher {
     const notify = this.force;
     this.force = false;
     try {
-      const files = await readPolicyFolder(this.folder);
+      const files = await readPolicySources(this.sources());
       const map: Record<string, string> = {};
       for (const f of files) map[f.path] = f.hash;
       const checksum = filesChecksum(map);
       const inForce = await this.readCurrent();
       if (inForce !== null && inForce.checksum === checksum) {
         this.current = inForce;
-        if (notify) await this.link.send(['PUBLISH', CHANNELS.policy, String(inForce.version)]);
+        if (notify) await this.link.send(['PUBLISH', CHANNELS.policy, `${inForce.version} reload`]);
         return;
       }
       // Files Redis lacks are sent; the others get their expiry pushed back.
@@ -75,7 +80,7 @@ export class PolicyPublisher {
       const manifest: Manifest = { version, node: this.node, at: new Date().toISOString(), files: map, checksum };
       await this.link.send(['SET', KEYS.manifest(version), JSON.stringify(manifest), 'EX', String(KEEP_SECONDS)]);
       await this.link.send(['SET', KEYS.policyCurrent, pointer(manifest)]);
-      await this.link.send(['PUBLISH', CHANNELS.policy, String(version)]);
+      await this.link.send(['PUBLISH', CHANNELS.policy, notify ? `${version} reload` : String(version)]);
       this.current = manifest;
       this.published++;
       this.log.info({ version, files: files.length, sent: have.filter((h) => h !== 1).length }, `published policy version ${version} to the fleet`);
@@ -101,7 +106,13 @@ export class PolicyPublisher {
 export class PolicyFollower {
   /** The snapshot this replica runs (also on disk: applied.json). */
   applied: Manifest | null = null;
+  /** STATE_DIR/fleet/blocklists: the policy folder a replica loads (with available/). */
   readonly folder: string;
+  /** STATE_DIR/fleet/lists: the primary's list-url copies. */
+  readonly listsFolder: string;
+  /** STATE_DIR/fleet/pause.json: the primary's pauses (absent: none). */
+  readonly pauseFile: string;
+  private readonly root: string;
   private readonly appliedFile: string;
   private readonly serial = new Serial(() => this.checkOnce());
   private lastRejected = -1;
@@ -110,13 +121,17 @@ export class PolicyFollower {
   /** `apply` reloads the policy from `folder` once the files of a new version are there. */
   constructor(private readonly link: RedisLink, stateDir: string, private readonly log: Logger,
     private readonly apply: (manifest: Manifest) => Promise<void>) {
-    this.folder = join(stateDir, 'fleet', 'blocklists');
-    this.appliedFile = join(stateDir, 'fleet', 'applied.json');
+    this.root = join(stateDir, 'fleet');
+    this.folder = join(this.root, 'blocklists');
+    this.listsFolder = join(this.root, 'lists');
+    this.pauseFile = join(this.root, 'pause.json');
+    this.appliedFile = join(this.root, 'applied.json');
   }
 
   /** Reads what was applied before (a restart). True when there is a copy to serve. */
   async load(): Promise<boolean> {
-    await mkdir(this.folder, { recursive: true });
+    await mkdir(join(this.folder, 'available'), { recursive: true });
+    await mkdir(this.listsFolder, { recursive: true });
     try {
       const m = JSON.parse(await readFile(this.appliedFile, 'utf8')) as Manifest;
       if (manifestProblem(m, m.version) === null) this.applied = m;
@@ -128,9 +143,9 @@ export class PolicyFollower {
 
   /** Fills the state folder with the node's own folder, until a snapshot arrives (a first start with Redis away). */
   async seed(ownFolder: string): Promise<void> {
-    const files = await readPolicyFolder(ownFolder).catch(() => []);
-    for (const old of await this.txtFiles()) await rm(join(this.folder, old), { force: true });
-    for (const f of files) await writeAtomic(join(this.folder, f.path.slice('blocklists/'.length)), f.content);
+    const files = await readPolicySources({ blocklists: ownFolder }).catch(() => []);
+    for (const old of await this.managedFiles()) await rm(join(this.root, old), { force: true });
+    for (const f of files) await this.write(f.path, f.content);
   }
 
   check(): Promise<void> {
@@ -179,9 +194,9 @@ export class PolicyFollower {
       return;
     }
     // Everything checked: write the files (each one whole: temp file, then rename), drop the others.
-    for (const [path, content] of contents) await writeAtomic(join(this.folder, path.slice('blocklists/'.length)), content);
-    const keep = new Set(Object.keys(manifest.files).map((p) => p.slice('blocklists/'.length)));
-    for (const name of await this.txtFiles()) if (!keep.has(name)) await rm(join(this.folder, name), { force: true });
+    for (const [path, content] of contents) await this.write(path, content);
+    const keep = new Set(Object.keys(manifest.files).map(localPath));
+    for (const name of await this.managedFiles()) if (!keep.has(name)) await rm(join(this.root, name), { force: true });
     await writeAtomic(this.appliedFile, Buffer.from(JSON.stringify(manifest)));
     this.applied = manifest;
     await this.apply(manifest);
@@ -195,8 +210,21 @@ export class PolicyFollower {
     this.lastRejected = version;
   }
 
-  private async txtFiles(): Promise<string[]> {
-    return (await readdir(this.folder).catch(() => [] as string[])).filter((n) => n.endsWith('.txt') && !n.startsWith('.'));
+  private async write(path: string, content: Buffer): Promise<void> {
+    const file = join(this.root, localPath(path));
+    await mkdir(dirname(file), { recursive: true });
+    await writeAtomic(file, content);
+  }
+
+  /** The files this follower wrote, relative to STATE_DIR/fleet/ (what a new snapshot may remove). */
+  private async managedFiles(): Promise<string[]> {
+    const txt = async (rel: string): Promise<string[]> =>
+      (await readdir(join(this.root, rel)).catch(() => [] as string[])).filter((n) => n.endsWith('.txt') && !n.startsWith('.')).map((n) => `${rel}/${n}`);
+    const catalogues = (await readdir(this.listsFolder).catch(() => [] as string[])).filter((n) => n.endsWith('.catalogue'));
+    const out = [...(await txt('blocklists')), ...(await txt('blocklists/available')), ...(await txt('lists'))];
+    for (const c of catalogues) out.push(...(await txt(`lists/${c}`)));
+    if (existsSync(this.pauseFile)) out.push('pause.json');
+    return out;
   }
 }
 

@@ -24,6 +24,47 @@ export class WriteThroughCache extends AnswerCache {
 
   received = 0;
   private node = '';
+  /** False in the primary process of --workers: it only writes the workers' answers to Redis and hands batches on. */
+  keepInMemory = true;
+  /** Another node's batch, as received (the primary process of --workers hands it to its workers). */
+  onBatch: ((message: Buffer) => void) | null = null;
+  /** A worker of --workers: batches go to the primary process (which writes them to Redis) instead of a link. */
+  private relayTo: ((batch: Buffer) => void) | null = null;
+
+  /** In a worker of --workers: every `flushMs` the queued answers go to `send` as one batch. */
+  relay(send: (batch: Buffer) => void, flushMs: number, node: string): void {
+    this.relayTo = send;
+    this.node = node;
+    this.timer = setInterval(() => void this.flush(), flushMs);
+    this.timer.unref();
+  }
+
+  /** In a worker: a batch handed on by the primary process (another node's, or a sibling worker's). */
+  takeBatch(message: Buffer): void {
+    const batch = decodeBatch(message);
+    if (batch === null) return;
+    for (const e of batch.entries) {
+      if (!plausiblePacked(e.answer)) continue;
+      super.put(e.key, e.answer, e.ttl);
+      this.received++;
+    }
+  }
+
+  /** In the primary process of --workers: a worker's batch, queued to be written to Redis like this node's own. */
+  queueBatch(message: Buffer): void {
+    const batch = decodeBatch(message);
+    if (batch === null) return;
+    for (const e of batch.entries) {
+      if (!plausiblePacked(e.answer) || e.ttl <= 0) continue;
+      if (this.keys.length >= MAX_BATCH * 4) {
+        this.dropped++;
+        continue;
+      }
+      this.keys.push(e.key);
+      this.answers.push(e.answer);
+      this.ttls.push(e.ttl);
+    }
+  }
 
   /** Starts writing through to `link` every `flushMs`, and taking in the other nodes' batches. */
   async share(link: RedisLink, flushMs: number, node: string): Promise<void> {
@@ -36,7 +77,7 @@ export class WriteThroughCache extends AnswerCache {
 
   override put(key: string, answer: PackedAnswer, ttlSeconds: number): void {
     super.put(key, answer, ttlSeconds);
-    if (this.link === null || ttlSeconds <= 0) return;
+    if ((this.link === null && this.relayTo === null) || ttlSeconds <= 0) return;
     // While Redis is away the queue stays bounded: the shared cache is a help, not a duty.
     if (this.keys.length >= MAX_BATCH * 4) {
       this.dropped++;
@@ -49,6 +90,13 @@ export class WriteThroughCache extends AnswerCache {
 
   /** Writes the queued answers in one pipelined batch. */
   async flush(): Promise<void> {
+    if (this.relayTo !== null) {
+      if (this.keys.length === 0) return;
+      const n = Math.min(this.keys.length, MAX_BATCH);
+      this.relayTo(encodeBatch(this.node, this.keys.splice(0, n), this.answers.splice(0, n), this.ttls.splice(0, n)));
+      this.written += n;
+      return;
+    }
     const link = this.link;
     if (link === null || this.keys.length === 0) return;
     if (!link.connected) {
@@ -70,6 +118,8 @@ export class WriteThroughCache extends AnswerCache {
   private receive(message: Buffer): void {
     const batch = decodeBatch(message);
     if (batch === null || batch.node === this.node) return;
+    this.onBatch?.(message);
+    if (!this.keepInMemory) return;
     for (const e of batch.entries) {
       if (!plausiblePacked(e.answer)) continue;
       super.put(e.key, e.answer, e.ttl);
@@ -86,7 +136,7 @@ export class WriteThroughCache extends AnswerCache {
 
   /** Fills an empty cache from Redis: at most `max` entries, for at most `budgetMs`. */
   async warm(link: RedisLink, max: number, budgetMs: number): Promise<number> {
-    if (!link.connected || this.size > 0 || max <= 0) return 0;
+    if (!link.connected || this.size > 0 || max <= 0 || !this.keepInMemory) return 0;
     const until = Date.now() + budgetMs;
     let cursor = '0';
     let loaded = 0;

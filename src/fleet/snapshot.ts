@@ -1,11 +1,11 @@
-// A policy snapshot: the files of the primary's policy (its blocklist folder today; groups,
-// schedules and pauses are more parts of the same kind), each stored by the SHA-256 of its
+// A policy snapshot: the files of the primary's policy (its blocklist folder with available/,
+// its list-url copies, its pauses; groups and schedules stay in each node's config), each stored by the SHA-256 of its
 // content, and a manifest naming them. The manifest carries a checksum over its own
 // entries, and every file is checked against its hash: a snapshot that is corrupt or
 // half-written in Redis is rejected whole.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { scanFolder } from '../stages/policy/load.js';
 
 export interface Manifest {
@@ -19,11 +19,26 @@ export interface Manifest {
   checksum: string;
 }
 
-/** The parts a snapshot may hold, and the folder each is written to under the state dir. */
-export const PARTS = ['blocklists'] as const;
+/**
+ * The parts a snapshot may hold, each with the snapshot path of its files and where a
+ * replica writes them under STATE_DIR/fleet/:
+ * - `blocklists/NAME.txt`: the enabled bundles and allow lists (-> `blocklists/NAME.txt`);
+ * - `available/NAME.txt`: the disabled bundles groups may name (-> `blocklists/available/NAME.txt`);
+ * - `lists/NAME.txt`, `lists/NAME.catalogue/ID.txt`: the list-url subscriptions the primary fetched (-> `lists/…`);
+ * - `state/pause.json`: the pauses in force (-> `pause.json`, handed to the pause state).
+ */
+export const PARTS = ['blocklists', 'available', 'lists', 'state'] as const;
 
-/** A path a replica may write: a known part, then one plain file name (no `..`, no `/`). */
-const SAFE_PATH = /^(blocklists)\/[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.txt$/;
+const NAME = '[A-Za-z0-9][A-Za-z0-9._-]{0,200}';
+/** A path a replica may write: a known part, then plain file names (no `..`, no other folder). */
+const SAFE_PATH = new RegExp(`^(?:(?:blocklists|available|lists)/${NAME}\\.txt|lists/${NAME}\\.catalogue/${NAME}\\.txt|state/pause\\.json)$`);
+
+/** Where a snapshot path is written, relative to STATE_DIR/fleet/ (the path was checked by SAFE_PATH). */
+export function localPath(path: string): string {
+  if (path.startsWith('available/')) return `blocklists/${path}`;
+  if (path === 'state/pause.json') return 'pause.json';
+  return path;
+}
 
 export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -39,18 +54,40 @@ export interface LocalFile {
   hash: string;
 }
 
-/** The folder's *.txt files as snapshot entries (the same files the policy loads). */
-export async function readPolicyFolder(dir: string, part: (typeof PARTS)[number] = 'blocklists'): Promise<LocalFile[]> {
+/** What a primary publishes: its folder (with available/), its stored subscriptions, its pause file. */
+export interface PolicySources {
+  blocklists: string;
+  /** The stored list-url copies (Subscriptions.lists()) and the folder they live in (STATE_DIR/lists). */
+  lists?: { dir: string; paths: readonly string[] };
+  /** STATE_DIR/pause.json; null: pauses are not shared (no state directory). */
+  pauseFile?: string | null;
+}
+
+/** The folder's *.txt files as snapshot entries under `part` (the same files the policy loads). */
+export async function readPolicyFolder(dir: string, part: 'blocklists' | 'available' = 'blocklists'): Promise<LocalFile[]> {
   const { paths } = await scanFolder(dir);
   const files: LocalFile[] = [];
-  for (const p of paths) {
-    const content = await readFile(p).catch(() => null);
-    if (content === null) continue;
-    const path = `${part}/${basename(p)}`;
-    if (!SAFE_PATH.test(path)) continue;
-    files.push({ path, content, hash: sha256(content) });
-  }
+  for (const p of paths) await addFile(files, `${part}/${basename(p)}`, p);
   return files;
+}
+
+/** Every file of a primary's policy, as snapshot entries. */
+export async function readPolicySources(s: PolicySources): Promise<LocalFile[]> {
+  const files = await readPolicyFolder(s.blocklists);
+  files.push(...(await readPolicyFolder(join(s.blocklists, 'available'), 'available').catch(() => [])));
+  for (const p of s.lists?.paths ?? []) {
+    const rel = relative(s.lists!.dir, p).split(sep).join('/');
+    await addFile(files, `lists/${rel}`, p);
+  }
+  if (s.pauseFile) await addFile(files, 'state/pause.json', s.pauseFile);
+  return files;
+}
+
+async function addFile(files: LocalFile[], path: string, file: string): Promise<void> {
+  if (!SAFE_PATH.test(path)) return;
+  const content = await readFile(file).catch(() => null);
+  if (content === null) return;
+  files.push({ path, content, hash: sha256(content) });
 }
 
 /** Why a manifest read from Redis cannot be used, or null when it can. Only data is read: paths are checked. */

@@ -11,7 +11,9 @@ import { listenTls, TlsListener } from '../net/tls.js';
 import { collectStreamListeners, collectUdpListeners } from '../net/metrics.js';
 import { listenHttps, type HttpsListener } from '../net/https.js';
 import { StartupError } from '../net/bind-error.js';
-import { FleetNode, type FleetTiming } from '../fleet/node.js';
+import { FleetNode, type FleetOrder, type FleetTiming } from '../fleet/node.js';
+import { readFleetView } from '../fleet/view.js';
+import { FleetSupervisor, FleetWorker } from '../fleet/workers.js';
 import { BlockedQueryLog } from '../observe/blocked-log.js';
 import { ClientNames } from '../observe/client-names.js';
 import type { QueryObserver } from '../observe/event.js';
@@ -102,9 +104,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   await clientNames?.start();
   // Groups, schedules, pauses and subscriptions; stored subscriptions load with the folder.
   // In a fleet (--redis) a replica reads the policy from its copy of the primary's (src/fleet/).
-  const fleet = config.redis === null ? null : await FleetNode.start(config, log, fleetTiming);
-  const policyFolder = fleet?.policyFolder ?? config.blocklists;
-  const groupRuntime = new GroupRuntime(policySettings, policyFolder, log);
+  // With --workers the primary process holds the Redis link (src/fleet/workers.ts); a worker only relays to it.
+  const fleet = config.redis === null || isWorker ? null : await FleetNode.start(config, log, fleetTiming);
+  const fleetWorker = config.redis !== null && isWorker ? new FleetWorker(config, fleetTiming) : null;
+  const policyFolder = fleet?.policyFolder ?? fleetWorker?.policyFolder ?? config.blocklists;
+  const groupRuntime = new GroupRuntime(policySettings, policyFolder, log, {}, fleet?.followedLists ?? fleetWorker?.followedLists ?? null);
   groupRuntime.clientNames = clientNames;
   let report;
   let groupPolicy;
@@ -161,7 +165,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     anyQueries: config.anyQueries, privateZones: config.privateReverse === 'local' ? privateZoneMap() : null,
     forwardZones, hosts, names: localNames, templates,
   });
-  const cacheStage = new CacheStage(fleet?.cache ?? new AnswerCache(config.cacheSize),
+  const cacheStage = new CacheStage(fleet?.cache ?? fleetWorker?.cache ?? new AnswerCache(config.cacheSize),
     { minTtl: config.cacheMinTtl, maxTtl: config.cacheMaxTtl, servfailTtl: config.servfailTtl, staleMaxAge: config.staleMaxAge });
   // The default upstreams are swapped by a config reload that changes them (with a builder of
   // their own when they differ); replaced ones are closed once their queries are done.
@@ -257,6 +261,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         ...tcp.map((l) => ({ label: `tcp://${l.endpoint.label}`, listener: l })),
         ...encrypted.filter((l): l is TlsListener => l instanceof TlsListener).map((l) => ({ label: `tls://${l.endpoint.label}`, listener: l.stream })),
       ]) }, { collect: (sink) => collectUdpListeners(sink, udp) }], groups: groupRuntime, clientNames, reloadConfig: (reason) => running.reloadConfig(reason), sinkholeIpv4: config.sinkholeIpv4, sinkholeIpv6: config.sinkholeIpv6, stateDir: config.stateDir,
+      ...(fleet === null ? {} : { fleetView: () => readFleetView(fleet.link) }),
+      ...(fleet?.role === 'replica' ? { fleetOrder: (o: FleetOrder) => fleet.order(o) } : {}),
     });
     // With --workers the primary serves the API and asks each worker (admin/cluster.ts).
     if (isWorker) answerAdminRequests(backend);
@@ -279,6 +285,14 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     await fleet.attach({
       reloader, ruleCount: () => policyStage.policy.rules.nameRuleCount + policyStage.policy.rules.ipRuleCount,
       upstreamHealthy: () => forwardStage.forwarder.lastAnswerAt.some((t) => Date.now() - t < 60_000),
+      pause: groupRuntime.pause, lists: () => groupRuntime.storedLists(),
+    });
+  }
+  if (fleetWorker !== null) {
+    observers.push(fleetWorker.figures);
+    fleetWorker.attach({
+      reloader, pause: groupRuntime.pause, ruleCount: () => policyStage.policy.rules.nameRuleCount + policyStage.policy.rules.ipRuleCount,
+      upstreamHealthy: () => forwardStage.forwarder.lastAnswerAt.some((t) => Date.now() - t < 60_000),
     });
   }
   pipeline.setObservers(observers);
@@ -297,6 +311,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
     queryLog?.flush();
     await history?.close();
     await fleet?.close();
+    await fleetWorker?.close();
   };
   const reopenLogs = (): void => {
     queryLog?.reopen();
@@ -407,8 +422,22 @@ export async function serve(config: Config, reread: (() => Config) | null = null
   const output = createLogger(config.logLevel);
   const { log } = output;
   if (config.workers > 1 && !isWorker) {
+    // In a fleet, this process holds the node's one Redis link; the workers follow through it.
+    const fleet = config.redis === null ? null : await FleetSupervisor.start(config, log).catch((err: unknown) => {
+      output.flush();
+      throw err;
+    });
+    if (fleet !== null) {
+      fleet.node.onRefused = (message) => {
+        log.error(message);
+        output.flush();
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+        process.exitCode = 1;
+        setTimeout(() => process.exit(1), 2000).unref();
+      };
+    }
     if (config.admin !== null) {
-      await startAdmin(config.admin, config.adminToken, clusterBackend(config.stateDir, config.blocklists), config.adminHostnames, (e) => log.info(e, 'admin change')).catch((err: unknown) => {
+      await startAdmin(config.admin, config.adminToken, clusterBackend(config.stateDir, fleet?.node.policyFolder ?? config.blocklists, fleet), config.adminHostnames, (e) => log.info(e, 'admin change')).catch((err: unknown) => {
         output.flush();
         throw err;
       });
@@ -416,14 +445,18 @@ export async function serve(config: Config, reread: (() => Config) | null = null
     }
     // The one history writer: the workers send it their batches.
     let writer: WriterThread | null = null;
+    // Advanced serialization: history batches and fleet cache batches carry buffers.
+    if (config.history !== 'off' || fleet !== null) cluster.setupPrimary({ serialization: 'advanced' });
     if (config.history !== 'off') {
-      cluster.setupPrimary({ serialization: 'advanced' });
       writer = new WriterThread({ stateDir: config.stateDir, days: config.historyDays, queueLimit: 100_000, retryMs: 30_000 }, historyLog(log));
       cluster.on('message', (_worker, m: { sinkhole?: string; batch?: Batch }) => {
         if (m?.sinkhole === 'history' && m.batch !== undefined) writer!.write(m.batch);
       });
     }
-    runPrimary(config.workers, log, output.flush, () => undefined, () => writer?.close() ?? Promise.resolve());
+    runPrimary(config.workers, log, output.flush, () => undefined, async () => {
+      await writer?.close();
+      await fleet?.close();
+    });
     return;
   }
   const server = await startServer(config, output, DEFAULT_RELOAD_OPTIONS, config.policy).catch((err: unknown) => {

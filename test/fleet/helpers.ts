@@ -10,6 +10,7 @@ import { buildConfig } from '../../src/config/config.js';
 import type { FleetTiming } from '../../src/fleet/node.js';
 import { startServer } from '../../src/main/serve.js';
 import { DEFAULT_RELOAD_OPTIONS } from '../../src/stages/policy/reload.js';
+import { policySettingsFrom } from '../../src/stages/policy/group-setup.js';
 import { captureLogs, freePort, type TestServer } from '../helpers/server.js';
 
 export const inCi = process.env.CI === 'true';
@@ -99,6 +100,8 @@ export interface NodeOptions {
   stateDir: string;
   site?: string;
   args?: string[];
+  /** Config-file policy lines (group, block, list-url…); the state folder is the node's. */
+  policy?: { name: string; value: string }[];
 }
 
 export async function startNode(o: NodeOptions): Promise<TestServer> {
@@ -110,7 +113,8 @@ export async function startNode(o: NodeOptions): Promise<TestServer> {
     ]);
     const { output, logs } = captureLogs();
     try {
-      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, debounceMs: 50 }, undefined, FAST);
+      const policy = policySettingsFrom((o.policy ?? []).map((l, i) => ({ ...l, where: `test.conf:${i + 1}` })), o.stateDir);
+      const server = await startServer(config, output, { ...DEFAULT_RELOAD_OPTIONS, debounceMs: 50 }, policy, FAST);
       return { port, dir: o.dir, config, server, logs, close: () => server.stop() };
     } catch (err) {
       if (attempt < 5 && /already in use/.test((err as Error).message)) continue;

@@ -20,18 +20,18 @@ export const redisUrl = checked<string>((t) => {
 }, (t) => `"${t.replace(/\/\/[^@/]*@/, '//***@')}" is not a Redis URL; write redis://[user:password@]host:port[/db] or rediss://...`, 'redis://[user:password@]host[:port][/db], rediss://...');
 
 export const redis = optional({
-  name: 'redis', arg: 'URL', value: redisUrl, commands: ['serve', 'stats', 'fleet'], field: 'redis',
+  name: 'redis', arg: 'URL', value: redisUrl, commands: ['serve', 'stats', 'fleet', 'report'], field: 'redis',
   help: 'join a fleet through this Redis (or Valkey): one policy, a shared cache and fleet-wide figures',
   details: 'redis://[user:password@]host:port[/db], or rediss:// for TLS. Redis is never asked while a query waits; when it is unreachable the node serves its last applied policy and catches up when it returns. See docs/fleet.md.',
 });
 
 export const redisPasswordFile = optional({
-  name: 'redis-password-file', arg: 'FILE', value: text, commands: ['serve', 'stats', 'fleet'], field: 'redisPasswordFile',
+  name: 'redis-password-file', arg: 'FILE', value: text, commands: ['serve', 'stats', 'fleet', 'report'], field: 'redisPasswordFile',
   help: 'read the Redis password from FILE (keeps it out of the command line and the config file)',
 });
 
 export const redisCa = optional({
-  name: 'redis-ca', arg: 'FILE', value: text, commands: ['serve', 'stats', 'fleet'], field: 'redisCa',
+  name: 'redis-ca', arg: 'FILE', value: text, commands: ['serve', 'stats', 'fleet', 'report'], field: 'redisCa',
   help: 'trust this CA (PEM) for a rediss:// connection',
 });
 

@@ -3,8 +3,11 @@
 // it is stopped.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../../config/config.js';
-import { optional } from '../../config/option.js';
+import { configFrom, ConfigError, UnreachableError, type Config } from '../../config/config.js';
+import { flag, optional } from '../../config/option.js';
+import { redactUrl, RedisLink } from '../../fleet/link.js';
+import { fleetReport, fleetReportProblem, type FleetReportBy } from '../../fleet/report.js';
+import type { Logger } from '../../observe/log.js';
 import { stateDir } from '../../config/options/process.js';
 import { text as textValue } from '../../config/values.js';
 import type { Command } from './command.js';
@@ -98,6 +101,33 @@ export const reportClientOption = text('client', 'IP|NAME', 'only this client (a
 export const bundleOption = text('bundle', 'NAME', 'only this bundle (e.g. whatsapp)');
 export const formatOption = text('format', 'FORMAT', 'table (default; local times), csv (key,name,count,first,last) or json');
 
+export const reportFleet = flag({
+  name: 'fleet', commands: ['report'],
+  help: 'the whole fleet\'s blocked attempts from its hourly counts in Redis (--redis) instead of this node\'s history database: --by client, bundle, site, node, day or hour; times to the hour',
+});
+
+/** `sinkhole report --fleet`: the same shapes, from the fleet's Redis (src/fleet/report.ts). */
+export async function printFleetReport(config: Config, get: (name: string) => string | undefined, now: number, print: (text: string) => void): Promise<void> {
+  if (config.redis === null) throw new ConfigError('report --fleet needs the fleet\'s Redis: pass --redis URL or --config FILE that sets redis');
+  const by = get('by') ?? 'client';
+  const q = parseReportArgs((name) => (name === 'by' ? undefined : get(name)), now);
+  if ('error' in q) throw new ConfigError(`report: ${q.error}`);
+  const problem = fleetReportProblem(by, q.client, q.bundle);
+  if (problem !== null) throw new ConfigError(`report --fleet: ${problem}`);
+  const format = get('format') ?? 'table';
+  if (!FORMATS.includes(format)) throw new ConfigError(`report: --format "${format}" is not one of ${FORMATS.join(', ')}`);
+  const link = new RedisLink({ url: config.redis, passwordFile: config.redisPasswordFile, ca: config.redisCa, maxBackoffMs: 500 }, QUIET);
+  try {
+    if (!(await link.start(3000))) throw new UnreachableError(`report --fleet: cannot reach Redis at ${redactUrl(config.redis)} within 3 s; is it running, and are the URL and password right?`);
+    const r = await fleetReport(link, { ...q, by: by as FleetReportBy }, now);
+    print(format === 'json' ? `${JSON.stringify(r)}\n` : format === 'csv' ? reportCsv(r) : reportTable(r).replace(/^blocked attempts/, 'fleet: blocked attempts'));
+  } finally {
+    await link.close();
+  }
+}
+
+const QUIET = { warn: () => undefined, info: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
+
 export const reportCommand: Command = {
   name: 'report', operands: '', minOperands: 0, maxOperands: 0,
   wrongOperands: 'report takes no name; filter with --client or --bundle (see "sinkhole report --help")',
@@ -105,13 +135,17 @@ export const reportCommand: Command = {
   description: 'Reads STATE-DIR/history.sqlite read-only, so it works while the server runs and while it is stopped. ' +
     'Every blocked attempt counts, also the repeats the log folds into one line. Example: sinkhole report --since 7d --by client. ' +
     'JSON: {"since","until","by","rows":[{"key","name","count","first","last"}]}; CSV: key,name,count,first,last.',
-  own: [sinceOption, untilOption, byOption, reportClientOption, bundleOption, formatOption],
+  own: [sinceOption, untilOption, byOption, reportClientOption, bundleOption, formatOption, reportFleet],
   run: async ({ settings }) => {
     const own = new Map<string, string | null>([
       ['since', settings.get(sinceOption)], ['until', settings.get(untilOption)], ['by', settings.get(byOption)],
       ['client', settings.get(reportClientOption)], ['bundle', settings.get(bundleOption)], ['format', settings.get(formatOption)],
       ['state-dir', settings.get(stateDir)],
     ]);
+    if (settings.get(reportFleet)) {
+      await printFleetReport(configFrom(settings, { needUpstreams: false }), (name) => own.get(name) ?? undefined, Date.now(), (t) => process.stdout.write(t));
+      return 0;
+    }
     printReport((name) => own.get(name) ?? undefined, Date.now(), (t) => process.stdout.write(t));
     return 0;
   },

@@ -36,6 +36,9 @@ export interface Report {
   rows: ReportRow[];
 }
 
+/** What the renderers need: a report of this database or of the fleet's counts (src/fleet/report.ts, which also groups by site and node). */
+export type ReportLike = Omit<Report, 'by'> & { by: string };
+
 interface Part {
   k: number;
   n: number;
@@ -190,12 +193,12 @@ function csvField(s: string): string {
 }
 
 /** `key,name,count,first,last`, one row per key; name empty when null; times ISO (UTC). */
-export function reportCsv(r: Report): string {
+export function reportCsv(r: ReportLike): string {
   return ['key,name,count,first,last', ...r.rows.map((row) => [row.key, row.name ?? '', String(row.count), row.first, row.last].map(csvField).join(','))].join('\n') + '\n';
 }
 
 /** A table for people: local times with date. */
-export function reportTable(r: Report): string {
+export function reportTable(r: ReportLike): string {
   const head = `blocked attempts by ${r.by}, ${localTime(r.since)} to ${localTime(r.until)} (local time)`;
   if (r.rows.length === 0) return `${head}\n  (none)\n`;
   // Only clients have names: the column is left out for the other groupings.

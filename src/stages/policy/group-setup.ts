@@ -3,8 +3,8 @@
 // the server (the pause state, the list subscriptions) and compiles GroupPolicy values
 // against the bundles that exist (the blocklist folder, its available/ subfolder, stored
 // subscriptions).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { ClientNameSource } from '../../observe/client-names.js';
 import type { Logger } from '../../observe/log.js';
@@ -64,6 +64,27 @@ export function requireClientNames(settings: PolicySettings, haveNames: boolean)
   }
 }
 
+/** A fleet replica's copy of the primary's lists: NAME.txt blocks like an enabled file, NAME.catalogue/ID.txt only for groups naming ID. */
+function followedLists(dir: string | null): ExtraList[] {
+  if (dir === null) return [];
+  const txt = (d: string): string[] => {
+    try {
+      return readdirSync(d).filter((n) => n.endsWith('.txt') && !n.startsWith('.')).sort();
+    } catch {
+      return [];
+    }
+  };
+  const out: ExtraList[] = txt(dir).map((n) => ({ path: join(dir, n), standby: false }));
+  let catalogues: string[] = [];
+  try {
+    catalogues = readdirSync(dir).filter((n) => n.endsWith('.catalogue')).sort();
+  } catch {
+    catalogues = [];
+  }
+  for (const c of catalogues) out.push(...txt(join(dir, c)).map((n) => ({ path: join(dir, c, n), standby: true })));
+  return out;
+}
+
 export class GroupRuntime {
   readonly pause: PauseState;
   /** Every list-url of the state directory, also none (a reload may add some); null without a state directory. */
@@ -73,11 +94,19 @@ export class GroupRuntime {
   /** The client-names files (`client-names`): members of groups given by name resolve through them. */
   clientNames: ClientNameSource | null = null;
 
+  /**
+   * `followedLists`: a fleet replica's copy of the primary's list-url lists (src/fleet/): then
+   * nothing is fetched here, and the lists load from that folder.
+   */
   constructor(private settings: PolicySettings, private readonly blocklists: string, private readonly log: Logger,
-    subscriptionOptions: Partial<SubscriptionOptions> = {}) {
+    subscriptionOptions: Partial<SubscriptionOptions> = {}, private readonly followedLists: string | null = null) {
     this.pause = new PauseState(settings.stateDir === null ? null : join(settings.stateDir, 'pause.json'));
     if (this.pause.lastError !== null) log.warn({ reason: this.pause.lastError }, this.pause.lastError);
-    this.lists = settings.stateDir === null ? null : new Subscriptions(settings.listUrls, { ...subscriptionOptions, stateDir: settings.stateDir }, log);
+    this.lists = settings.stateDir === null || followedLists !== null ? null
+      : new Subscriptions(settings.listUrls, { ...subscriptionOptions, stateDir: settings.stateDir }, log);
+    if (followedLists !== null && settings.listUrls.length > 0) {
+      log.info({ lists: settings.listUrls.map((l) => l.bundle) }, 'replica: list-url lists come from the fleet\'s primary, which fetches them; none is fetched here');
+    }
     if (this.lists !== null) this.lists.onUpdated = (results) => this.onListsUpdated?.(results);
   }
 
@@ -89,11 +118,25 @@ export class GroupRuntime {
   /** Lists to load with the folder: stored subscriptions, and bundles in available/ that block or allow lines name. */
   extraLists(): ExtraList[] {
     const named = this.settings.rules.flatMap((r) => r.bundles);
-    return [...(this.subscriptions?.lists() ?? []), ...standbyLists(this.blocklists, named)];
+    return [...(this.subscriptions?.lists() ?? []), ...followedLists(this.followedLists), ...standbyLists(this.blocklists, named)];
+  }
+
+  /** The stored list-url copies this node fetched (what a fleet primary publishes), with their folder. */
+  storedLists(): { dir: string; paths: string[] } | null {
+    if (this.subscriptions === null || this.settings.stateDir === null) return null;
+    return { dir: join(this.settings.stateDir, 'lists'), paths: this.subscriptions.lists().map((l) => l.path) };
   }
 
   /** Whether a bundle name exists (for block/allow lines). */
-  bundleStatus = (name: string): 'known' | 'pending' | 'unknown' => (this.inFolder(name) ? 'known' : this.lists?.bundleStatus(name) ?? 'unknown');
+  bundleStatus = (name: string): 'known' | 'pending' | 'unknown' => {
+    if (this.inFolder(name)) return 'known';
+    if (this.followedLists === null) return this.lists?.bundleStatus(name) ?? 'unknown';
+    const file = `${name.toLowerCase()}.txt`;
+    if (followedLists(this.followedLists).some((l) => basename(l.path) === file)) return 'known';
+    // The primary's copy has not arrived yet: a list-url bundle (or any, with a catalogue) is to come.
+    const n = name.toLowerCase();
+    return this.settings.listUrls.some((l) => l.bundle === n || /\.json$/i.test(l.url)) ? 'pending' : 'unknown';
+  };
 
   /** The bundle is a file of the blocklist folder or its available/ subfolder. */
   private inFolder(name: string): boolean {
@@ -116,6 +159,8 @@ export class GroupRuntime {
    * policy come back; a bad line throws ConfigError with nothing changed.
    */
   reconfigure(settings: PolicySettings): GroupPolicy {
+    // A fleet replica fetches nothing: its lists are the primary's.
+    if (this.followedLists !== null) return this.compile(settings);
     if (this.lists === null) {
       if (settings.listUrls.length > 0) throw new ConfigError(`${settings.listUrls[0]!.where}: list-url needs a state directory to keep the lists in; set "state-dir /var/lib/sinkhole" and restart`);
       return this.compile(settings);

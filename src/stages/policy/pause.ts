@@ -21,11 +21,16 @@ interface PauseFile {
   pauses: Pause[];
 }
 
+/** A pause or resume a person ordered on this node (not one taken from the fleet or run out). */
+export type PauseOrder = { op: 'pause'; group: string; until: number | null } | { op: 'resume'; group: string };
+
 export class PauseState {
   private pauses = new Map<string, number | null>();
   private timer: NodeJS.Timeout | null = null;
   /** Called when a pause starts or ends (also by running out): rebuild the tables. */
   onChange: (() => void) | null = null;
+  /** Called after a pause or resume ordered here (the fleet passes it on to the primary). */
+  onOrder: ((order: PauseOrder) => void) | null = null;
   /** Why the file could not be read or written, for one log line (null: fine). */
   lastError: string | null = null;
 
@@ -37,10 +42,34 @@ export class PauseState {
 
   /** Pauses `group` (or ALL_GROUPS) for `forMs` (null: until resume). */
   pause(group: string, forMs: number | null): Pause {
-    const until = forMs === null ? null : this.clock() + forMs;
+    return this.pauseUntil(group, forMs === null ? null : this.clock() + forMs);
+  }
+
+  /** Pauses `group` until a moment (ms since the epoch; null: until resume). */
+  pauseUntil(group: string, until: number | null): Pause {
     this.pauses.set(group.toLowerCase(), until);
     this.changed();
-    return { group: group.toLowerCase(), until };
+    const p = { group: group.toLowerCase(), until };
+    this.onOrder?.({ op: 'pause', ...p });
+    return p;
+  }
+
+  /** Takes the pauses another node decided (a fleet replica follows its primary's): no order is passed on. */
+  adopt(pauses: readonly Pause[]): void {
+    this.pauses = new Map(pauses.map((p) => [p.group.toLowerCase(), p.until]));
+    this.changed();
+  }
+
+  /** The pauses of a pause.json text, or null when it is not one (data from another node is checked, not trusted). */
+  static parse(text: string): Pause[] | null {
+    try {
+      const data = JSON.parse(text) as Partial<PauseFile>;
+      if (!Array.isArray(data.pauses)) return null;
+      return data.pauses.filter((p): p is Pause => typeof p === 'object' && p !== null && typeof p.group === 'string' && p.group.length <= 64 &&
+        (p.until === null || (typeof p.until === 'number' && Number.isFinite(p.until))));
+    } catch {
+      return null;
+    }
   }
 
   /** Ends the pause of `group` (ALL_GROUPS: every pause). Returns whether one was running. */
@@ -50,6 +79,7 @@ export class PauseState {
     if (key === ALL_GROUPS) this.pauses.clear();
     else this.pauses.delete(key);
     if (had) this.changed();
+    this.onOrder?.({ op: 'resume', group: key });
     return had;
   }
 
@@ -67,6 +97,7 @@ export class PauseState {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.onChange = null;
+    this.onOrder = null;
   }
 
   private runs(until: number | null | undefined, now: number): boolean {
