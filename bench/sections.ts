@@ -96,6 +96,33 @@ export async function historySection(b: Bench): Promise<void> {
   b.say(`Median ratios to --history off: blocked ${ratioLine(summary, '--history blocked', w)}; all ${ratioLine(summary, '--history all', w)} ` +
     '(target for blocked on W3: a cost of at most 5%, a ratio ≥ 0.95×).');
   b.say();
+  // The storage side, from bench/history.ts in a child process (its own lines, as printed):
+  // database growth per million blocked attempts, and 90-day reports over ten million.
+  const growthN = b.quick ? 100_000 : 1_000_000;
+  const reportN = b.quick ? 500_000 : 10_000_000;
+  b.say(`Storage (\`node dist-bench/bench/history.js growth ${growthN}\` and \`report ${reportN}\`, on core 1):`);
+  b.say();
+  b.say('```');
+  for (const line of [...await runHistoryJs(['growth', String(growthN)]), ...await runHistoryJs(['report', String(reportN)])]) b.say(line);
+  b.say('```');
+  b.say();
+}
+
+/** bench/history.ts in a child process; its output lines. */
+function runHistoryJs(args: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'dist-bench', 'bench', 'history.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    // Bounded: writing ten million attempts takes a few minutes.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 900_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`bench/history.js ${args.join(' ')} failed (exit ${code}): ${out.slice(-500)}`));
+      else resolve(out.split('\n').filter((l) => l.trim() !== '').map((l) => l.trimEnd()));
+    });
+  });
 }
 
 // ---------------------------------------------------------------- issue 17: fleet
