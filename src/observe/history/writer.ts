@@ -11,8 +11,6 @@ import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, openWriter, type Db } from './sche
 export const RETENTION_CHUNK = 2000;
 /** Ids of this many domains are remembered; past it the memory is cleared and refilled. */
 const DOMAIN_CACHE = 100_000;
-/** Rows per INSERT statement (see insertRows). */
-export const ROWS_PER_INSERT = 32;
 /** Values per row in `values`, in the order of the INSERT's columns; count and span are the last two. */
 const COLUMNS = 15;
 const COUNT = 13;
@@ -24,12 +22,10 @@ export class HistoryWriter {
   private readonly clientIds = new Map<string, number>();
   private readonly domainIds = new Map<string, number>();
   private readonly labelIds = new Map<string, number>();
-  private readonly stmt: Record<'client' | 'domain' | 'label' | 'lastInMs' | 'rollup' | 'daily' | 'dailyDomain' | 'deleteRows' | 'deleteRollups' | 'deleteDaily' | 'deleteDailyDomains', Statement>;
-  private readonly writeTx: (batch: Batch) => number;
+  private readonly stmt: Record<'client' | 'domain' | 'label' | 'row' | 'lastInMs' | 'rollup' | 'daily' | 'dailyDomain' | 'deleteRows' | 'deleteRollups' | 'deleteDaily' | 'deleteDailyDomains', Statement>;
+  private readonly writeTx: (batches: Batch[]) => number;
   /** The rows of the batch being written, COLUMNS values each (grows with the largest batch). */
   private readonly values: (number | null)[] = [];
-  private readonly chunk: (number | null)[] = new Array<number | null>(ROWS_PER_INSERT * COLUMNS).fill(null);
-  private readonly inserts = new Map<number, Statement>();
 
   constructor(readonly path: string) {
     this.db = openWriter(path);
@@ -38,6 +34,8 @@ export class HistoryWriter {
       client: db.prepare('INSERT INTO clients (address, name) VALUES (?, ?) ON CONFLICT DO UPDATE SET name = excluded.name RETURNING id'),
       domain: db.prepare('INSERT INTO domains (qname) VALUES (?) ON CONFLICT DO UPDATE SET qname = excluded.qname RETURNING id'),
       label: db.prepare('INSERT INTO labels (text) VALUES (?) ON CONFLICT DO UPDATE SET text = excluded.text RETURNING id'),
+      row: db.prepare('INSERT INTO queries (id, client, domain, qtype, verdict, grp, bundle, rule_file, rule_line, node, rcode, upstream, latency_ms, count, span) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       lastInMs: db.prepare('SELECT max(id) AS id FROM queries WHERE id >= ? AND id < ?'),
       rollup: db.prepare('INSERT INTO hourly (hour, client, grp, bundle, verdict, count, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
         'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
@@ -53,13 +51,23 @@ export class HistoryWriter {
         '(SELECT hour, client, grp, bundle, verdict FROM hourly WHERE hour < ? LIMIT ?)'),
     };
     this.lastId = (db.prepare('SELECT max(id) AS id FROM queries').get() as { id: number | null }).id ?? 0;
-    this.writeTx = db.transaction((batch: Batch) => this.writeRows(batch));
+    this.writeTx = db.transaction((batches: Batch[]) => batches.reduce((n, batch) => n + this.writeRows(batch), 0));
   }
 
   /** Writes a batch in one transaction; returns the raw rows written. Throws on SQLite errors (nothing written). */
   write(batch: Batch): number {
+    return this.writeAll([batch]);
+  }
+
+  /**
+   * Writes batches in one transaction (all or nothing); returns the attempts written. One
+   * commit for several batches: a commit rewrites every page the batch touched, so five
+   * 2,047-row batches in one transaction cost 5.8 instead of 9.8 µs per attempt when every
+   * name is new (docs/history.md).
+   */
+  writeAll(batches: Batch[]): number {
     try {
-      return this.writeTx(batch);
+      return this.writeTx(batches);
     } catch (err) {
       // Ids handed out inside the rolled-back transaction no longer exist.
       this.lastId = (this.db.prepare('SELECT max(id) AS id FROM queries').get() as { id: number | null }).id ?? 0;
@@ -189,37 +197,18 @@ export class HistoryWriter {
   }
 
   /**
-   * Inserts the first `n` rows of `values`, ROWS_PER_INSERT to a statement: one call into
-   * SQLite per 32 rows instead of per row (the per-call binding was most of a row's cost).
+   * Inserts the first `n` rows of `values`, one statement run per row. Multi-row INSERTs (32
+   * rows, 480 values, per statement) were measured slower: 9.5 against 6.7 µs per attempt
+   * (`node dist-bench/bench/history.js writer`, mix), so they are not used.
    */
   private insertRows(n: number): void {
-    const values = this.values;
-    let r = 0;
-    for (; r + ROWS_PER_INSERT <= n; r += ROWS_PER_INSERT) {
-      for (let k = 0; k < ROWS_PER_INSERT * COLUMNS; k++) this.chunk[k] = values[r * COLUMNS + k]!;
-      this.insert(ROWS_PER_INSERT).run(this.chunk);
+    const v = this.values;
+    const stmt = this.stmt.row;
+    for (let o = 0; o < n * COLUMNS; o += COLUMNS) {
+      stmt.run(v[o], v[o + 1], v[o + 2], v[o + 3], v[o + 4], v[o + 5], v[o + 6], v[o + 7], v[o + 8], v[o + 9], v[o + 10], v[o + 11], v[o + 12], v[o + 13], v[o + 14]);
     }
-    if (r < n) this.insert(n - r).run(values.slice(r * COLUMNS, n * COLUMNS));
   }
 
-  /** The prepared INSERT of `rows` rows (at most ROWS_PER_INSERT distinct statements). */
-  private insert(rows: number): Statement {
-    let stmt = this.inserts.get(rows);
-    if (stmt === undefined) {
-      const one = `(${new Array<string>(COLUMNS).fill('?').join(', ')})`;
-      stmt = this.db.prepare('INSERT INTO queries (id, client, domain, qtype, verdict, grp, bundle, rule_file, rule_line, node, rcode, upstream, latency_ms, count, span) ' +
-        `VALUES ${new Array<string>(rows).fill(one).join(', ')}`);
-      this.inserts.set(rows, stmt);
-    }
-    return stmt;
-  }
-
-  /**
-   * The id of a new row at `at` ms: at * 1000 for the first row of a millisecond, then +1.
-   * A row older than the newest (the clock was set back) gets the next free id of its own
-   * millisecond, so one wrong timestamp never shifts the rows after it; -1 when that
-   * millisecond is full (a thousand rows: not seen in practice).
-   */
   /**
    * Inserts the rows waiting in `values` now, before a row older than the newest (the clock
    * was set back) gets an id looked up in the table; folding starts anew. Returns 0, the
