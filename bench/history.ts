@@ -15,7 +15,8 @@
 //           SQLite work) on this thread, batches of 2,047 rows at 20 attempts per ms, for
 //           three shapes: w1 (a new random subdomain each time, one client: the benchmark's
 //           W1), retries (one client retrying 20 messenger names), mix (2,000 names, 200
-//           clients, skewed). HISTORY_WRITER=path/to/writer.js measures another build's writer.
+//           clients, skewed). HISTORY_WRITER=path/to/writer.js measures another build's writer;
+//           BATCHES_PER_COMMIT=N writes N batches per transaction (default 1).
 //   report  N (default 10,000,000) attempts written with HistoryWriter in 50k batches, then
 //           the time of 90-day reports
 // Not part of `npm run bench`: it measures the history module, not DNS.
@@ -346,6 +347,7 @@ async function writerCpu(rounds: number): Promise<void> {
   const Writer = (path === undefined ? HistoryWriter : (await import(path) as { HistoryWriter: typeof HistoryWriter }).HistoryWriter);
   const w = workload();
   const n = EARLY_FLUSH_ROWS - 1;
+  const perCommit = Number(process.env.BATCHES_PER_COMMIT ?? 1);
   const shapes: Record<string, (b: number, i: number, rows: Batch['rows']) => void> = {
     w1: (b, i, rows) => {
       const k = (b * n + i) % w.queries.length;
@@ -396,7 +398,12 @@ async function writerCpu(rounds: number): Promise<void> {
         batches.push({ rows, rollups: [], clients: { '10.0.0.1': { name: '', group: 'default' } }, node: 'bench' });
       }
       const before = process.cpuUsage();
-      for (const batch of batches) writer.write(batch);
+      // BATCHES_PER_COMMIT=5: hand-overs sharing a transaction as the writer thread does at
+      // 20,000 a second (writer-worker.ts); a build without writeAll commits each.
+      for (let b = 0; b < batches.length; b += perCommit) {
+        if (writer.writeAll === undefined) for (const batch of batches.slice(b, b + perCommit)) writer.write(batch);
+        else writer.writeAll(batches.slice(b, b + perCommit));
+      }
       const used = process.cpuUsage(before);
       perAttempt.push((used.user + used.system) / (20 * n));
     }
@@ -404,7 +411,7 @@ async function writerCpu(rounds: number): Promise<void> {
     writer.close();
     rmSync(dir, { recursive: true, force: true });
     const sorted = [...perAttempt].sort((x, y) => x - y);
-    console.log(`writer ${shape}: ${sorted[sorted.length >> 1]!.toFixed(2)} µs CPU per attempt median (min ${sorted[0]!.toFixed(2)}, max ${sorted.at(-1)!.toFixed(2)}) over ${rounds} rounds of 40,940; ` +
+    console.log(`writer ${shape}${perCommit > 1 ? ` (${perCommit} batches per commit)` : ''}: ${sorted[sorted.length >> 1]!.toFixed(2)} µs CPU per attempt median (min ${sorted[0]!.toFixed(2)}, max ${sorted.at(-1)!.toFixed(2)}) over ${rounds} rounds of 40,940; ` +
       `database ${(bytes / 1e6).toFixed(1)} MB = ${(bytes / (rounds * 20 * n)).toFixed(1)} bytes per attempt`);
   }
 }
