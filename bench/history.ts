@@ -11,6 +11,12 @@
 //           the examples in docs/history.md: `sinkhole report --state-dir DIR`)
 //   search  N (default 1,000,000) attempts written as for report, then the time of a page
 //           of single attempts (GET /api/attempts) with each filter
+//   writer  [ROUNDS] CPU µs per blocked attempt of HistoryWriter.write (the writer thread's
+//           SQLite work) on this thread, batches of 2,047 rows at 20 attempts per ms, for
+//           three shapes: w1 (a new random subdomain each time, one client: the benchmark's
+//           W1), retries (one client retrying 20 messenger names), mix (2,000 names, 200
+//           clients, skewed). HISTORY_WRITER=path/to/writer.js measures another build's writer;
+//           BATCHES_PER_COMMIT=N writes N batches per transaction (default 1).
 //   report  N (default 10,000,000) attempts written with HistoryWriter in 50k batches, then
 //           the time of 90-day reports
 // Not part of `npm run bench`: it measures the history module, not DNS.
@@ -335,14 +341,90 @@ async function demo(dir: string): Promise<void> {
   console.log(`demo: ${all.length} attempts in ${join(dir, DB_FILE)}`);
 }
 
+/** CPU µs per attempt of HistoryWriter.write, by shape (see the header). */
+async function writerCpu(rounds: number): Promise<void> {
+  const path = process.env.HISTORY_WRITER;
+  const Writer = (path === undefined ? HistoryWriter : (await import(path) as { HistoryWriter: typeof HistoryWriter }).HistoryWriter);
+  const w = workload();
+  const n = EARLY_FLUSH_ROWS - 1;
+  const perCommit = Number(process.env.BATCHES_PER_COMMIT ?? 1);
+  const shapes: Record<string, (b: number, i: number, rows: Batch['rows']) => void> = {
+    w1: (b, i, rows) => {
+      const k = (b * n + i) % w.queries.length;
+      rows.client[i] = '10.0.0.1';
+      const label = `x${(b * n + i) * 7919 % 100_000}`;
+      rows.qnameKey[i] = String.fromCharCode(label.length) + label + w.queries[k]!.qnameKey;
+      rows.qtype[i] = w.queries[k]!.qtype;
+      rows.bundle[i] = w.rules[k]!.bundle;
+      rows.ruleFile[i] = w.rules[k]!.file;
+      rows.ruleLine[i] = w.rules[k]!.line;
+    },
+    retries: (_b, i, rows) => {
+      const k = i % 20;
+      rows.client[i] = '10.0.0.1';
+      rows.qnameKey[i] = w.queries[k]!.qnameKey;
+      rows.qtype[i] = w.queries[k]!.qtype;
+      rows.bundle[i] = w.rules[k]!.bundle;
+      rows.ruleFile[i] = w.rules[k]!.file;
+      rows.ruleLine[i] = w.rules[k]!.line;
+    },
+    mix: (_b, i, rows) => {
+      const k = skewed(w.queries.length);
+      rows.client[i] = w.clients[skewed(w.clients.length)]!;
+      rows.qnameKey[i] = w.queries[k]!.qnameKey;
+      rows.qtype[i] = w.queries[k]!.qtype;
+      rows.bundle[i] = w.rules[k]!.bundle;
+      rows.ruleFile[i] = w.rules[k]!.file;
+      rows.ruleLine[i] = w.rules[k]!.line;
+    },
+  };
+  for (const [shape, fill] of Object.entries(shapes)) {
+    const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-writer-'));
+    const writer = new Writer(join(dir, DB_FILE));
+    const perAttempt: number[] = [];
+    let at = Date.now();
+    for (let r = 0; r < rounds; r++) {
+      // A round: 20 batches (40,940 attempts), as the thread would get them in 2 s at 20k/s.
+      const batches: Batch[] = [];
+      for (let b = 0; b < 20; b++) {
+        const rows = emptyRows(n);
+        for (let i = 0; i < n; i++) {
+          rows.at[i] = at + i / 20;
+          rows.latencyMs[i] = NaN;
+          fill(r * 20 + b, i, rows);
+        }
+        rows.n = n;
+        at += n / 20;
+        batches.push({ rows, rollups: [], clients: { '10.0.0.1': { name: '', group: 'default' } }, node: 'bench' });
+      }
+      const before = process.cpuUsage();
+      // BATCHES_PER_COMMIT=5: hand-overs sharing a transaction as the writer thread does at
+      // 20,000 a second (writer-worker.ts); a build without writeAll commits each.
+      for (let b = 0; b < batches.length; b += perCommit) {
+        if (writer.writeAll === undefined) for (const batch of batches.slice(b, b + perCommit)) writer.write(batch);
+        else writer.writeAll(batches.slice(b, b + perCommit));
+      }
+      const used = process.cpuUsage(before);
+      perAttempt.push((used.user + used.system) / (20 * n));
+    }
+    const bytes = writer.sizeBytes();
+    writer.close();
+    rmSync(dir, { recursive: true, force: true });
+    const sorted = [...perAttempt].sort((x, y) => x - y);
+    console.log(`writer ${shape}${perCommit > 1 ? ` (${perCommit} batches per commit)` : ''}: ${sorted[sorted.length >> 1]!.toFixed(2)} µs CPU per attempt median (min ${sorted[0]!.toFixed(2)}, max ${sorted.at(-1)!.toFixed(2)}) over ${rounds} rounds of 40,940; ` +
+      `database ${(bytes / 1e6).toFixed(1)} MB = ${(bytes / (rounds * 20 * n)).toFixed(1)} bytes per attempt`);
+  }
+}
+
 const [what, count, clientCount] = process.argv.slice(2);
 if (what === 'batch') await batch();
+else if (what === 'writer') await writerCpu(Number(count ?? 10));
 else if (what === 'hot') await hot(Number(count ?? 15));
 else if (what === 'demo') await demo(count ?? 'state');
 else if (what === 'growth') await growth(Number(count ?? 1_000_000), Number(clientCount ?? 200));
 else if (what === 'report') await reports(Number(count ?? 10_000_000));
 else if (what === 'search') await searches(Number(count ?? 1_000_000));
 else {
-  console.error('usage: node dist-bench/bench/history.js batch | hot [ROUNDS] | growth [N [CLIENTS]] | report [N] [--keep] | search [N] | demo DIR');
+  console.error('usage: node dist-bench/bench/history.js batch | writer [ROUNDS] | hot [ROUNDS] | growth [N [CLIENTS]] | report [N] [--keep] | search [N] | demo DIR');
   process.exit(2);
 }

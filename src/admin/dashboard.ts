@@ -194,7 +194,8 @@ async function detail() {
 window.addEventListener('hashchange', () => detail().catch(status));
 // Single attempts (GET /api/attempts), newest first; "older attempts" reads the next page.
 const ruleCell = (rule) => (rule ? { html: '<span title="' + esc(rule) + '">' + esc(rule.split('/').pop()) + '</span>', cls: 'nowrap' } : '');
-const attemptCells = (r) => [{ text: when(r.time), cls: 'nowrap' }, clientLink(r.client, r.name), r.group, r.qname + ' ' + r.qtype, bundleLink(r.bundle), ruleCell(r.rule), r.node];
+// count > 1: identical attempts in that second, stored as one row ("×N").
+const attemptCells = (r) => [{ text: when(r.time), cls: 'nowrap' }, clientLink(r.client, r.name), r.group, r.qname + ' ' + r.qtype + (r.count > 1 ? ' \u00d7' + r.count : ''), bundleLink(r.bundle), ruleCell(r.rule), r.node];
 const attemptHead = () => ['time (' + zone + ')', 'client', 'group', 'name asked', 'bundle', 'rule', 'node'];
 let search = { params: null, rows: [], next: null };
 async function searchPage() {

@@ -53,7 +53,7 @@ t.test('every blocked attempt, newest first, with every field', async (t) => {
   t.same(times(page), [2 * HOUR, HOUR, HOUR / 2, 2000, 1000, 0], 'blocked only, newest first');
   t.same(page.rows[1], {
     time: '2026-11-03T15:20:00.000Z', client: '192.168.1.23', name: 'laptop-7', group: 'kids', qname: 'telegram.org', qtype: 'A',
-    bundle: 'telegram', rule: `${src.dir}/telegram.txt:1`, node: 'gw1',
+    bundle: 'telegram', rule: `${src.dir}/telegram.txt:1`, node: 'gw1', count: 1,
   });
   t.match(page.rows[4], { qname: 'mmg.whatsapp.net', qtype: 'AAAA', bundle: 'whatsapp', rule: `${src.dir}/whatsapp.txt:2` });
   t.match(page.rows[0], { client: '192.168.1.40', name: null, group: 'default' });

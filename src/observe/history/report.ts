@@ -3,7 +3,7 @@
 // from the hourly ones, and only the partial hours at the ends of the range from raw rows:
 // a 90-day report never scans the raw rows of 90 days (except by domain for one client).
 import type { Db } from './schema.js';
-import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS } from './schema.js';
+import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, rowCountSql } from './schema.js';
 
 export const REPORT_BY = ['client', 'bundle', 'domain', 'group', 'day', 'hour'] as const;
 export type ReportBy = (typeof REPORT_BY)[number];
@@ -71,9 +71,11 @@ export function report(db: Db, q: ReportQuery): Report {
     const where = filters.map((f) => ` AND ${f}`).join('');
     const parts: Part[] = [];
     const dayOrHour = q.by === 'day' || q.by === 'hour';
+    // A raw row may stand for several attempts (see queries.count).
+    const folded = rowCountSql(db);
     const raw = (from: number, to: number): void => {
       if (from >= to) return;
-      const rows = db.prepare(`SELECT ${RAW_KEY[q.by]} AS k, count(*) AS n, min(id) / ${ID_PER_MS} AS f, max(id) / ${ID_PER_MS} AS l ` +
+      const rows = db.prepare(`SELECT ${RAW_KEY[q.by]} AS k, sum(${folded.count}) AS n, min(id) / ${ID_PER_MS} AS f, max(${folded.lastMs}) AS l ` +
         `FROM queries WHERE id >= ? AND id < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from * ID_PER_MS, to * ID_PER_MS, ...params) as Part[];
       for (const r of rows) parts.push({ ...r, k: dayOrHour ? r.k * HOUR_MS : r.k });
     };

@@ -7,7 +7,8 @@ import { OUTCOMES, type Outcome } from '../event.js';
 export type Db = Database.Database;
 
 export const DB_FILE = 'history.sqlite';
-export const SCHEMA_VERSION = 1;
+/** 2: `queries.count` and `queries.span` (identical attempts in one second folded into one row). */
+export const SCHEMA_VERSION = 2;
 
 /** Raw row ids are the time in ms times this plus a sequence number (see `queries.id`). */
 export const ID_PER_MS = 1000;
@@ -51,7 +52,12 @@ CREATE TABLE IF NOT EXISTS queries (
   node INTEGER NOT NULL,
   rcode INTEGER,
   upstream INTEGER,
-  latency_ms REAL
+  latency_ms REAL,
+  -- Identical blocked attempts (client, qname, qtype, group, bundle, rule, node) in the same
+  -- second of one batch are one row: count = how many, span = ms from the first (the id's
+  -- time) to the last. A row of one attempt stores 1 and 0 in no bytes but their headers.
+  count INTEGER NOT NULL DEFAULT 1,
+  span INTEGER NOT NULL DEFAULT 0
 );
 -- For the search over single attempts (search.ts): blocked rows of one client or name in
 -- time order (the rowid, id, is the second column of each), ~17 bytes a row each. Only
@@ -97,7 +103,7 @@ CREATE TABLE IF NOT EXISTS daily_domains (
 -- For people with the sqlite3 shell: the raw rows in words.
 CREATE VIEW IF NOT EXISTS attempts AS
   SELECT strftime('%Y-%m-%dT%H:%M:%fZ', q.id / 1000 / 1000.0, 'unixepoch') AS time, c.address AS client, c.name AS client_name,
-         g.text AS grp, d.qname, q.qtype, v.name AS verdict, b.text AS bundle, f.text || ':' || q.rule_line AS rule,
+         g.text AS grp, d.qname, q.qtype, q.count, v.name AS verdict, b.text AS bundle, f.text || ':' || q.rule_line AS rule,
          n.text AS node, q.rcode, u.text AS upstream, q.latency_ms
   FROM queries q JOIN clients c ON c.id = q.client JOIN domains d ON d.id = q.domain JOIN verdicts v ON v.id = q.verdict
   JOIN labels g ON g.id = q.grp JOIN labels n ON n.id = q.node
@@ -119,15 +125,44 @@ export function openWriter(path: string): Db {
     db.pragma('synchronous = NORMAL');
     // After a checkpoint the log is cut back to 4 MB: a burst does not leave a big file behind.
     db.pragma('journal_size_limit = 4194304');
+    migrate(db);
     db.exec(SCHEMA);
     const insert = db.prepare('INSERT OR IGNORE INTO verdicts (id, name) VALUES (?, ?)');
     VERDICT_NAMES.forEach((o, i) => insert.run(i, o));
-    db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
+    db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT DO UPDATE SET value = excluded.value").run(String(SCHEMA_VERSION));
     return db;
   } catch (err) {
     db.close();
     throw err;
   }
+}
+
+/**
+ * Brings a database written by an older server up to this schema before SCHEMA runs: version
+ * 1 had no `count` and `span` (ADD COLUMN with a constant default rewrites nothing: old rows
+ * read as 1 and 0), and its `attempts` view had no count.
+ */
+function migrate(db: Db): void {
+  if (!hasTables(db) || db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queries'").get() === undefined) return;
+  if (hasFoldedRows(db)) return;
+  db.transaction(() => {
+    db.exec('ALTER TABLE queries ADD COLUMN count INTEGER NOT NULL DEFAULT 1');
+    db.exec('ALTER TABLE queries ADD COLUMN span INTEGER NOT NULL DEFAULT 0');
+    db.exec('DROP VIEW IF EXISTS attempts');
+  })();
+}
+
+/**
+ * Whether `queries` has the `count` and `span` columns (schema 2). A reader opened read-only
+ * on a database last written by an older server sees one row per attempt without them.
+ */
+export function hasFoldedRows(db: Db): boolean {
+  return (db.pragma('table_info(queries)') as { name: string }[]).some((c) => c.name === 'count');
+}
+
+/** SQL for the attempts a raw row stands for, and the ms of its last one (see `queries.count`). */
+export function rowCountSql(db: Db): { count: string; lastMs: string } {
+  return hasFoldedRows(db) ? { count: 'count', lastMs: `id / ${ID_PER_MS} + span` } : { count: '1', lastMs: `id / ${ID_PER_MS}` };
 }
 
 function hasTables(db: Db): boolean {

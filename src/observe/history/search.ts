@@ -3,7 +3,7 @@
 // name; each holds only blocked rows) walked backwards from the end of the range, so it
 // costs about the same on a database of a thousand rows or ten million.
 import type { Db } from './schema.js';
-import { BLOCKED, ID_PER_MS } from './schema.js';
+import { BLOCKED, ID_PER_MS, hasFoldedRows } from './schema.js';
 import { qtypeName } from '../../wire/constants.js';
 
 export interface SearchQuery {
@@ -37,6 +37,8 @@ export interface Attempt {
   /** file:line of the rule. */
   rule: string | null;
   node: string;
+  /** Identical attempts (same client, name, type, group, bundle, rule) in this second, stored as one row: 1 or more. */
+  count: number;
 }
 
 /** The stable JSON shape of GET /api/attempts. */
@@ -68,12 +70,13 @@ interface RawRow {
   rule_file: number | null;
   rule_line: number | null;
   node: number;
+  count: number;
 }
-
-const COLUMNS = 'id, client, domain, qtype, grp, bundle, rule_file, rule_line, node';
 
 /** The page of blocked attempts matching `q`, newest first. Reads only: `db` may be opened read-only. */
 export function searchAttempts(db: Db, q: SearchQuery): AttemptsPage {
+  // A database last written by an older server has one row per attempt and no count column.
+  const columns = `id, client, domain, qtype, grp, bundle, rule_file, rule_line, node, ${hasFoldedRows(db) ? 'count' : '1 AS count'}`;
   const read = db.transaction((): { rows: Attempt[]; next: string | null } => {
     const filters: { column: 'client' | 'domain' | 'bundle'; ids: number[] }[] = [];
     if (q.client !== undefined) {
@@ -101,13 +104,13 @@ export function searchAttempts(db: Db, q: SearchQuery): AttemptsPage {
     let raw: RawRow[];
     // A database last written by an older server has no search indexes yet (the writer adds them when it opens it).
     if (driver !== undefined && db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(`queries_${driver.column}`) === undefined) {
-      raw = db.prepare(`SELECT ${COLUMNS} FROM queries WHERE id >= ? AND id < ? AND verdict = ${BLOCKED} AND ${driver.column} IN (${driver.ids.join(',')})${others} ORDER BY id DESC LIMIT ?`)
+      raw = db.prepare(`SELECT ${columns} FROM queries WHERE id >= ? AND id < ? AND verdict = ${BLOCKED} AND ${driver.column} IN (${driver.ids.join(',')})${others} ORDER BY id DESC LIMIT ?`)
         .all(from, to, want) as RawRow[];
     } else if (driver === undefined) {
-      raw = db.prepare(`SELECT ${COLUMNS} FROM queries NOT INDEXED WHERE id >= ? AND id < ? AND verdict = ${BLOCKED}${others} ORDER BY id DESC LIMIT ?`)
+      raw = db.prepare(`SELECT ${columns} FROM queries NOT INDEXED WHERE id >= ? AND id < ? AND verdict = ${BLOCKED}${others} ORDER BY id DESC LIMIT ?`)
         .all(from, to, want) as RawRow[];
     } else {
-      const walk = db.prepare(`SELECT ${COLUMNS} FROM queries INDEXED BY queries_${driver.column} ` +
+      const walk = db.prepare(`SELECT ${columns} FROM queries INDEXED BY queries_${driver.column} ` +
         `WHERE ${driver.column} = ? AND id >= ? AND id < ? AND verdict = ${BLOCKED}${others} ORDER BY id DESC LIMIT ?`);
       raw = driver.ids.flatMap((id) => walk.all(id, from, to, want) as RawRow[]);
       if (driver.ids.length > 1) raw.sort((a, b) => b.id - a.id);
@@ -152,6 +155,7 @@ function describe(db: Db, page: RawRow[]): Attempt[] {
       bundle: label(r.bundle) || null,
       rule: file === null ? null : `${file}:${r.rule_line ?? 0}`,
       node: label(r.node) ?? '',
+      count: r.count,
     };
   });
 }

@@ -32,6 +32,18 @@ function describe(err: unknown): string {
   return e.code === undefined || message.startsWith(e.code) ? message : `${e.code}: ${message}`;
 }
 
+/**
+ * A batch arriving less than this after the last commit waits until then, and batches
+ * arriving meanwhile share its transaction: at 20,000 blocked queries a second (a 2,048-row
+ * hand-over every 100 ms) one commit per 500 ms instead of ten a second. At the usual rate
+ * (one hand-over a second) every batch is written at once.
+ */
+const COMMIT_MS = 500;
+/** At most this many batches in one transaction. */
+const BATCHES_PER_COMMIT = 16;
+let lastCommit = -Infinity;
+let commitTimer: NodeJS.Timeout | null = null;
+
 /** Batches kept while the database cannot be written: about ten minutes' worth. */
 const MAX_PENDING_BATCHES = 600;
 
@@ -88,11 +100,14 @@ function flush(): void {
       // so the next transaction has room.
       writer.db.pragma('wal_checkpoint(TRUNCATE)');
     }
+    lastCommit = performance.now();
+    // All waiting batches in one transaction (bounded, so a long backlog after a full disk is
+    // written in steps).
     while (pending.length > 0) {
-      const batch = pending[0]!;
-      written += writer.write(batch);
-      pending.shift();
-      pendingRows -= batch.rows.n;
+      const some = pending.slice(0, BATCHES_PER_COMMIT);
+      written += writer.writeAll(some);
+      pending.splice(0, some.length);
+      pendingRows -= some.reduce((n, b) => n + b.rows.n, 0);
     }
     if (failing) {
       failing = false;
@@ -146,12 +161,25 @@ port.on('message', (m: ToWorker) => {
     pending.push(m.batch);
     pendingRows += m.batch.rows.n;
     bound();
-    if (!failing) flush();
-    report();
+    if (!failing && commitTimer === null) {
+      const wait = lastCommit + COMMIT_MS - performance.now();
+      if (wait <= 0) {
+        flush();
+        report();
+      } else {
+        commitTimer = setTimeout(() => {
+          commitTimer = null;
+          if (!failing) flush();
+          report();
+        }, wait);
+        report();
+      }
+    } else report();
   } else if (m.type === 'retain') {
     retain(m.now);
   } else if (m.type === 'close') {
     if (retryTimer !== null) clearTimeout(retryTimer);
+    if (commitTimer !== null) clearTimeout(commitTimer);
     flush();
     report();
     writer?.close();
