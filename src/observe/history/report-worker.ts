@@ -5,6 +5,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { report, type ReportQuery } from './report.js';
 import { openReader, type Db } from './schema.js';
 import { searchAttempts, type SearchQuery } from './search.js';
+import { lowerThisThreadPriority } from './thread-priority.js';
+
+// DNS first (thread-priority.ts); where the OS refuses, reports run as before.
+lowerThisThreadPriority();
 
 const path = (workerData as { path: string }).path;
 const port = parentPort!;

@@ -9,6 +9,10 @@ import type { Batch, RollupCell } from './batch.js';
 import { DB_FILE, HOUR_MS } from './schema.js';
 import { HistoryWriter } from './writer.js';
 import type { ToMain, ToWorker, WorkerSettings } from './messages.js';
+import { lowerThisThreadPriority } from './thread-priority.js';
+
+// DNS first (thread-priority.ts). Where the OS refuses, the writer runs as before: nothing to report.
+lowerThisThreadPriority();
 
 const settings = workerData as WorkerSettings;
 const path = join(settings.stateDir, DB_FILE);
