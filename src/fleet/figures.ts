@@ -35,6 +35,8 @@ export class FleetFigures implements QueryObserver {
   private clients = new Map<string, Float64Array>();
   private bundles = new Map<string, number>();
   private pendingHour = hourOf(Date.now());
+  /** The start of pendingHour in ms, kept as a number: the check runs on every answered query. */
+  private pendingHourStart = Date.parse(`${this.pendingHour}:00:00.000Z`);
   flushes = 0;
 
   constructor(private readonly node: string, private readonly site: string) {}
@@ -42,7 +44,7 @@ export class FleetFigures implements QueryObserver {
   answered(e: QueryEvent): void {
     const now = e.at;
     // An hour has turned: its counts go to its own hash first.
-    if (now - this.hourStartMs() >= 3_600_000) this.rollHour();
+    if (now - this.pendingHourStart >= 3_600_000) this.rollHour();
     this.queries++;
     this.pendingQueries++;
     const client = e.query.clientAddress;
@@ -60,10 +62,6 @@ export class FleetFigures implements QueryObserver {
     this.bundles.set(bundle, (this.bundles.get(bundle) ?? 0) + 1);
   }
 
-  private hourStartMs(): number {
-    return Date.parse(`${this.pendingHour}:00:00.000Z`);
-  }
-
   /** Counts taken from the counters and not yet in Redis, by hour and field (merged while Redis is away, so they stay small). */
   private closed = new Map<string, Map<string, number>>();
 
@@ -72,6 +70,7 @@ export class FleetFigures implements QueryObserver {
     if (fields === undefined) this.closed.set(this.pendingHour, (fields = new Map()));
     for (const [field, n] of this.takeFields()) fields.set(field, (fields.get(field) ?? 0) + n);
     this.pendingHour = hourOf(Date.now());
+    this.pendingHourStart = Date.parse(`${this.pendingHour}:00:00.000Z`);
   }
 
   private takeFields(): [string, number][] {
