@@ -108,21 +108,28 @@ export async function historySection(b: Bench): Promise<void> {
   b.say();
 }
 
-/** bench/history.ts in a child process; its output lines. */
-function runHistoryJs(args: string[]): Promise<string[]> {
+/**
+ * A script of dist-bench/bench/ in a child process on core 1 (with dnsperf and the upstream,
+ * off the measured core), killed after `timeoutMs`; its output lines (stdout and stderr).
+ */
+function runBenchScript(script: string, args: string[], timeoutMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'dist-bench', 'bench', 'history.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'dist-bench', 'bench', script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    // Bounded: writing ten million attempts takes a few minutes.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 900_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      if (code !== 0) reject(new Error(`bench/history.js ${args.join(' ')} failed (exit ${code}): ${out.slice(-500)}`));
+      if (code !== 0) reject(new Error(`bench/${script} ${args.join(' ')} failed (exit ${code}): ${out.slice(-500)}`));
       else resolve(out.split('\n').filter((l) => l.trim() !== '').map((l) => l.trimEnd()));
     });
   });
+}
+
+/** bench/history.ts: its output lines. Bounded: writing ten million attempts takes a few minutes. */
+function runHistoryJs(args: string[]): Promise<string[]> {
+  return runBenchScript('history.js', args, 900_000);
 }
 
 // ---------------------------------------------------------------- issue 17: fleet
@@ -141,22 +148,12 @@ async function startRedis(b: Bench): Promise<{ child: ChildProcess; port: number
 
 interface FleetFigures { p50?: number; p99?: number; max?: number; appends?: number; perThousand?: number; queries?: number; lost?: number; idlePerSecond?: number; byCommand?: string }
 
-/** bench/fleet.ts in a child process (it runs three servers in one process), its --json line. */
-function runFleetJs(args: string[]): Promise<FleetFigures> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'dist-bench', 'bench', 'fleet.js'), ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    // Bounded: 100 appends take about 40 s, the traffic run about 50 s.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || line === undefined) reject(new Error(`bench/fleet.js ${args.join(' ')} failed (exit ${code}): ${out.slice(-500)}`));
-      else resolve(JSON.parse(line) as FleetFigures);
-    });
-  });
+/** bench/fleet.ts (it runs three servers in one process): its --json line. Bounded: 100 appends take about 40 s, the traffic run about 50 s. */
+async function runFleetJs(args: string[]): Promise<FleetFigures> {
+  const lines = await runBenchScript('fleet.js', [...args, '--json'], 300_000);
+  const line = lines.find((l) => l.startsWith('{'));
+  if (line === undefined) throw new Error(`bench/fleet.js ${args.join(' ')} printed no --json line: ${lines.slice(-5).join(' | ')}`);
+  return JSON.parse(line) as FleetFigures;
 }
 
 export async function fleetSection(b: Bench): Promise<void> {
