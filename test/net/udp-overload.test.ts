@@ -2,7 +2,8 @@
 // can answer. Queries that waited longer than --udp-max-wait in the receive queue are dropped
 // unread and counted; the answers that are sent stay prompt instead of coming 0.6-2 s late
 // (docs/limits.md, "UDP receive queue"). The server runs in its own process, pinned to one
-// core with dnsperf on the other, so that the overload is real.
+// core with dnsperf on the other, and is stopped for 400 ms during the run, so that some
+// queries surely wait longer than max-wait even on a machine busy with other tests.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,7 +42,15 @@ async function overload(dir: string, maxWaitMs: number): Promise<Run> {
     const perf = spawn('taskset', ['-c', '1', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-a', '127.0.0.2', '-d', queries,
       '-l', '4', '-c', '4', '-q', '20000', '-t', '3', '-v'], { stdio: ['ignore', out, 'ignore'] });
     closeSync(out);
+    // Overload for certain, whatever else the machine runs: the server is stopped for 400 ms
+    // in the middle of the run (taskset execs node: same pid), so the queries that arrive
+    // meanwhile wait longer than max-wait and must be dropped, not answered late.
+    const pause = setTimeout(() => {
+      server.kill('SIGSTOP');
+      setTimeout(() => server.kill('SIGCONT'), 400);
+    }, 1500);
     await new Promise((r) => perf.on('close', r));
+    clearTimeout(pause);
     const text = readFileSync(verbose, 'latin1');
     const latencies: number[] = [];
     for (const line of text.split('\n')) {
