@@ -16,6 +16,12 @@ export class PipelineEvent implements QueryEvent {
   at = 0;
   decision = -1;
   private explainer: RuleExplainer | null = null;
+  /**
+   * rule() of this query, made once: the blocked-query log, the history and the fleet figures
+   * all ask, and each answer builds an object and the rule's text.
+   */
+  private ruleMade = false;
+  private ruleRef: RuleRef | null = null;
 
   set(q: Query, outcome: Outcome, rcode: number, upstream: string, decision: number, explainer: RuleExplainer | null, at = Date.now()): void {
     this.query = q;
@@ -25,15 +31,23 @@ export class PipelineEvent implements QueryEvent {
     this.at = at;
     this.decision = decision;
     this.explainer = explainer;
+    this.ruleMade = false;
+    this.ruleRef = null;
   }
 
   /** Drops the references, so that the last query and rule set are not kept alive. */
   clear(): void {
     this.explainer = null;
+    this.ruleMade = false;
+    this.ruleRef = null;
   }
 
   rule(): RuleRef | null {
-    return this.explainer === null ? null : this.explainer.explain(this.decision);
+    if (!this.ruleMade) {
+      this.ruleRef = this.explainer === null ? null : this.explainer.explain(this.decision);
+      this.ruleMade = true;
+    }
+    return this.ruleRef;
   }
 
   elapsedMs(): number {
