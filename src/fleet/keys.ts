@@ -14,9 +14,9 @@ export const KEYS = {
   manifest: (version: number): string => `${PREFIX}policy:manifest:${version}`,
   /** A file's content, by the SHA-256 of the content: an append sends only the changed file. */
   blob: (sha256: string): string => `${PREFIX}blob:${sha256}`,
-  /** A shared cache entry: the packed answer, under the query's cache key (base64). */
-  cache: (cacheKey: string): string => `${PREFIX}cache:${Buffer.from(cacheKey, 'latin1').toString('base64')}`,
-  cachePattern: `${PREFIX}cache:*`,
+  /** A segment of the shared cache: one flush's answers of one lifetime class, as a batch (shared-cache.ts). */
+  cacheSegment: (writtenAtMs: number, node: string, seq: number): string => `${PREFIX}cache:seg:${writtenAtMs}:${seq}:${node}`,
+  cacheSegmentPattern: `${PREFIX}cache:seg:*`,
   /** Heartbeats: node name -> JSON. */
   nodes: `${PREFIX}nodes`,
   /** One hour's counters (HINCRBY): field `site|SITE|queries`, `node|NODE|blocked`, `client|SITE|IP|queries`, `bundle|SITE|NAME|blocked`. */
