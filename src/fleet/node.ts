@@ -160,6 +160,12 @@ export class FleetNode {
     if (this.cache.warmed > 0) this.log.info({ answers: this.cache.warmed }, `cache warmed with ${this.cache.warmed} answers from the fleet`);
   }
 
+  /** With --workers, once every worker is ready: their caches are warmed through `send` (see WriteThroughCache.warmWorkers). */
+  async warmWorkers(send: (batch: Buffer) => void): Promise<void> {
+    const answers = await this.cache.warmWorkers(this.link, Math.min(this.timing.warmMax, this.config.cacheSize), this.timing.warmBudgetMs, send);
+    if (answers > 0) this.log.info({ answers }, `the workers' caches warmed with ${answers} answers from the fleet`);
+  }
+
   /** null when the lease is held; else the message naming the live primary. */
   private async takeLease(): Promise<string | null> {
     const r = await acquireLease(this.link, this.config.nodeName, this.timing.leaseMs);

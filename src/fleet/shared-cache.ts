@@ -152,51 +152,85 @@ export class WriteThroughCache extends AnswerCache {
    */
   async warm(link: RedisLink, max: number, budgetMs: number): Promise<number> {
     if (!link.connected || this.size > 0 || max <= 0 || !this.keepInMemory) return 0;
-    const until = Date.now() + budgetMs;
-    let loaded = 0;
-    try {
-      const segments: { key: string; writtenAt: number }[] = [];
-      let cursor = '0';
-      do {
-        const [next, keys] = await link.send<[string, string[]]>(['SCAN', cursor, 'MATCH', KEYS.cacheSegmentPattern, 'COUNT', '1000']);
-        cursor = next;
-        for (const key of keys) {
-          const writtenAt = segmentTime(key);
-          if (writtenAt !== null) segments.push({ key, writtenAt });
-        }
-      } while (cursor !== '0' && Date.now() < until);
-      segments.sort((x, y) => y.writtenAt - x.writtenAt);
-      const taken = new Set<string>();
-      for (let s = 0; s < segments.length && loaded < max && Date.now() < until; s += 16) {
-        const group = segments.slice(s, s + 16);
-        const values = await link.sendForBuffers<(Buffer | null)[]>(['MGET', ...group.map((g) => g.key)]);
-        const now = Date.now();
-        for (let g = 0; g < group.length && loaded < max; g++) {
-          const value = values[g];
-          const batch = Buffer.isBuffer(value) ? decodeBatch(value) : null;
-          if (batch === null) continue;
-          // A time from the future is not trusted to lengthen a lifetime.
-          const ageSeconds = Math.max(0, Math.floor((now - group[g]!.writtenAt) / 1000));
-          for (const e of batch.entries) {
-            const ttl = e.ttl - ageSeconds;
-            if (ttl <= 0 || taken.has(e.key) || !plausiblePacked(e.answer)) continue;
-            taken.add(e.key);
-            super.put(e.key, e.answer, ttl);
-            if (++loaded >= max) break;
-          }
-        }
-      }
-    } catch {
-      // Redis went away while warming: start with what was read.
-    }
-    this.warmed = loaded;
-    return loaded;
+    this.warmed = await readSegments(link, max, budgetMs, (key, answer, ttl) => super.put(key, answer, ttl));
+    return this.warmed;
+  }
+
+  /**
+   * The primary process of --workers (which keeps no cache): reads the segments as `warm`
+   * does and hands them to the workers in batches of up to 1,000 answers.
+   */
+  async warmWorkers(link: RedisLink, max: number, budgetMs: number, send: (batch: Buffer) => void): Promise<number> {
+    if (!link.connected || max <= 0) return 0;
+    let keys: string[] = [];
+    let answers: PackedAnswer[] = [];
+    let ttls: number[] = [];
+    const handOn = (): void => {
+      if (keys.length > 0) send(encodeBatch(this.node, keys, answers, ttls));
+      keys = [];
+      answers = [];
+      ttls = [];
+    };
+    this.warmed = await readSegments(link, max, budgetMs, (key, answer, ttl) => {
+      keys.push(key);
+      answers.push(answer);
+      ttls.push(ttl);
+      if (keys.length === 1000) handOn();
+    });
+    handOn();
+    return this.warmed;
   }
 
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
+}
+
+/**
+ * Reads the shared cache's segments, newest first, and gives `take` each answer not already
+ * taken from a newer segment, with what is left of its lifetime: at most `max`, for at most
+ * `budgetMs`. Returns how many were taken. Redis going away ends it with what was read.
+ */
+async function readSegments(link: RedisLink, max: number, budgetMs: number, take: (key: string, answer: Buffer, ttl: number) => void): Promise<number> {
+  const until = Date.now() + budgetMs;
+  let taken = 0;
+  try {
+    const segments: { key: string; writtenAt: number }[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await link.send<[string, string[]]>(['SCAN', cursor, 'MATCH', KEYS.cacheSegmentPattern, 'COUNT', '1000']);
+      cursor = next;
+      for (const key of keys) {
+        const writtenAt = segmentTime(key);
+        if (writtenAt !== null) segments.push({ key, writtenAt });
+      }
+    } while (cursor !== '0' && Date.now() < until);
+    segments.sort((x, y) => y.writtenAt - x.writtenAt);
+    const seen = new Set<string>();
+    for (let s = 0; s < segments.length && taken < max && Date.now() < until; s += 16) {
+      const group = segments.slice(s, s + 16);
+      const values = await link.sendForBuffers<(Buffer | null)[]>(['MGET', ...group.map((g) => g.key)]);
+      const now = Date.now();
+      for (let g = 0; g < group.length && taken < max; g++) {
+        const value = values[g];
+        const batch = Buffer.isBuffer(value) ? decodeBatch(value) : null;
+        if (batch === null) continue;
+        // A time from the future is not trusted to lengthen a lifetime.
+        const ageSeconds = Math.max(0, Math.floor((now - group[g]!.writtenAt) / 1000));
+        for (const e of batch.entries) {
+          const ttl = e.ttl - ageSeconds;
+          if (ttl <= 0 || seen.has(e.key) || !plausiblePacked(e.answer)) continue;
+          seen.add(e.key);
+          take(e.key, e.answer, ttl);
+          if (++taken >= max) break;
+        }
+      }
+    }
+  } catch {
+    // Redis went away while warming: start with what was read.
+  }
+  return taken;
 }
 
 /**

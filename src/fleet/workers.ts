@@ -174,6 +174,11 @@ export class FleetSupervisor {
     }
   }
 
+  /** Every worker is ready: each starts with an empty cache, warmed now from the fleet's (as a single process warms before it answers). */
+  warmWorkers(): Promise<void> {
+    return this.node.warmWorkers((batch) => broadcast({ sinkhole: 'fleet', op: 'cache', batch }));
+  }
+
   /** A pause or resume the admin API carried out on every worker: the fleet hears it once. */
   ordered(order: PauseOrder): void {
     this.pause.onOrder?.(order);

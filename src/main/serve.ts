@@ -453,7 +453,7 @@ export async function serve(config: Config, reread: (() => Config) | null = null
         if (m?.sinkhole === 'history' && m.batch !== undefined) writer!.write(m.batch);
       });
     }
-    runPrimary(config.workers, log, output.flush, () => undefined, async () => {
+    runPrimary(config.workers, log, output.flush, () => void fleet?.warmWorkers(), async () => {
       await writer?.close();
       await fleet?.close();
     });

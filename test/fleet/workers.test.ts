@@ -126,6 +126,47 @@ t.test('a replica with --workers 2: one Redis link, both workers follow the poli
   t.ok(await within(3000, async () => clients() === withPrimary) >= 0, 'and its Redis link is closed');
 });
 
+t.test('a node started with --workers warms every worker\'s cache from the fleet\'s', async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis(t);
+  let upstreamQueries = 0;
+  const upstream = await startUpstream((q) => {
+    upstreamQueries++;
+    return { answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] };
+  });
+  t.teardown(() => upstream.close());
+  const primary = await startNode({ upstream: upstream.address, redis: redis.url, name: 'p', role: 'primary', dir: tempDir('primary'), stateDir: tempDir('sp') });
+  t.teardown(() => primary.close());
+  const names = Array.from({ length: 20 }, (_, i) => `warm${i}.example.org`);
+  for (const name of names) await ask(primary.port, name, T.A);
+  t.equal(upstreamQueries, 20, 'the primary fetched 20 names');
+  await primary.server.fleet!.flush();
+
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'serve', '--workers', '2', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.address,
+    '--blocklists', tempDir('own'), '--state-dir', tempDir('sr'), '--redis', redis.url, '--fleet-role', 'replica', '--node-name', 'rw',
+    '--rate-limit', '0', '--history', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const warmed = await within(15_000, async () => /the workers' caches warmed with 20 answers from the fleet/.test(out), 50);
+  t.ok(warmed >= 0, 'the primary process read the 20 answers and handed them on');
+  // Each name asked 12 times: the queries are spread over both workers; none reaches the upstream.
+  const before = upstreamQueries;
+  const answered = await within(3000, async () => {
+    const all = await Promise.all(names.flatMap((name) => Array.from({ length: 12 }, () => ask(port, name, T.A))));
+    return all.every((a) => a.answers[0]?.text === '192.0.2.7');
+  }, 100);
+  t.ok(answered >= 0, 'every query answered');
+  t.equal(upstreamQueries - before, 0, 'from the warmed caches: the upstream was not asked');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'stops with status 0');
+});
+
 t.test('a second primary with --workers is refused before any worker starts', async (t) => {
   if (!needRedis(t)) return;
   const redis = await startRedis(t);
