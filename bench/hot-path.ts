@@ -4,7 +4,7 @@
 // same way (SINKHOLE_BENCH_CLI=/path/to/other/dist/main/cli.js runs another build).
 // Same inputs as `npm run bench` (generate.ts), same upstream (nsd), same pinning: the server
 // on core 0, dnsperf and nsd on core 1. Options: see USAGE.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,12 +14,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
 
 const USAGE = '--only W1,W2 --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
-  '--cpu-prof DIR (one .cpuprofile per workload and round) --port-base N; after --, more options for sinkhole serve (e.g. -- --history off)';
+  '--cpu-prof DIR (one .cpuprofile per workload and round) --attach CMD (run by sh during the load, {pid} the server\'s, ' +
+  '{w} the workload, {r} the round; stopped with SIGINT after it, e.g. "perf stat -e \'syscalls:sys_enter_*mmsg\' -p {pid}") ' +
+  '--port-base N; after --, more options for sinkhole serve (e.g. -- --history off)';
 
-interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; portBase: number; serve: string[] }
+interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; attach: string | null; portBase: number; serve: string[] }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, portBase: 15500, serve: [] };
+  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, attach: null, portBase: 15500, serve: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -35,6 +37,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--duration') o.duration = Number(value());
     else if (a === '--rounds') o.rounds = Number(value());
     else if (a === '--cpu-prof') o.cpuProf = value();
+    else if (a === '--attach') o.attach = value();
     else if (a === '--port-base') o.portBase = Number(value());
     else throw new Error(`unknown option ${a} (options: ${USAGE})`);
   }
@@ -102,8 +105,17 @@ async function main(): Promise<void> {
         writeQueries(file, w, blocked, Math.ceil(o.duration * o.rate) + 1000, `hp${round}`);
         const before = cpuSeconds(server.pid!);
         const threadsBefore = threadTicks(server.pid!);
+        // A profiler or tracer over the load only (its own output: stdout and stderr pass through).
+        const attached = o.attach === null ? null
+          : spawn('sh', ['-c', o.attach.replaceAll('{pid}', String(server.pid)).replaceAll('{w}', w).replaceAll('{r}', String(round))],
+            { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
         const r = await runDnsperf(1, port, file, o.duration, { outstanding: 200, rate: o.rate });
         const cpu = cpuSeconds(server.pid!) - before;
+        if (attached !== null) {
+          const ended = new Promise((resolve) => attached.once('exit', resolve));
+          process.kill(-attached.pid!, 'SIGINT');
+          await ended;
+        }
         const perQuery = (ticks: number): string => ((ticks * 10_000) / Math.max(1, r.completed)).toFixed(2);
         const threads = [...threadTicks(server.pid!)].map(([name, t]) => {
           const b = threadsBefore.get(name) ?? { user: 0, system: 0 };

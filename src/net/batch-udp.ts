@@ -30,6 +30,27 @@ export interface BatchUdpAddon {
   setMaxWait?(handle: SocketHandle, ms: number): boolean;
   /** The interface of a link-local address's scope id ("eth0"), or the id as text. */
   interfaceName(index: number): string;
+  /** Upstream sockets (absent in addons built before them): see UpstreamSocketsAddon. */
+  upOpen?: UpstreamSocketsAddon['upOpen'];
+}
+
+declare const upstreamSetHandle: unique symbol;
+export type UpstreamSetHandle = { readonly [upstreamSetHandle]: true };
+
+/**
+ * The forwarder's one-socket-per-query UDP in the addon (batch_udp.c, "upstream sockets"):
+ * a set of sockets in one private epoll set, their answers handed over in one call.
+ */
+export interface UpstreamSocketsAddon {
+  /** `onAnswers(count, payloads)`; `meta` holds 3 int32 per answer: fd, length (or a negated errno), offset. */
+  upOpen(onAnswers: (count: number, payloads: Buffer) => void): { handle: UpstreamSetHandle; meta: ArrayBuffer };
+  /** A socket bound to a random port (port 0) and watched: its fd, or a negated errno (EMFILE...). */
+  upSocket(handle: UpstreamSetHandle, family: 4 | 6): number;
+  /** Connects (when `host` is given) and sends: 0, -(1000 + errno) for a failed connect, -(2000 + errno) for a failed send. */
+  upConnectSend(handle: UpstreamSetHandle, fd: number, host: string | null, port: number, msg: Buffer | null): number;
+  upCloseSocket(handle: UpstreamSetHandle, fd: number): void;
+  /** Stops watching; the sockets are closed by the caller first. */
+  upClose(handle: UpstreamSetHandle): void;
 }
 declare const socketHandle: unique symbol;
 export type SocketHandle = { readonly [socketHandle]: true };

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +70,8 @@ typedef struct batch_socket {
   struct batch_socket *next;
 } batch_socket;
 
-typedef struct { batch_socket *open; } addon_state;
+struct upstream_set;
+typedef struct { batch_socket *open; struct upstream_set *upstreams; } addon_state;
 
 static const char *errno_code(int err) { return uv_err_name(uv_translate_sys_error(err)); }
 
@@ -619,6 +621,335 @@ static napi_value js_interface_name(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+// ---- Upstream sockets: the forwarder's one-socket-per-query UDP (RFC 5452), without a
+// node:dgram Socket (a JS object, an EventEmitter, a libuv handle and two epoll_ctl) per
+// query. JS opens a socket bound to a random port (upSocket), connects and sends on it
+// (upConnectSend), and closes it (upCloseSocket); each socket is added to one private epoll
+// set, itself watched by one uv_poll_t, and the answers that arrived on any of them are
+// handed to JS in one call: onAnswers(count, payloads) with `meta` holding per answer
+// UP_META_WORDS int32: the socket (fd), the length (or a negated errno: ICMP errors such as
+// ECONNREFUSED on a connected socket), the offset in payloads. A datagram whose source is not
+// the socket's connected peer (or that arrived before the connect) is dropped here.
+#define UP_META_WORDS 3
+#define UP_EVENTS 256
+#define UP_ARENA_BYTES (512 * 1024)
+
+typedef struct { struct sockaddr_storage addr; socklen_t len; } up_peer;
+
+typedef struct upstream_set {
+  uv_poll_t poll;
+  int epfd;
+  int closing;
+  int closed;
+  napi_env env;
+  napi_ref self;
+  napi_ref on_answers;
+  napi_ref meta_ref;
+  napi_async_context async;
+  int32_t *meta;
+  unsigned char *arena;
+  up_peer *peers;   // by fd; len 0: not connected
+  int peers_cap;
+  struct upstream_set *next;
+} upstream_set;
+
+static void up_call_js(upstream_set *u, size_t argc, napi_value *argv) {
+  napi_env env = u->env;
+  napi_value fn, recv, result;
+  if (napi_get_reference_value(env, u->on_answers, &fn) != napi_ok || fn == NULL) return;
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, u->async, recv, fn, argc, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+}
+
+static void up_deliver(upstream_set *u, unsigned count, size_t used) {
+  if (count == 0) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(u->env, &scope);
+  napi_value argv[2];
+  void *data = NULL;
+  if (napi_create_buffer(u->env, used, &data, &argv[1]) == napi_ok) {
+    if (used > 0) memcpy(data, u->arena, used);
+    napi_create_uint32(u->env, count, &argv[0]);
+    up_call_js(u, 2, argv);
+  }
+  napi_close_handle_scope(u->env, scope);
+}
+
+static int same_peer(const up_peer *p, const struct sockaddr_storage *from) {
+  if (p->len == 0 || p->addr.ss_family != from->ss_family) return 0;
+  if (from->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&p->addr, *b = (const struct sockaddr_in *)from;
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&p->addr, *b = (const struct sockaddr_in6 *)from;
+  return a->sin6_port == b->sin6_port && memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0;
+}
+
+static void up_on_poll(uv_poll_t *handle, int status, int events) {
+  upstream_set *u = (upstream_set *)handle->data;
+  if (u->closing || status < 0) return;
+  struct epoll_event ev[UP_EVENTS];
+  int n = epoll_wait(u->epfd, ev, UP_EVENTS, 0);
+  unsigned count = 0;
+  size_t used = 0;
+  for (int i = 0; i < n && !u->closing; i++) {
+    int fd = ev[i].data.fd;
+    if (fd < 0 || fd >= u->peers_cap) continue;
+    // One datagram per socket and wake-up (level-triggered: more come next turn); an upstream
+    // socket carries one query, rarely a few at the socket cap.
+    if (UP_ARENA_BYTES - used < SLOT_BYTES) {
+      up_deliver(u, count, used);
+      count = 0;
+      used = 0;
+      if (u->closing) return;
+    }
+    struct sockaddr_storage from;
+    socklen_t from_len = sizeof from;
+    ssize_t len = recvfrom(fd, u->arena + used, SLOT_BYTES, MSG_DONTWAIT, (struct sockaddr *)&from, &from_len);
+    int32_t *m = u->meta + count * UP_META_WORDS;
+    if (len < 0) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) continue;
+      m[0] = fd;
+      m[1] = -err;
+      m[2] = (int32_t)used;
+      count++;
+      continue;
+    }
+    if (!same_peer(&u->peers[fd], &from)) continue;  // spoofed, stale, or before the connect
+    m[0] = fd;
+    m[1] = (int32_t)len;
+    m[2] = (int32_t)used;
+    used += (size_t)len;
+    count++;
+  }
+  if (!u->closing) up_deliver(u, count, used);
+}
+
+static upstream_set *up_unwrap(napi_env env, napi_value v) {
+  upstream_set *u = NULL;
+  if (napi_get_value_external(env, v, (void **)&u) != napi_ok || u == NULL) {
+    napi_throw_type_error(env, NULL, "not an upstream socket set");
+    return NULL;
+  }
+  return u;
+}
+
+static void up_free(upstream_set *u) {
+  free(u->arena);
+  free(u->peers);
+  free(u);
+}
+
+static void up_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  upstream_set *u = (upstream_set *)data;
+  if (u->closed) up_free(u);
+}
+
+// upOpen(onAnswers) -> { handle, meta: ArrayBuffer }
+static napi_value js_up_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    throw_errno(env, errno, "epoll_create1");
+    return NULL;
+  }
+  upstream_set *u = calloc(1, sizeof *u);
+  if (u != NULL) u->arena = malloc(UP_ARENA_BYTES);
+  if (u == NULL || u->arena == NULL) {
+    if (u != NULL) up_free(u);
+    close(epfd);
+    throw_errno(env, ENOMEM, "upOpen");
+    return NULL;
+  }
+  u->epfd = epfd;
+  u->env = env;
+  napi_value meta, handle, result, resource_name;
+  void *meta_data = NULL;
+  napi_create_arraybuffer(env, (size_t)UP_EVENTS * UP_META_WORDS * 4, &meta_data, &meta);
+  u->meta = (int32_t *)meta_data;
+  napi_create_reference(env, meta, 1, &u->meta_ref);
+  napi_create_reference(env, argv[0], 1, &u->on_answers);
+  napi_create_string_utf8(env, "sinkhole:upstream-udp", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &u->async);
+  napi_create_external(env, u, up_finalize, NULL, &handle);
+  napi_create_reference(env, handle, 1, &u->self);
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init(loop, &u->poll, epfd);
+  u->poll.data = u;
+  uv_poll_start(&u->poll, UV_READABLE, up_on_poll);
+  // As the dgram sockets it replaces (unref'd): queries in flight do not keep a process alive.
+  uv_unref((uv_handle_t *)&u->poll);
+  addon_state *st = NULL;
+  napi_get_instance_data(env, (void **)&st);
+  if (st != NULL) {
+    u->next = st->upstreams;
+    st->upstreams = u;
+  }
+  napi_create_object(env, &result);
+  napi_set_named_property(env, result, "handle", handle);
+  napi_set_named_property(env, result, "meta", meta);
+  return result;
+}
+
+static napi_value int_result(napi_env env, int32_t v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
+
+// upSocket(handle, family) -> fd, or a negated errno (EMFILE...): a UDP socket bound to a port
+// the kernel picks at random (Linux randomises port-0 binds), watched by the set.
+static napi_value js_up_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  upstream_set *u = up_unwrap(env, argv[0]);
+  if (u == NULL) return NULL;
+  int32_t family = 4;
+  napi_get_value_int32(env, argv[1], &family);
+  if (u->closing) return int_result(env, -EBADF);
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_result(env, -errno);
+  struct sockaddr_storage any;
+  memset(&any, 0, sizeof any);
+  socklen_t any_len;
+  if (family == 6) {
+    ((struct sockaddr_in6 *)&any)->sin6_family = AF_INET6;
+    any_len = sizeof(struct sockaddr_in6);
+  } else {
+    ((struct sockaddr_in *)&any)->sin_family = AF_INET;
+    any_len = sizeof(struct sockaddr_in);
+  }
+  struct epoll_event ev = { .events = EPOLLIN, .data = { .fd = fd } };
+  if (bind(fd, (struct sockaddr *)&any, any_len) != 0 || epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = errno;
+    close(fd);
+    return int_result(env, -err);
+  }
+  if (fd >= u->peers_cap) {
+    int cap = u->peers_cap == 0 ? 1024 : u->peers_cap;
+    while (cap <= fd) cap *= 2;
+    up_peer *peers = realloc(u->peers, (size_t)cap * sizeof *peers);
+    if (peers == NULL) {
+      close(fd);
+      return int_result(env, -ENOMEM);
+    }
+    memset(peers + u->peers_cap, 0, (size_t)(cap - u->peers_cap) * sizeof *peers);
+    u->peers = peers;
+    u->peers_cap = cap;
+  }
+  u->peers[fd].len = 0;
+  return int_result(env, fd);
+}
+
+// upConnectSend(handle, fd, host, port, msg: Buffer | null) -> 0, or a negated errno with
+// 1000 added for a failed connect (ENETUNREACH, EINVAL for a blackhole route...) and 2000 for
+// a failed send. msg null: only connect.
+static napi_value js_up_connect_send(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  upstream_set *u = up_unwrap(env, argv[0]);
+  if (u == NULL) return NULL;
+  int32_t fd = -1;
+  uint32_t port = 0;
+  char host[64];
+  size_t host_len = 0;
+  napi_get_value_int32(env, argv[1], &fd);
+  if (fd < 0 || fd >= u->peers_cap) return int_result(env, -(1000 + EBADF));
+  if (argc > 3 && napi_get_value_string_latin1(env, argv[2], host, sizeof host, &host_len) == napi_ok &&
+      napi_get_value_uint32(env, argv[3], &port) == napi_ok) {
+    struct sockaddr_storage to;
+    socklen_t to_len = 0;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &bound_len);
+    if (port > 65535 || parse_address(bound.ss_family == AF_INET6 ? 6 : 4, host, port, &to, &to_len) != 0) return int_result(env, -(1000 + EINVAL));
+    if (connect(fd, (struct sockaddr *)&to, to_len) != 0) return int_result(env, -(1000 + errno));
+    u->peers[fd].addr = to;
+    u->peers[fd].len = to_len;
+  }
+  void *data = NULL;
+  size_t len = 0;
+  napi_valuetype type;
+  napi_typeof(env, argv[4], &type);
+  if (argc > 4 && type == napi_object && napi_get_buffer_info(env, argv[4], &data, &len) == napi_ok) {
+    if (send(fd, data, len, MSG_DONTWAIT) < 0) return int_result(env, -(2000 + errno));
+  }
+  return int_result(env, 0);
+}
+
+// upCloseSocket(handle, fd): closing the descriptor takes it out of the epoll set too.
+static napi_value js_up_close_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  upstream_set *u = up_unwrap(env, argv[0]);
+  if (u == NULL) return NULL;
+  int32_t fd = -1;
+  napi_get_value_int32(env, argv[1], &fd);
+  if (fd >= 0 && fd < u->peers_cap) {
+    u->peers[fd].len = 0;
+    close(fd);
+  }
+  return NULL;
+}
+
+static void up_unlink(napi_env env, upstream_set *u) {
+  addon_state *st = NULL;
+  napi_get_instance_data(env, (void **)&st);
+  if (st == NULL) return;
+  for (upstream_set **p = &st->upstreams; *p != NULL; p = &(*p)->next) {
+    if (*p == u) {
+      *p = u->next;
+      return;
+    }
+  }
+}
+
+static void up_on_closed(uv_handle_t *handle) {
+  upstream_set *u = (upstream_set *)handle->data;
+  napi_env env = u->env;
+  close(u->epfd);
+  u->epfd = -1;
+  u->closed = 1;
+  napi_delete_reference(env, u->on_answers);
+  napi_delete_reference(env, u->meta_ref);
+  napi_async_destroy(env, u->async);
+  napi_ref self = u->self;
+  u->self = NULL;
+  napi_delete_reference(env, self);
+}
+
+// upClose(handle): stops watching (the sockets are the caller's to close first).
+static napi_value js_up_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  upstream_set *u = up_unwrap(env, argv[0]);
+  if (u == NULL || u->closing) return NULL;
+  u->closing = 1;
+  up_unlink(env, u);
+  uv_poll_stop(&u->poll);
+  uv_close((uv_handle_t *)&u->poll, up_on_closed);
+  return NULL;
+}
+
 static void cleanup_env(void *arg) {
   addon_state *st = (addon_state *)arg;
   // Environment teardown (a worker thread ending) with sockets still open: stop polling and
@@ -630,6 +961,13 @@ static void cleanup_env(void *arg) {
     s->fd = -1;
   }
   st->open = NULL;
+  for (upstream_set *u = st->upstreams; u != NULL; u = u->next) {
+    u->closing = 1;
+    uv_poll_stop(&u->poll);
+    close(u->epfd);
+    u->epfd = -1;
+  }
+  st->upstreams = NULL;
 }
 
 static void finalize_state(napi_env env, void *data, void *hint) {
@@ -650,6 +988,11 @@ NAPI_MODULE_INIT() {
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
     {"setMaxWait", NULL, js_set_max_wait, NULL, NULL, NULL, napi_default, NULL},
     {"interfaceName", NULL, js_interface_name, NULL, NULL, NULL, napi_default, NULL},
+    {"upOpen", NULL, js_up_open, NULL, NULL, NULL, napi_default, NULL},
+    {"upSocket", NULL, js_up_socket, NULL, NULL, NULL, napi_default, NULL},
+    {"upConnectSend", NULL, js_up_connect_send, NULL, NULL, NULL, napi_default, NULL},
+    {"upCloseSocket", NULL, js_up_close_socket, NULL, NULL, NULL, napi_default, NULL},
+    {"upClose", NULL, js_up_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value words;

@@ -13,13 +13,20 @@
 // so such a query fails at once with the reason (`done(null, why)`) instead of waiting for
 // its retransmission timeout: the forwarder moves to the next upstream at once.
 //
+// Where the batched-UDP addon is built (src/net/batch-udp), the sockets are the addon's: the
+// same socket, bind, connect and close per query, without a node:dgram Socket (a JS object,
+// an EventEmitter, a libuv handle, two epoll_ctl) each; the answers of every socket come to
+// JavaScript in one call per turn of the event loop. SINKHOLE_BATCH_UDP=off keeps dgram.
+//
 // A response is taken only from the address and port it was sent to, with the same ID and the
 // same question. Retransmission times and expiries are found by one sweep over the pending
 // table every SWEEP_MS, not by a timer per query.
 import { Random16 } from './random16.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { answersQuestion } from '../../../wire/response.js';
+import { constants } from 'node:os';
 import { literalLookup, type Endpoint } from '../../../net/endpoint.js';
+import { loadBatchUdp, type UpstreamSocketsAddon, type UpstreamSetHandle } from '../../../net/batch-udp.js';
 import { unreachableReason } from './unreachable.js';
 
 const SWEEP_MS = 25;
@@ -39,7 +46,20 @@ export interface UdpUpstreamOptions {
   maxSockets?: number;
   /** Spare sockets bound ahead of need at most (default a quarter of maxSockets; 0: each opened by its query). */
   spareSockets?: number;
+  /** The addon's upstream sockets; null: node:dgram. By default the addon's where it is built. */
+  native?: UpstreamSocketsAddon | null;
 }
+
+/** errno number -> code ('EMFILE'), for the addon's negated errnos. */
+const ERRNO_CODES = new Map<number, string>(Object.entries(constants.errno).map(([code, n]) => [n, code]));
+
+function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = ERRNO_CODES.get(errno) ?? `errno ${errno}`;
+  return Object.assign(new Error(`${syscall} ${code}`), { code, errno: -errno, syscall });
+}
+
+/** The addon's upstream set, opened with the first socket. */
+interface NativeSet { addon: UpstreamSocketsAddon; handle: UpstreamSetHandle; meta: Int32Array }
 
 /** For metrics: sockets opened, queries that had to share one (the cap), and sockets opened on the query path (pool empty). */
 export interface UdpUpstreamCounters {
@@ -49,7 +69,11 @@ export interface UdpUpstreamCounters {
 }
 
 interface Port {
-  socket: Socket;
+  /** node:dgram's socket, or null on the addon's (then `fd`). */
+  socket: Socket | null;
+  fd: number;
+  /** Addon sockets: connected to `upstream` yet (the connect goes with the first send). */
+  connected: boolean;
   slot: number;
   family: 4 | 6;
   /** Queries waiting on this socket. */
@@ -100,11 +124,21 @@ export class UdpUpstreamClient {
   private lastErrorAt = 0;
   private unreportedErrors = 0;
   readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0, openedOnDemand: 0 };
+  private readonly nativeAddon: UpstreamSocketsAddon | null;
+  private native: NativeSet | null = null;
+  /** Addon sockets by descriptor. */
+  private readonly byFd: (Port | undefined)[] = [];
 
   constructor(private readonly onError: (err: Error) => void, options: UdpUpstreamOptions = {}) {
     this.maxSockets = Math.max(1, Math.min(32768, options.maxSockets ?? DEFAULT_MAX_UPSTREAM_SOCKETS));
     this.spareMax = Math.max(0, Math.min(options.spareSockets ?? Math.floor(this.maxSockets / 4), Math.floor(this.maxSockets / 4)));
     this.limit = this.maxSockets;
+    if (options.native !== undefined) this.nativeAddon = options.native;
+    else {
+      const addon = loadBatchUdp().addon;
+      // An addon built before the upstream sockets existed: dgram.
+      this.nativeAddon = addon !== null && typeof addon.upOpen === 'function' ? addon as unknown as UpstreamSocketsAddon : null;
+    }
     this.slots = new Array<Port | null>(this.maxSockets).fill(null);
     this.freeSlots = Array.from({ length: this.maxSockets }, (_, i) => this.maxSockets - 1 - i);
   }
@@ -129,8 +163,9 @@ export class UdpUpstreamClient {
     if (this.limit < this.maxSockets && Date.now() - this.limitedAt > LIMITED_MS) this.limit = this.maxSockets;
     if (this.allSockets >= this.limit) return null;
     const slot = this.freeSlots.pop()!;
+    if (this.nativeAddon !== null) return this.openNative(family, slot);
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
-    const port: Port = { socket, slot, family, pending: 0, at: -1, upstream: null, failed: false };
+    const port: Port = { socket, fd: -1, connected: true, slot, family, pending: 0, at: -1, upstream: null, failed: false };
     socket.on('message', (msg, rinfo) => this.receive(slot, msg, rinfo.address, rinfo.port));
     socket.on('error', (err) => this.socketError(port, err));
     this.slots[slot] = port;
@@ -141,6 +176,43 @@ export class UdpUpstreamClient {
     socket.bind({ port: 0, exclusive: true });
     socket.unref();
     return port.failed ? null : port;
+  }
+
+  /** openSocket on the addon: socket, bind to port 0 (random), watched by the set. */
+  private openNative(family: 4 | 6, slot: number): Port | null {
+    if (this.native === null) {
+      const addon = this.nativeAddon!;
+      const opened = addon.upOpen((count, payloads) => this.receiveNative(count, payloads));
+      this.native = { addon, handle: opened.handle, meta: new Int32Array(opened.meta) };
+    }
+    const fd = this.native.addon.upSocket(this.native.handle, family);
+    const port: Port = { socket: null, fd, connected: false, slot, family, pending: 0, at: -1, upstream: null, failed: false };
+    this.slots[slot] = port;
+    this.counters.socketsOpened++;
+    if (fd < 0) {
+      port.fd = -1;
+      this.socketError(port, errnoError(-fd, 'bind'));
+      return null;
+    }
+    this.byFd[fd] = port;
+    return port;
+  }
+
+  /** The answers that came on addon sockets since the last turn: see batch_udp.c (upstream sockets). */
+  private receiveNative(count: number, payloads: Buffer): void {
+    const meta = this.native!.meta;
+    for (let i = 0, o = 0; i < count; i++, o += 3) {
+      const port = this.byFd[meta[o]!];
+      if (port === undefined) continue;
+      const len = meta[o + 1]!;
+      if (len < 0) {
+        this.socketError(port, errnoError(-len, 'recvmsg'));
+        continue;
+      }
+      // The addon took it only from the socket's connected peer (the upstream).
+      const offset = meta[o + 2]!;
+      this.receive(port.slot, payloads.subarray(offset, offset + len), null, 0);
+    }
   }
 
   /**
@@ -179,8 +251,9 @@ export class UdpUpstreamClient {
     port.at = this.open[family].length;
     this.open[family].push(port);
     // No packet is sent: the kernel picks the route now (an unreachable one fails here, told
-    // through the 'error' event) and from now on reports ICMP errors for this peer.
-    port.socket.connect(upstream.port, upstream.host);
+    // through the 'error' event) and from now on reports ICMP errors for this peer. (Addon
+    // sockets: in the same native call as the first send.)
+    if (port.socket !== null) port.socket.connect(upstream.port, upstream.host);
     return port;
   }
 
@@ -265,7 +338,12 @@ export class UdpUpstreamClient {
       const at = spares.indexOf(port);
       if (at >= 0) spares.splice(at, 1);
     }
-    port.socket.close();
+    if (port.socket !== null) port.socket.close();
+    else if (port.fd >= 0) {
+      this.byFd[port.fd] = undefined;
+      this.native!.addon.upCloseSocket(this.native!.handle, port.fd);
+      port.fd = -1;
+    }
   }
 
   /** One query less on `port`; with none left its socket is closed and the slot freed. */
@@ -316,7 +394,8 @@ export class UdpUpstreamClient {
         else done(null, why);
       }
     };
-    try {
+    if (port.socket === null) this.sendNative(port, upstream, msg, sent);
+    else try {
       port.socket.send(msg, sent);
     } catch {
       // The connect failed (no route...): the socket is not connected, so send() refuses the
@@ -329,6 +408,29 @@ export class UdpUpstreamClient {
     return key;
   }
 
+  /**
+   * The addon's connect (with the first query) and send in one call. A failure is told as
+   * dgram tells it, after this call returns: a failed connect as a socket error (unreachable
+   * routes fail the socket's queries with the reason), a failed send to the query's callback.
+   */
+  private sendNative(port: Port, upstream: Endpoint, msg: Buffer, sent: (err: Error | null) => void): void {
+    const { addon, handle } = this.native!;
+    let status: number;
+    if (port.connected) status = addon.upConnectSend(handle, port.fd, null, 0, msg);
+    else {
+      port.connected = true;
+      status = addon.upConnectSend(handle, port.fd, upstream.host, upstream.port, msg);
+    }
+    if (status === 0) return;
+    const connectFailed = status > -2000;
+    const err = errnoError(connectFailed ? -status - 1000 : -status - 2000, connectFailed ? 'connect' : 'send');
+    process.nextTick(() => {
+      if (connectFailed) {
+        if (this.slots[port.slot] === port) this.socketError(port, err);
+      } else sent(err);
+    });
+  }
+
   /** Stops waiting for a try whose query was answered by another one. */
   cancel(handle: number): void {
     const entry = this.pending.get(handle);
@@ -337,7 +439,8 @@ export class UdpUpstreamClient {
     this.release(entry.port);
   }
 
-  private receive(slot: number, msg: Buffer, address: string, port: number): void {
+  /** `address` null: the source was checked already (the addon's sockets). */
+  private receive(slot: number, msg: Buffer, address: string | null, port: number): void {
     if (msg.length < 12) return;
     const key = slot * 65536 + msg.readUInt16BE(0);
     const entry = this.pending.get(key);
@@ -345,7 +448,7 @@ export class UdpUpstreamClient {
     // A reply from elsewhere, or to another question, is spoofed or stale: ignore it and
     // keep waiting for the real one. (A connected socket gets only its peer's datagrams;
     // checked all the same.)
-    if (port !== entry.upstream.port || address !== entry.upstream.host) return;
+    if (address !== null && (port !== entry.upstream.port || address !== entry.upstream.host)) return;
     if (!answersQuestion(msg, entry.qnameKey, entry.qtype, entry.qclass)) return;
     this.pending.delete(key);
     this.release(entry.port);
@@ -380,8 +483,15 @@ export class UdpUpstreamClient {
     const waiting = [...this.pending.values()];
     this.pending.clear();
     for (const entry of waiting) entry.done(null);
-    for (const port of this.slots) port?.socket.close();
+    for (const port of this.slots) {
+      if (port === null) continue;
+      if (port.socket !== null) port.socket.close();
+      else if (port.fd >= 0) this.native!.addon.upCloseSocket(this.native!.handle, port.fd);
+    }
     this.slots.fill(null);
+    this.byFd.length = 0;
+    if (this.native !== null) this.native.addon.upClose(this.native.handle);
+    this.native = null;
     this.open[4].length = 0;
     this.open[6].length = 0;
     this.spares[4].length = 0;
