@@ -854,6 +854,7 @@ static napi_value js_up_socket(napi_env env, napi_callback_info info) {
     u->peers_cap = cap;
   }
   u->peers[fd].len = 0;
+  u->peers[fd].addr.ss_family = family == 6 ? AF_INET6 : AF_INET;  // for the connect: no getsockname
   return int_result(env, fd);
 }
 
@@ -876,10 +877,8 @@ static napi_value js_up_connect_send(napi_env env, napi_callback_info info) {
       napi_get_value_uint32(env, argv[3], &port) == napi_ok) {
     struct sockaddr_storage to;
     socklen_t to_len = 0;
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof bound;
-    getsockname(fd, (struct sockaddr *)&bound, &bound_len);
-    if (port > 65535 || parse_address(bound.ss_family == AF_INET6 ? 6 : 4, host, port, &to, &to_len) != 0) return int_result(env, -(1000 + EINVAL));
+    int family = u->peers[fd].addr.ss_family == AF_INET6 ? 6 : 4;
+    if (port > 65535 || parse_address(family, host, port, &to, &to_len) != 0) return int_result(env, -(1000 + EINVAL));
     if (connect(fd, (struct sockaddr *)&to, to_len) != 0) return int_result(env, -(1000 + errno));
     u->peers[fd].addr = to;
     u->peers[fd].len = to_len;
@@ -905,6 +904,7 @@ static napi_value js_up_close_socket(napi_env env, napi_callback_info info) {
   napi_get_value_int32(env, argv[1], &fd);
   if (fd >= 0 && fd < u->peers_cap) {
     u->peers[fd].len = 0;
+    u->peers[fd].addr.ss_family = AF_UNSPEC;
     close(fd);
   }
   return NULL;

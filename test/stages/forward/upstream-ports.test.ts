@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parseEndpoint, type Endpoint } from '../../../src/net/endpoint.js';
 import { DEFAULT_SPARE_SOCKETS, MIN_SPARE_SOCKETS, UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
+import { loadBatchUdp } from '../../../src/net/batch-udp.js';
 import { mustKey } from '../../../src/wire/names.js';
 import { buildQuery, decode, T } from '../../helpers/dns.js';
 import { serverWithUpstream } from '../../helpers/server.js';
@@ -76,6 +77,51 @@ t.test('5,000 forwarded queries leave from at least 4,000 distinct source ports,
   t.ok(steps < 20, `consecutive IDs rarely follow each other (${steps} times)`);
   // What stays open is the pool of spares, bound ahead for the next queries (at most DEFAULT_SPARE_SOCKETS).
   t.ok(openSockets() <= socketsBefore + 2 + DEFAULT_SPARE_SOCKETS, `no query's socket left open (${socketsBefore} before, ${openSockets()} after)`);
+});
+
+t.test('the addon\'s sockets where it is built (node:dgram with SINKHOLE_BATCH_UDP=off); both: one random port per query, forged datagrams ignored', async (t) => {
+  const load = loadBatchUdp();
+  const expected = load.addon !== null ? 'addon' : 'dgram';
+  if (load.addon === null && process.env.CI && process.env.SINKHOLE_BATCH_UDP !== 'off') t.fail(`the addon must be built in CI: ${load.reason}`);
+  const kinds = load.addon === null ? [null] : [undefined, null];
+  for (const native of kinds) {
+    // A live upstream that also forges: at once, from another port, the same ID and question
+    // with NXDOMAIN; 20 ms later the real answer (NOERROR) from its own port.
+    const responder = createSocket('udp4');
+    const forger = createSocket('udp4');
+    const seen = new Set<number>();
+    responder.on('message', (m, from) => {
+      seen.add(from.port);
+      const forged = Buffer.from(m);
+      forged[2]! |= 0x80;
+      forged[3] = (forged[3]! & 0xf0) | 3;
+      forger.send(forged, from.port, '127.0.0.1');
+      const answer = Buffer.from(m);
+      answer[2]! |= 0x80;
+      setTimeout(() => responder.send(answer, from.port, from.address), 20);
+    });
+    await new Promise<void>((r) => responder.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => forger.bind(0, '127.0.0.1', () => r()));
+    const client = new UdpUpstreamClient((err) => t.fail(err.message), native === null ? { native: null } : {});
+    const kind = native === null ? 'dgram' : expected;
+    t.equal(client.sockets, kind, `sockets: ${kind}`);
+    const upstream = { host: '127.0.0.1', port: responder.address().port, family: 4 as const, label: 'x' };
+    const answers: (Buffer | null)[] = [];
+    const started = Date.now();
+    for (let i = 0; i < 40; i++) {
+      const name = `k${i}.kind.example`;
+      answers.push(await new Promise<Buffer | null>((resolve) => {
+        client.send(upstream, buildQuery(name, T.A, { id: 7 }), mustKey(name), T.A, 1, Date.now() + 2000, resolve);
+      }));
+    }
+    t.equal(answers.filter((a) => a !== null).length, 40, `${kind}: 40 answered (${Date.now() - started} ms)`);
+    t.equal(answers.filter((a) => a !== null && decode(a).rcode === 0).length, 40, `${kind}: each with the real answer, none with the forged one`);
+    t.ok(seen.size >= 38, `${kind}: ${seen.size} source ports for 40 queries`);
+    t.equal(client.openSockets, 0, `${kind}: no socket in use afterwards`);
+    client.close();
+    responder.close();
+    forger.close();
+  }
 });
 
 t.test('spare sockets: bound ahead on random ports off the query path, each used for one query, put back after each turn', async (t) => {

@@ -125,7 +125,9 @@ export class UdpUpstreamClient {
   private unreportedErrors = 0;
   readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0, openedOnDemand: 0 };
   private readonly nativeAddon: UpstreamSocketsAddon | null;
-  private native: NativeSet | null = null;
+  private nativeSet: NativeSet | null = null;
+  /** Whose sockets: the batched-UDP addon's, or node:dgram's (SINKHOLE_BATCH_UDP=off, or no addon). */
+  readonly sockets: 'addon' | 'dgram';
   /** Addon sockets by descriptor. */
   private readonly byFd: (Port | undefined)[] = [];
 
@@ -139,6 +141,7 @@ export class UdpUpstreamClient {
       // An addon built before the upstream sockets existed: dgram.
       this.nativeAddon = addon !== null && typeof addon.upOpen === 'function' ? addon as unknown as UpstreamSocketsAddon : null;
     }
+    this.sockets = this.nativeAddon === null ? 'dgram' : 'addon';
     this.slots = new Array<Port | null>(this.maxSockets).fill(null);
     this.freeSlots = Array.from({ length: this.maxSockets }, (_, i) => this.maxSockets - 1 - i);
   }
@@ -180,12 +183,12 @@ export class UdpUpstreamClient {
 
   /** openSocket on the addon: socket, bind to port 0 (random), watched by the set. */
   private openNative(family: 4 | 6, slot: number): Port | null {
-    if (this.native === null) {
+    if (this.nativeSet === null) {
       const addon = this.nativeAddon!;
       const opened = addon.upOpen((count, payloads) => this.receiveNative(count, payloads));
-      this.native = { addon, handle: opened.handle, meta: new Int32Array(opened.meta) };
+      this.nativeSet = { addon, handle: opened.handle, meta: new Int32Array(opened.meta) };
     }
-    const fd = this.native.addon.upSocket(this.native.handle, family);
+    const fd = this.nativeSet.addon.upSocket(this.nativeSet.handle, family);
     const port: Port = { socket: null, fd, connected: false, slot, family, pending: 0, at: -1, upstream: null, failed: false };
     this.slots[slot] = port;
     this.counters.socketsOpened++;
@@ -200,7 +203,7 @@ export class UdpUpstreamClient {
 
   /** The answers that came on addon sockets since the last turn: see batch_udp.c (upstream sockets). */
   private receiveNative(count: number, payloads: Buffer): void {
-    const meta = this.native!.meta;
+    const meta = this.nativeSet!.meta;
     for (let i = 0, o = 0; i < count; i++, o += 3) {
       const port = this.byFd[meta[o]!];
       if (port === undefined) continue;
@@ -341,7 +344,7 @@ export class UdpUpstreamClient {
     if (port.socket !== null) port.socket.close();
     else if (port.fd >= 0) {
       this.byFd[port.fd] = undefined;
-      this.native!.addon.upCloseSocket(this.native!.handle, port.fd);
+      this.nativeSet!.addon.upCloseSocket(this.nativeSet!.handle, port.fd);
       port.fd = -1;
     }
   }
@@ -385,18 +388,11 @@ export class UdpUpstreamClient {
     const entry: Pending = { port, upstream, qnameKey, qtype, qclass, expiresAt, done, retryAt, retry };
     this.pending.set(key, entry);
     port.pending++;
-    const sent = (err: Error | null): void => {
-      if (err && this.pending.get(key) === entry) {
-        this.pending.delete(key);
-        this.release(port);
-        const why = unreachableReason(upstream.label, (err as NodeJS.ErrnoException).code);
-        if (why === null) done(null);
-        else done(null, why);
-      }
-    };
-    if (port.socket === null) this.sendNative(port, upstream, msg, sent);
+    if (port.socket === null) this.sendNative(port, upstream, msg, key, entry);
     else try {
-      port.socket.send(msg, sent);
+      port.socket.send(msg, (err) => {
+        if (err) this.sendFailed(key, entry, err);
+      });
     } catch {
       // The connect failed (no route...): the socket is not connected, so send() refuses the
       // call; the connect's error comes next tick through 'error' and fails this query with the reason.
@@ -413,8 +409,8 @@ export class UdpUpstreamClient {
    * dgram tells it, after this call returns: a failed connect as a socket error (unreachable
    * routes fail the socket's queries with the reason), a failed send to the query's callback.
    */
-  private sendNative(port: Port, upstream: Endpoint, msg: Buffer, sent: (err: Error | null) => void): void {
-    const { addon, handle } = this.native!;
+  private sendNative(port: Port, upstream: Endpoint, msg: Buffer, key: number, entry: Pending): void {
+    const { addon, handle } = this.nativeSet!;
     let status: number;
     if (port.connected) status = addon.upConnectSend(handle, port.fd, null, 0, msg);
     else {
@@ -427,8 +423,18 @@ export class UdpUpstreamClient {
     process.nextTick(() => {
       if (connectFailed) {
         if (this.slots[port.slot] === port) this.socketError(port, err);
-      } else sent(err);
+      } else this.sendFailed(key, entry, err);
     });
+  }
+
+  /** A send the kernel refused: the try fails now (with the reason when the upstream is unreachable). */
+  private sendFailed(key: number, entry: Pending, err: NodeJS.ErrnoException): void {
+    if (this.pending.get(key) !== entry) return;
+    this.pending.delete(key);
+    this.release(entry.port);
+    const why = unreachableReason(entry.upstream.label, err.code);
+    if (why === null) entry.done(null);
+    else entry.done(null, why);
   }
 
   /** Stops waiting for a try whose query was answered by another one. */
@@ -486,12 +492,12 @@ export class UdpUpstreamClient {
     for (const port of this.slots) {
       if (port === null) continue;
       if (port.socket !== null) port.socket.close();
-      else if (port.fd >= 0) this.native!.addon.upCloseSocket(this.native!.handle, port.fd);
+      else if (port.fd >= 0) this.nativeSet!.addon.upCloseSocket(this.nativeSet!.handle, port.fd);
     }
     this.slots.fill(null);
     this.byFd.length = 0;
-    if (this.native !== null) this.native.addon.upClose(this.native.handle);
-    this.native = null;
+    if (this.nativeSet !== null) this.nativeSet.addon.upClose(this.nativeSet.handle);
+    this.nativeSet = null;
     this.open[4].length = 0;
     this.open[6].length = 0;
     this.spares[4].length = 0;
