@@ -635,7 +635,9 @@ static napi_value js_interface_name(napi_env env, napi_callback_info info) {
 #define UP_EVENTS 256
 #define UP_ARENA_BYTES (512 * 1024)
 
-typedef struct { struct sockaddr_storage addr; socklen_t len; } up_peer;
+// By fd: `open` while the set owns it (a number JS closed may be reused by any descriptor of
+// the process); `len` 0 until connected.
+typedef struct { struct sockaddr_storage addr; socklen_t len; int open; } up_peer;
 
 typedef struct upstream_set {
   uv_poll_t poll;
@@ -703,7 +705,7 @@ static void up_on_poll(uv_poll_t *handle, int status, int events) {
   size_t used = 0;
   for (int i = 0; i < n && !u->closing; i++) {
     int fd = ev[i].data.fd;
-    if (fd < 0 || fd >= u->peers_cap) continue;
+    if (fd < 0 || fd >= u->peers_cap || !u->peers[fd].open) continue;
     // One datagram per socket and wake-up (level-triggered: more come next turn); an upstream
     // socket carries one query, rarely a few at the socket cap.
     if (UP_ARENA_BYTES - used < SLOT_BYTES) {
@@ -854,6 +856,7 @@ static napi_value js_up_socket(napi_env env, napi_callback_info info) {
     u->peers_cap = cap;
   }
   u->peers[fd].len = 0;
+  u->peers[fd].open = 1;
   u->peers[fd].addr.ss_family = family == 6 ? AF_INET6 : AF_INET;  // for the connect: no getsockname
   return int_result(env, fd);
 }
@@ -872,7 +875,7 @@ static napi_value js_up_connect_send(napi_env env, napi_callback_info info) {
   char host[64];
   size_t host_len = 0;
   napi_get_value_int32(env, argv[1], &fd);
-  if (fd < 0 || fd >= u->peers_cap) return int_result(env, -(1000 + EBADF));
+  if (fd < 0 || fd >= u->peers_cap || !u->peers[fd].open) return int_result(env, -(1000 + EBADF));
   if (argc > 3 && napi_get_value_string_latin1(env, argv[2], host, sizeof host, &host_len) == napi_ok &&
       napi_get_value_uint32(env, argv[3], &port) == napi_ok) {
     struct sockaddr_storage to;
@@ -902,7 +905,8 @@ static napi_value js_up_close_socket(napi_env env, napi_callback_info info) {
   if (u == NULL) return NULL;
   int32_t fd = -1;
   napi_get_value_int32(env, argv[1], &fd);
-  if (fd >= 0 && fd < u->peers_cap) {
+  if (fd >= 0 && fd < u->peers_cap && u->peers[fd].open) {
+    u->peers[fd].open = 0;
     u->peers[fd].len = 0;
     u->peers[fd].addr.ss_family = AF_UNSPEC;
     close(fd);
