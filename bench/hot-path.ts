@@ -13,7 +13,7 @@ import { blockedNames, FORWARD_DOMAIN, HOT_SET, writeLists, writeQueries, type W
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
 
-const USAGE = '--only W1,W2 --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
+const USAGE = '--only W1,W2 (W3, W4 too; W4 below ~20000 q/s) --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
   '--cpu-prof DIR (one .cpuprofile per workload and round) --attach CMD (run by sh during the load, {pid} the server\'s, ' +
   '{w} the workload, {r} the round; stopped with SIGINT after it, e.g. "perf stat -e \'syscalls:sys_enter_*mmsg\' -p {pid}") ' +
   '--port-base N; after --, more options for sinkhole serve (e.g. -- --history off)';
