@@ -130,6 +130,7 @@ export class UdpUpstreamClient {
   readonly sockets: 'addon' | 'dgram';
   /** Addon sockets by descriptor. */
   private readonly byFd: (Port | undefined)[] = [];
+  private readonly batchPorts: (Port | undefined)[] = [];
 
   constructor(private readonly onError: (err: Error) => void, options: UdpUpstreamOptions = {}) {
     this.maxSockets = Math.max(1, Math.min(32768, options.maxSockets ?? DEFAULT_MAX_UPSTREAM_SOCKETS));
@@ -204,9 +205,14 @@ export class UdpUpstreamClient {
   /** The answers that came on addon sockets since the last turn: see batch_udp.c (upstream sockets). */
   private receiveNative(count: number, payloads: Buffer): void {
     const meta = this.nativeSet!.meta;
+    // The sockets as they were when these came: handling one answer may close a socket (its
+    // other try is cancelled) and a new one may get its number before its entry is reached.
+    const ports = this.batchPorts;
+    for (let i = 0, o = 0; i < count; i++, o += 3) ports[i] = this.byFd[meta[o]!];
     for (let i = 0, o = 0; i < count; i++, o += 3) {
-      const port = this.byFd[meta[o]!];
-      if (port === undefined) continue;
+      const port = ports[i];
+      ports[i] = undefined;
+      if (port === undefined || this.byFd[meta[o]!] !== port) continue;
       const len = meta[o + 1]!;
       if (len < 0) {
         this.socketError(port, errnoError(-len, 'recvmsg'));
