@@ -19,10 +19,41 @@ export interface RuleRef {
 /**
  * The name map and the suffix filter are split into SHARDS parts. A JS Map or Set rehashes
  * every entry in one step when it grows (27 ms at 512k entries on our machine), which would
- * hold up every query during a reload of a big list; 64 small ones each grow in well under
- * a millisecond.
+ * hold up every query during a reload of a big list; small ones each grow in well under a
+ * millisecond. An append copies the shards its names go into (RuleSet.extend): at a
+ * million rules a shard holds ~4,000 names, copied in 0.2-0.5 ms, where 64 shards of
+ * ~16,000 took 1-2.5 ms and left four times the garbage.
  */
-const SHARDS = 64;
+const SHARDS = 256;
+
+/**
+ * Room left after the last rule in the per-rule arrays (RuleSet) and the per-key arrays of
+ * a big file (list-file.ts), so that an append writes its rules in place instead of copying
+ * arrays of a million entries: a copy per append (15 MB at a million rules) is what set off
+ * the full collections, with marking steps of 20-50 ms, that held queries up during appends.
+ */
+export function withRoom(count: number): number {
+  return count + (count >> 5) + 64;
+}
+
+/**
+ * The per-rule arrays of a set and of the sets extended from it. A set extended from the
+ * set that last wrote here writes its new rules after `used` in place; the set it extends
+ * only ever reads below its own rule count, so it is not changed. Any other set (one
+ * extended from an older set, or a second extension of the same set) copies.
+ */
+interface RuleArrays {
+  fileOf: Uint16Array;
+  indexOf: Uint32Array;
+  sameName: Int32Array;
+  /** Rules written by the last set that used these arrays. */
+  used: number;
+}
+
+function newRuleArrays(count: number): RuleArrays {
+  const room = withRoom(count);
+  return { fileOf: new Uint16Array(room), indexOf: new Uint32Array(room), sameName: new Int32Array(room).fill(-1), used: count };
+}
 
 /**
  * Which shard holds key[off..], given `tail`, the hash of the key's last two labels: every
@@ -86,19 +117,25 @@ export class RuleSet {
   /** Rules of a single label (a whole TLD such as `zip`): few, and looked up last. */
   private topLevel: Map<string, number>;
   private nameCount = 0;
-  private readonly fileOf: Uint16Array;
+  /** Shared with the sets extended from this one (see RuleArrays); read only below nameRuleCount. */
+  private arrays!: RuleArrays;
+  /** False while the arrays are shared with the set extended (which reads them below baseCount). */
+  private ownArrays = true;
+  /** Rules of the set extended (0 for a full build): entries below it must not change. */
+  private readonly baseCount: number;
+  private fileOf!: Uint16Array;
   /**
    * Where rule g is in its file. Rule numbers follow the files in order at a full build;
    * rules appended later get the next numbers, so that an append renumbers nothing.
    */
-  private readonly indexOf: Uint32Array;
+  private indexOf!: Uint32Array;
   /** Each file's bundle as an index (bundle-ids.ts), for the group tables. */
   readonly fileBundle: Uint16Array;
   /**
    * The next rule with the same name in another place (file), or -1: the map holds the
    * first, and a group that does not block the first's bundle may block another's.
    */
-  private readonly sameName: Int32Array;
+  private sameName!: Int32Array;
   private readonly ipRules: { cidr: Cidr; file: number; line: number }[] = [];
   /**
    * Hash of the last two labels of every rule's name (`hotmail.com` for
@@ -124,10 +161,20 @@ export class RuleSet {
     let total = 0;
     for (const f of files) total += f.lines.length;
     this.nameRuleCount = total;
-    this.fileOf = new Uint16Array(total);
-    this.indexOf = new Uint32Array(total);
     this.fileBundle = Uint16Array.from(files, (f) => bundleId(f.bundle));
-    this.sameName = new Int32Array(total).fill(-1);
+    this.baseCount = base?.nameRuleCount ?? 0;
+    const shared = base?.arrays;
+    if (shared !== undefined && shared.used === base!.nameRuleCount && shared.fileOf.length >= total) {
+      // In place: the rules of `base` stay where they are, the new ones go after them.
+      shared.used = total;
+      this.useArrays(shared);
+      this.ownArrays = false;
+    } else if (base !== undefined) {
+      // Typed arrays copy with a memcpy: a few ms for a million rules, once per ~30,000 rules appended.
+      this.copyArrays(base.fileOf, base.indexOf, base.sameName);
+    } else {
+      this.useArrays(newRuleArrays(total));
+    }
     if (base === undefined) {
       this.names = Array.from({ length: SHARDS }, () => new Map<string, number>());
       this.suffixes = Array.from({ length: SHARDS }, () => new Map<number, number>());
@@ -143,10 +190,6 @@ export class RuleSet {
       this.ownSuffixes = new Array<boolean>(SHARDS).fill(false);
       this.ownTopLevel = false;
       this.nameCount = base.nameCount;
-      // Typed arrays copy with a memcpy: a few ms at most for a million rules.
-      this.fileOf.set(base.fileOf);
-      this.indexOf.set(base.indexOf);
-      this.sameName.set(base.sameName);
     }
     if (fillNow) runAll(this.fill());
   }
@@ -167,6 +210,24 @@ export class RuleSet {
     const set = new RuleSet(files, false, base);
     await runSliced(set.add(base.nameRuleCount, appends));
     return set;
+  }
+
+  /** Views of `arrays` as long as this set. */
+  private useArrays(arrays: RuleArrays): void {
+    this.arrays = arrays;
+    this.fileOf = arrays.fileOf.subarray(0, this.nameRuleCount);
+    this.indexOf = arrays.indexOf.subarray(0, this.nameRuleCount);
+    this.sameName = arrays.sameName.subarray(0, this.nameRuleCount);
+  }
+
+  /** Arrays of this set's own, with room for appends, holding the given ones' entries. */
+  private copyArrays(fileOf: Uint16Array, indexOf: Uint32Array, sameName: Int32Array): void {
+    const arrays = newRuleArrays(this.nameRuleCount);
+    arrays.fileOf.set(fileOf);
+    arrays.indexOf.set(indexOf);
+    arrays.sameName.set(sameName);
+    this.useArrays(arrays);
+    this.ownArrays = true;
   }
 
   private *fill(): Generator<void> {
@@ -192,6 +253,8 @@ export class RuleSet {
         if ((g & (YIELD_EVERY - 1)) === 0) yield;
         this.fileOf[g] = fileIndex;
         this.indexOf[g] = i;
+        // Shared arrays may hold what an abandoned extension wrote here.
+        this.sameName[g] = -1;
         if (this.place(g, f.keys[i]!)) yield;
       }
     }
@@ -243,6 +306,12 @@ export class RuleSet {
       map.set(key, g);
       this.sameName[g] = existing;
     } else {
+      if (existing < this.baseCount && !this.ownArrays) {
+        // Chaining behind a rule of the set extended changes an entry it reads: this set
+        // takes arrays of its own (rare: a name appended that an earlier file lists too).
+        this.copyArrays(this.fileOf, this.indexOf, this.sameName);
+        this.ownArrays = copied = true;
+      }
       this.sameName[g] = this.sameName[existing]!;
       this.sameName[existing] = g;
     }
