@@ -410,9 +410,10 @@ export async function readAppended(path: string, old: ListFile, options: ReadOpt
     { line: old.nextLine, hash }), options);
   // The keys array is shared with `old` and grows in place: copying a million-entry array
   // costs 10-50 ms of pause. `old`'s rule set only ever looks at its first lines.length keys.
-  const keys = old.keys as string[];
+  // Longer already: another version was extended from `old` (a reload that was not swapped
+  // in); it may still be in use, so this one gets a copy.
   const from = old.lines.length;
-  keys.length = from;
+  const keys = old.keys.length === from ? old.keys as string[] : old.keys.slice(0, from);
   for (const key of added.keys) keys.push(key);
   const file: ListFile = {
     ...old, keys, ...appendRows(old, added),

@@ -155,3 +155,31 @@ t.test('appends to a big file keep every rule and the groups\' chains', async (t
   const m = rules.matchFor(mustKey('n1.big.example'), active, 0);
   t.equal(m >= 0 && rules.describe(ruleOf(m)).file.endsWith('z.txt'), true, 'a rule of z.txt found for a group of bundle z');
 });
+
+t.test('one version extended twice: each extension keeps its own appended rules', async (t) => {
+  // Appends write after the last rule of the arrays they share with the version they extend;
+  // a second extension of the same version (a reload built and not swapped in, then another)
+  // must not write over the first's rules.
+  const names = Array.from({ length: 5_000 }, (_, i) => `n${i}.big.example`);
+  const text = names.join('\n') + '\n';
+  const dir = folder(t, { 'a.txt': text, 'z.txt': 'z.example\n' });
+  const path = join(dir, 'a.txt');
+  const first = await loadBlocklists(dir);
+  appendFileSync(path, 'left.example\nn3.big.example\n');
+  const left = await reload(dir, first.ruleSet);
+  // The same version again, with other lines after it: truncated back, then appended to.
+  truncateSync(path, Buffer.byteLength(text));
+  appendFileSync(path, '@@||n5.big.example^\nright.example\n');
+  const right = await reload(dir, first.ruleSet);
+  t.ok(left.incremental && right.incremental, 'both read as appends to the first version');
+  t.equal(verdict(left.ruleSet, 'left.example'), 'a.txt:5001:block:left.example');
+  t.equal(verdict(left.ruleSet, 'right.example'), 'none');
+  t.equal(verdict(left.ruleSet, 'n5.big.example'), 'a.txt:6:block:n5.big.example', 'the first extension does not see the other\'s allow rule');
+  t.same(left.ruleSet.rulesCovering(mustKey('n3.big.example')).map((r) => r.line), [4, 5002]);
+  t.equal(verdict(right.ruleSet, 'right.example'), 'a.txt:5002:block:right.example');
+  t.equal(verdict(right.ruleSet, 'left.example'), 'none');
+  t.equal(verdict(right.ruleSet, 'n5.big.example'), 'a.txt:5001:allow:n5.big.example');
+  t.equal(verdict(first.ruleSet, 'left.example'), 'none', 'the version extended is untouched');
+  t.equal(verdict(first.ruleSet, 'n5.big.example'), 'a.txt:6:block:n5.big.example');
+  await sameAsFullLoad(t, dir, right.ruleSet, ['left.example', 'right.example', 'n5.big.example', 'n3.big.example', 'z.example']);
+});
