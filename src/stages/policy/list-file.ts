@@ -386,7 +386,8 @@ export async function readAppended(path: string, old: ListFile, options: ReadOpt
   try {
     if (!mayBeAppend(old, info)) return null;
     // The old part a chunk at a time: hashing it whole would hold queries up (SHA-256 runs at
-    // about 1 GB/s here: 35 ms for 35 MB); a 256 KiB chunk is a quarter of a millisecond.
+    // 1-2 GB/s here: 16-35 ms for the 33 MiB of a million rules); a 256 KiB chunk takes
+    // 0.13-0.25 ms, and queries are answered between chunks.
     const chunk = Buffer.allocUnsafe(Math.min(old.appendFrom, 256 * 1024));
     for (let at = 0; at < old.appendFrom;) {
       const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, old.appendFrom - at), at);

@@ -21,8 +21,8 @@ export interface RuleRef {
  * every entry in one step when it grows (27 ms at 512k entries on our machine), which would
  * hold up every query during a reload of a big list; small ones each grow in well under a
  * millisecond. An append copies the shards its names go into (RuleSet.extend): at a
- * million rules a shard holds ~4,000 names, copied in 0.2-0.5 ms, where 64 shards of
- * ~16,000 took 1-2.5 ms and left four times the garbage.
+ * million rules a shard holds ~4,000 names, copied in 0.2-0.6 ms, where 64 shards of
+ * ~16,000 took 1.2-2.5 ms and left four times the garbage.
  */
 const SHARDS = 256;
 
@@ -30,7 +30,7 @@ const SHARDS = 256;
  * Room left after the last rule in the per-rule arrays (RuleSet) and the per-key arrays of
  * a big file (list-file.ts), so that an append writes its rules in place instead of copying
  * arrays of a million entries: a copy per append (15 MB at a million rules) is what set off
- * the full collections, with marking steps of 20-50 ms, that held queries up during appends.
+ * the full collections, with marking steps of 20-99 ms, that held queries up during appends.
  */
 export function withRoom(count: number): number {
   return count + (count >> 5) + 64;
