@@ -2,7 +2,7 @@
 // new rules placed, and the result is the rule set a full load would give. Anything that is
 // not a pure append (a rewrite in place, a truncation, a replaced file, a last line without a
 // newline) is read whole.
-import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -182,4 +182,38 @@ t.test('one version extended twice: each extension keeps its own appended rules'
   t.equal(verdict(first.ruleSet, 'left.example'), 'none', 'the version extended is untouched');
   t.equal(verdict(first.ruleSet, 'n5.big.example'), 'a.txt:6:block:n5.big.example');
   await sameAsFullLoad(t, dir, right.ruleSet, ['left.example', 'right.example', 'n5.big.example', 'n3.big.example', 'z.example']);
+});
+
+t.test('the prefix check of a file read in chunks: appends, then a byte changed at its start, in its middle, in what was appended', async (t) => {
+  // 32,768 lines of 16 bytes: 512 KiB, two of the 256 KiB chunks the check reads at a time.
+  const lines = Array.from({ length: 32_768 }, (_, i) => `n${String(i).padStart(6, '0')}.example\n`);
+  const text = lines.join('');
+  t.equal(Buffer.byteLength(text), 512 * 1024);
+  const dir = folder(t, { 'a.txt': text });
+  const path = join(dir, 'a.txt');
+  let rules = (await loadBlocklists(dir)).ruleSet;
+  appendFileSync(path, 'first.example\n');
+  let r = await reload(dir, rules);
+  t.ok(r.incremental, 'an append at a chunk boundary');
+  rules = r.ruleSet;
+  appendFileSync(path, 'second.example\n');
+  r = await reload(dir, rules);
+  t.ok(r.incremental, 'an append after a partial chunk');
+  t.equal(verdict(r.ruleSet, 'second.example'), 'a.txt:32770:block:second.example');
+  rules = r.ruleSet;
+  // One byte changed in place, each time somewhere else, with a line appended: read whole.
+  for (const line of [3, 20_000, 32_769]) {
+    const at = (line - 1) * 16;
+    const fd = openSync(path, 'r+');
+    writeSync(fd, 'm', at);
+    closeSync(fd);
+    appendFileSync(path, `after-${line}.example\n`);
+    r = await reload(dir, rules);
+    t.notOk(r.incremental, `a change on line ${line} is seen`);
+    rules = r.ruleSet;
+  }
+  t.equal(verdict(rules, 'm000002.example'), 'a.txt:3:block:m000002.example');
+  t.equal(verdict(rules, 'n000002.example'), 'none');
+  t.equal(verdict(rules, 'mirst.example'), 'a.txt:32769:block:mirst.example');
+  await sameAsFullLoad(t, dir, rules, ['m000002.example', 'm019999.example', 'mirst.example', 'second.example', 'after-3.example', 'n000001.example']);
 });
