@@ -172,6 +172,10 @@ t.test('one version extended twice: each extension keeps its own appended rules'
   appendFileSync(path, '@@||n5.big.example^\nright.example\n');
   const right = await reload(dir, first.ruleSet);
   t.ok(left.incremental && right.incremental, 'both read as appends to the first version');
+  // The first extension wrote its rows after the first version's, in the same buffer (no copy
+  // of a big file's arrays per append); the second could not, and copied.
+  t.equal(left.ruleSet.files[0]!.lines.buffer, first.ruleSet.files[0]!.lines.buffer, 'the first extension appended in place');
+  t.not(right.ruleSet.files[0]!.lines.buffer, first.ruleSet.files[0]!.lines.buffer, 'the second one copied');
   t.equal(verdict(left.ruleSet, 'left.example'), 'a.txt:5001:block:left.example');
   t.equal(verdict(left.ruleSet, 'right.example'), 'none');
   t.equal(verdict(left.ruleSet, 'n5.big.example'), 'a.txt:6:block:n5.big.example', 'the first extension does not see the other\'s allow rule');
