@@ -24,7 +24,7 @@ import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Outcome, QueryEvent } from '../src/observe/event.js';
-import { emptyRows, type Batch } from '../src/observe/history/batch.js';
+import { emptyRows, setQnameKey, Texts, type Batch } from '../src/observe/history/batch.js';
 import { EARLY_FLUSH_ROWS, History } from '../src/observe/history/history.js';
 import { report, type ReportBy } from '../src/observe/history/report.js';
 import { DB_FILE, openReader } from '../src/observe/history/schema.js';
@@ -72,6 +72,27 @@ class Event implements QueryEvent {
   elapsedMs(): number {
     return 0;
   }
+}
+
+/** One raw row as the benches describe it, before it becomes a batch's columns. */
+interface BenchRow { at: number; client: string; qnameKey: string; qtype: number; bundle: string; ruleFile: string; ruleLine: number }
+
+/** The batch of these rows (texts interned, qnames as bytes), as History.flush makes it. */
+function batchOf(list: BenchRow[]): Batch {
+  const texts = new Texts();
+  const rows = emptyRows(list.length);
+  list.forEach((r, i) => {
+    rows.at[i] = r.at;
+    rows.client[i] = texts.id(r.client);
+    setQnameKey(rows, i, r.qnameKey);
+    rows.qtype[i] = r.qtype;
+    rows.latencyMs[i] = NaN;
+    rows.bundle[i] = texts.id(r.bundle);
+    rows.ruleFile[i] = texts.id(r.ruleFile);
+    rows.ruleLine[i] = r.ruleLine;
+  });
+  rows.n = list.length;
+  return { rows, texts: texts.take(), rollups: [], clients: {}, node: 'bench' };
 }
 
 /** Skewed choice in [0, n): a few values come up most of the time. */
@@ -125,20 +146,13 @@ async function growth(n: number, clientCount: number): Promise<void> {
 }
 
 function syntheticBatch(n: number, from: number, step: number, w: ReturnType<typeof workload>): Batch {
-  const rows = emptyRows(n);
+  const list: BenchRow[] = [];
   for (let i = 0; i < n; i++) {
     const k = skewed(w.queries.length);
-    rows.at[i] = from + i * step;
-    rows.client[i] = w.clients[skewed(w.clients.length)]!;
-    rows.qnameKey[i] = w.queries[k]!.qnameKey;
-    rows.qtype[i] = w.queries[k]!.qtype;
-    rows.latencyMs[i] = NaN;
-    rows.bundle[i] = w.rules[k]!.bundle;
-    rows.ruleFile[i] = w.rules[k]!.file;
-    rows.ruleLine[i] = w.rules[k]!.line;
+    list.push({ at: from + i * step, client: w.clients[skewed(w.clients.length)]!, qnameKey: w.queries[k]!.qnameKey, qtype: w.queries[k]!.qtype,
+      bundle: w.rules[k]!.bundle, ruleFile: w.rules[k]!.file, ruleLine: w.rules[k]!.line });
   }
-  rows.n = n;
-  return { rows, rollups: [], clients: {}, node: 'bench' };
+  return batchOf(list);
 }
 
 async function batch(): Promise<void> {
@@ -348,34 +362,34 @@ async function writerCpu(rounds: number): Promise<void> {
   const w = workload();
   const n = EARLY_FLUSH_ROWS - 1;
   const perCommit = Number(process.env.BATCHES_PER_COMMIT ?? 1);
-  const shapes: Record<string, (b: number, i: number, rows: Batch['rows']) => void> = {
+  const shapes: Record<string, (b: number, i: number, rows: BenchRow) => void> = {
     w1: (b, i, rows) => {
       const k = (b * n + i) % w.queries.length;
-      rows.client[i] = '10.0.0.1';
+      rows.client = '10.0.0.1';
       const label = `x${(b * n + i) * 7919 % 100_000}`;
-      rows.qnameKey[i] = String.fromCharCode(label.length) + label + w.queries[k]!.qnameKey;
-      rows.qtype[i] = w.queries[k]!.qtype;
-      rows.bundle[i] = w.rules[k]!.bundle;
-      rows.ruleFile[i] = w.rules[k]!.file;
-      rows.ruleLine[i] = w.rules[k]!.line;
+      rows.qnameKey = String.fromCharCode(label.length) + label + w.queries[k]!.qnameKey;
+      rows.qtype = w.queries[k]!.qtype;
+      rows.bundle = w.rules[k]!.bundle;
+      rows.ruleFile = w.rules[k]!.file;
+      rows.ruleLine = w.rules[k]!.line;
     },
     retries: (_b, i, rows) => {
       const k = i % 20;
-      rows.client[i] = '10.0.0.1';
-      rows.qnameKey[i] = w.queries[k]!.qnameKey;
-      rows.qtype[i] = w.queries[k]!.qtype;
-      rows.bundle[i] = w.rules[k]!.bundle;
-      rows.ruleFile[i] = w.rules[k]!.file;
-      rows.ruleLine[i] = w.rules[k]!.line;
+      rows.client = '10.0.0.1';
+      rows.qnameKey = w.queries[k]!.qnameKey;
+      rows.qtype = w.queries[k]!.qtype;
+      rows.bundle = w.rules[k]!.bundle;
+      rows.ruleFile = w.rules[k]!.file;
+      rows.ruleLine = w.rules[k]!.line;
     },
-    mix: (_b, i, rows) => {
+    mix: (_b, _i, rows) => {
       const k = skewed(w.queries.length);
-      rows.client[i] = w.clients[skewed(w.clients.length)]!;
-      rows.qnameKey[i] = w.queries[k]!.qnameKey;
-      rows.qtype[i] = w.queries[k]!.qtype;
-      rows.bundle[i] = w.rules[k]!.bundle;
-      rows.ruleFile[i] = w.rules[k]!.file;
-      rows.ruleLine[i] = w.rules[k]!.line;
+      rows.client = w.clients[skewed(w.clients.length)]!;
+      rows.qnameKey = w.queries[k]!.qnameKey;
+      rows.qtype = w.queries[k]!.qtype;
+      rows.bundle = w.rules[k]!.bundle;
+      rows.ruleFile = w.rules[k]!.file;
+      rows.ruleLine = w.rules[k]!.line;
     },
   };
   for (const [shape, fill] of Object.entries(shapes)) {
@@ -387,15 +401,14 @@ async function writerCpu(rounds: number): Promise<void> {
       // A round: 20 batches (40,940 attempts), as the thread would get them in 2 s at 20k/s.
       const batches: Batch[] = [];
       for (let b = 0; b < 20; b++) {
-        const rows = emptyRows(n);
+        const list: BenchRow[] = [];
         for (let i = 0; i < n; i++) {
-          rows.at[i] = at + i / 20;
-          rows.latencyMs[i] = NaN;
-          fill(r * 20 + b, i, rows);
+          const row: BenchRow = { at: at + i / 20, client: '', qnameKey: '', qtype: 1, bundle: '', ruleFile: '', ruleLine: 0 };
+          fill(r * 20 + b, i, row);
+          list.push(row);
         }
-        rows.n = n;
         at += n / 20;
-        batches.push({ rows, rollups: [], clients: { '10.0.0.1': { name: '', group: 'default' } }, node: 'bench' });
+        batches.push({ ...batchOf(list), clients: { '10.0.0.1': { name: '', group: 'default' } } });
       }
       const before = process.cpuUsage();
       // BATCHES_PER_COMMIT=5: hand-overs sharing a transaction as the writer thread does at

@@ -61,16 +61,25 @@ function startUpstream(dir: string, port: number) {
  * utime and stime ticks (1/100 s) of each thread of `pid`, summed by thread name (the main
  * thread is "node"; V8's and libuv's helpers, the history writer's worker have their own).
  */
-function threadTicks(pid: number): Map<string, { user: number; system: number }> {
-  const out = new Map<string, { user: number; system: number }>();
+interface ThreadTime { user: number; system: number; runNs: number; waitNs: number; voluntary: number; involuntary: number }
+
+function threadTicks(pid: number): Map<string, ThreadTime> {
+  const out = new Map<string, ThreadTime>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '');
       const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      const t = out.get(name) ?? { user: 0, system: 0 };
+      const t = out.get(name) ?? { user: 0, system: 0, runNs: 0, waitNs: 0, voluntary: 0, involuntary: 0 };
       t.user += Number(fields[11]);
       t.system += Number(fields[12]);
+      // schedstat: ns on the CPU, ns runnable but waiting for it (exact, unlike the ticks above).
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      t.runNs += run!;
+      t.waitNs += wait!;
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      t.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      t.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
       out.set(name, t);
     } catch {
       // the thread ended
@@ -118,8 +127,11 @@ async function main(): Promise<void> {
         }
         const perQuery = (ticks: number): string => ((ticks * 10_000) / Math.max(1, r.completed)).toFixed(2);
         const threads = [...threadTicks(server.pid!)].map(([name, t]) => {
-          const b = threadsBefore.get(name) ?? { user: 0, system: 0 };
-          return `${name} ${perQuery(t.user - b.user)} user + ${perQuery(t.system - b.system)} sys`;
+          const b = threadsBefore.get(name) ?? { user: 0, system: 0, runNs: 0, waitNs: 0, voluntary: 0, involuntary: 0 };
+          const ns = (v: number): string => (v / 1000 / Math.max(1, r.completed)).toFixed(2);
+          const perK = (v: number): string => ((v * 1000) / Math.max(1, r.completed)).toFixed(0);
+          return `${name} ${perQuery(t.user - b.user)} user + ${perQuery(t.system - b.system)} sys, ran ${ns(t.runNs - b.runNs)} waited ${ns(t.waitNs - b.waitNs)}, ` +
+            `switches per 1000 q ${perK(t.voluntary - b.voluntary)} vol ${perK(t.involuntary - b.involuntary)} invol`;
         });
         console.log(`${w} round ${round}: ${r.completed} answered, ${r.lost} lost, ${r.qps.toFixed(0)} q/s, ` +
           `CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(1, r.completed)).toFixed(2)} µs per answered query ` +

@@ -259,6 +259,18 @@ t.test('retention: raw rows older than --history-days and roll-ups older than tw
   await h.close();
 });
 
+t.test('qnames longer than a slot of the ring, in a ring that wraps, are stored whole and in order', async (t) => {
+  const dir = stateDir(t);
+  // Capacity 4: six attempts wrap the ring and drop the two oldest.
+  const h = history(dir, { queueLimit: 4, flushMs: 60_000 });
+  const long = (i: number): string => `${'a'.repeat(60)}${i}.${'b'.repeat(50)}.web.whatsapp.com`;
+  const names = [long(0), 'web.whatsapp.com', long(2), 'telegram.org', long(4), 'www.icq.com'];
+  names.forEach((name, i) => h.answered(src.event('192.168.1.5', name, 1, T0 + i)));
+  await h.close();
+  t.same(rows(dir, 'SELECT qname FROM attempts ORDER BY time').map((r) => (r as { qname: string }).qname), names.slice(2), 'the newest four, long names whole');
+  t.same(rows(dir, 'SELECT sum(count) AS n FROM hourly'), [{ n: 6 }], 'the two dropped still counted');
+});
+
 t.test('a full queue drops the oldest raw rows but keeps their counts', async (t) => {
   const dir = stateDir(t);
   const h = history(dir, { queueLimit: 100, flushMs: 60_000 });

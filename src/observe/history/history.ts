@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import type { Outcome, QueryEvent, QueryObserver } from '../event.js';
 import type { RuleRef } from '../../stages/policy/ruleset.js';
 import { OUTCOMES } from '../event.js';
-import { emptyRows, type ClientInfo, type RollupCell, type Rows } from './batch.js';
+import { emptyRows, LONG_NAME, NAME_SLOT, setQnameKey, Texts, type ClientInfo, type RollupCell, type Rows } from './batch.js';
 import type { WorkerSettings } from './messages.js';
 import { WriterThread, type BatchSink, type HistoryLog } from './writer-thread.js';
 import { BLOCKED, CANARY, HOUR_MS, VERDICT_NAMES } from './schema.js';
@@ -84,9 +84,15 @@ export class History implements QueryObserver {
 
   private readonly storeAll: boolean;
   private readonly capacity: number;
+  /**
+   * Rows waiting, oldest at `head` (a ring: when full, the oldest becomes a count). The same
+   * columns as a batch, so a hand-over is a copy of each column.
+   */
   private ring: Rows;
   private head = 0;
   private size = 0;
+  /** Texts of the rows in the ring (client addresses, bundles, rule files, upstreams), by index: a new set per hand-over. */
+  private texts = new Texts();
   /**
    * Roll-up counts of queries without a raw row, for the current hour: a small integer id
    * per client address, and cell id * V + verdict in flat typed arrays. On the DNS thread
@@ -162,16 +168,18 @@ export class History implements QueryObserver {
       if (i >= this.ring.at.length) i -= this.ring.at.length;
     }
     const r = this.ring;
+    const texts = this.texts;
     r.at[i] = e.at;
-    r.client[i] = q.clientAddress;
-    r.qnameKey[i] = q.qnameKey;
+    r.client[i] = texts.id(q.clientAddress);
+    // The qname's bytes, not the string: nothing per query stays reachable until the hand-over.
+    setQnameKey(r, i, q.qnameKey);
     r.qtype[i] = q.qtype;
     r.verdict[i] = verdict;
     r.rcode[i] = e.rcode;
-    r.upstream[i] = e.upstream;
+    r.upstream[i] = e.upstream === '' ? 0 : texts.id(e.upstream);
     r.latencyMs[i] = this.storeAll ? e.elapsedMs() : NaN;
-    r.bundle[i] = rule?.bundle ?? '';
-    r.ruleFile[i] = rule?.file ?? '';
+    r.bundle[i] = rule === null ? 0 : texts.id(rule.bundle);
+    r.ruleFile[i] = rule === null ? 0 : texts.id(rule.file);
     r.ruleLine[i] = rule?.line ?? 0;
     if (++this.size === EARLY_FLUSH_ROWS && !this.flushSoon) {
       this.flushSoon = true;
@@ -241,31 +249,53 @@ export class History implements QueryObserver {
     const r = this.ring;
     const i = this.head;
     const at = r.at[i]!;
-    this.extra.push({ hour: Math.floor(at / HOUR_MS), client: r.client[i]!, bundle: r.bundle[i]!, verdict: r.verdict[i]!, count: 1, first: at, last: at });
+    this.extra.push({ hour: Math.floor(at / HOUR_MS), client: this.texts.text(r.client[i]!), bundle: this.texts.text(r.bundle[i]!), verdict: r.verdict[i]!, count: 1, first: at, last: at });
+    if (r.nameLength[i] === LONG_NAME) delete r.longNames[i];
     this.droppedHere++;
     this.head = i + 1 === r.at.length ? 0 : i + 1;
     this.size--;
   }
 
-  /** Copies the ring's rows, oldest first, into `to` (which must have room). */
+  /**
+   * Copies the ring's rows, oldest first, into `to` (which must have room): at most two
+   * copies per column (the ring wraps once), about 0.05 ms for 2,000 rows.
+   */
   private copyRows(to: Rows): void {
     const r = this.ring;
-    for (let k = 0; k < this.size; k++) {
-      let i = this.head + k;
-      if (i >= r.at.length) i -= r.at.length;
-      to.at[k] = r.at[i]!;
-      to.client[k] = r.client[i]!;
-      to.qnameKey[k] = r.qnameKey[i]!;
-      to.qtype[k] = r.qtype[i]!;
-      to.verdict[k] = r.verdict[i]!;
-      to.rcode[k] = r.rcode[i]!;
-      to.upstream[k] = r.upstream[i]!;
-      to.latencyMs[k] = r.latencyMs[i]!;
-      to.bundle[k] = r.bundle[i]!;
-      to.ruleFile[k] = r.ruleFile[i]!;
-      to.ruleLine[k] = r.ruleLine[i]!;
+    const n = this.size;
+    const length = r.at.length;
+    const first = Math.min(n, length - this.head);
+    const copy = <A extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(from: A, into: A, width = 1): void => {
+      into.set(from.subarray(this.head * width, (this.head + first) * width) as never, 0);
+      if (first < n) into.set(from.subarray(0, (n - first) * width) as never, first * width);
+    };
+    copy(r.at, to.at);
+    copy(r.client, to.client);
+    copy(r.nameLength, to.nameLength);
+    copy(r.names, to.names, NAME_SLOT);
+    copy(r.qtype, to.qtype);
+    copy(r.verdict, to.verdict);
+    copy(r.rcode, to.rcode);
+    copy(r.upstream, to.upstream);
+    copy(r.latencyMs, to.latencyMs);
+    copy(r.bundle, to.bundle);
+    copy(r.ruleFile, to.ruleFile);
+    copy(r.ruleLine, to.ruleLine);
+    for (const key of Object.keys(r.longNames)) {
+      const i = Number(key);
+      to.longNames[i >= this.head ? i - this.head : i + length - this.head] = r.longNames[i]!;
     }
-    to.n = this.size;
+    to.n = n;
+  }
+
+  /** The ring's rows as a batch's columns of exactly their size (each its own buffer, so the hand-over moves them); empties the ring. */
+  private takeRows(): Rows {
+    const rows = emptyRows(this.size);
+    this.copyRows(rows);
+    this.ring.longNames = {};
+    this.head = 0;
+    this.size = 0;
+    return rows;
   }
 
   /** Hands everything counted so far to the writer thread (called every flushMs, and by close). */
@@ -277,10 +307,8 @@ export class History implements QueryObserver {
       this.clientOf = [];
     }
     if (this.size === 0 && this.extra.length === 0) return;
-    const rows = emptyRows(this.size);
-    this.copyRows(rows);
-    this.head = 0;
-    this.size = 0;
+    const rows = this.takeRows();
+    const texts = this.texts.take();
     const rollups = this.extra;
     this.extra = [];
     const clients: Record<string, ClientInfo> = {};
@@ -292,10 +320,18 @@ export class History implements QueryObserver {
         clients[address] = UNKNOWN_CLIENT;
       }
     };
-    for (let k = 0; k < rows.n; k++) describe(rows.client[k]!);
+    // Each client once: a text index per distinct address.
+    const described = new Uint8Array(texts.length);
+    for (let k = 0; k < rows.n; k++) {
+      const c = rows.client[k]!;
+      if (described[c] === 0) {
+        described[c] = 1;
+        describe(texts[c]!);
+      }
+    }
     for (const cell of rollups) describe(cell.client);
     try {
-      this.sink.write({ rows, rollups, clients, node: this.node });
+      this.sink.write({ rows, texts, rollups, clients, node: this.node });
     } catch (err) {
       // A sink to the primary throws once the IPC channel is closed (shutting down): the rows are lost, DNS is not.
       this.droppedHere += rows.n;

@@ -2,7 +2,7 @@
 // read its figures, close it. One per database: with --workers N the primary owns it and
 // the workers' History observers send it their batches (see docs/history.md).
 import { Worker, type TransferListItem } from 'node:worker_threads';
-import type { Batch } from './batch.js';
+import { rowColumns, type Batch } from './batch.js';
 import type { ToMain, ToWorker, WorkerSettings, WriterStats } from './messages.js';
 
 export interface HistoryLog {
@@ -53,7 +53,7 @@ export class WriterThread implements BatchSink {
     const { rows } = batch;
     // Columns are moved, not copied, when each has a buffer of its own; a batch that came over
     // IPC from a --workers process has its columns in one shared buffer, which is copied.
-    const columns = [rows.at, rows.qtype, rows.verdict, rows.rcode, rows.latencyMs, rows.ruleLine];
+    const columns = rowColumns(rows);
     const owned = columns.every((c) => c.byteOffset === 0 && c.byteLength === c.buffer.byteLength) &&
       new Set(columns.map((c) => c.buffer)).size === columns.length;
     this.post({ type: 'batch', batch }, owned ? columns.map((c) => c.buffer as ArrayBuffer) : [], rows.n);

@@ -74,7 +74,7 @@ function foldRows(batch: Batch): void {
   const cells = batch.rollups;
   for (let i = 0; i < rows.n; i++) {
     const at = rows.at[i]!;
-    cells.push({ hour: Math.floor(at / HOUR_MS), client: rows.client[i]!, bundle: rows.bundle[i]!, verdict: rows.verdict[i]!, count: 1, first: at, last: at });
+    cells.push({ hour: Math.floor(at / HOUR_MS), client: batch.texts[rows.client[i]!]!, bundle: batch.texts[rows.bundle[i]!]!, verdict: rows.verdict[i]!, count: 1, first: at, last: at });
   }
   batch.rollups = aggregate(cells);
   dropped += rows.n;

@@ -4,7 +4,7 @@
 import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { keyToText } from '../../wire/names.js';
-import type { Batch } from './batch.js';
+import { qnameKeyOf, type Batch } from './batch.js';
 import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, openWriter, type Db } from './schema.js';
 
 /** Rows deleted per retention transaction: each takes a few ms, so batches are never held up long. */
@@ -79,7 +79,7 @@ export class HistoryWriter {
   }
 
   private writeRows(batch: Batch): number {
-    const { rows, clients } = batch;
+    const { rows, clients, texts } = batch;
     const node = this.labelId(batch.node);
     const cells = new Map<string, [number, number, number, number, number, number, number, number]>();
     const count = (hour: number, client: number, group: number, bundle: number, verdict: number, n: number, first: number, last: number): void => {
@@ -102,7 +102,7 @@ export class HistoryWriter {
     let stored = 0;
     for (let i = 0; i < rows.n; i++) {
       const at = Math.floor(rows.at[i]!);
-      const address = rows.client[i]!;
+      const address = texts[rows.client[i]!]!;
       let ids = who.get(address);
       if (ids === undefined) {
         const info = clients[address];
@@ -111,12 +111,12 @@ export class HistoryWriter {
       }
       const [client, group] = ids;
 
-      const bundle = rows.bundle[i]!;
+      const bundle = texts[rows.bundle[i]!]!;
       const bundleId = this.labelId(bundle);
       const verdict = rows.verdict[i]!;
-      const domain = this.domainId(rows.qnameKey[i]!);
+      const domain = this.domainId(qnameKeyOf(rows, i));
       const qtype = rows.qtype[i]!;
-      const ruleFile = rows.ruleFile[i] === '' ? null : this.labelId(rows.ruleFile[i]!);
+      const ruleFile = rows.ruleFile[i] === 0 ? null : this.labelId(texts[rows.ruleFile[i]!]!);
       const ruleLine = ruleFile === null ? null : rows.ruleLine[i]!;
       count(Math.floor(at / HOUR_MS), client, group, bundleId, verdict, 1, at, at);
       if (verdict === BLOCKED) {
@@ -142,13 +142,13 @@ export class HistoryWriter {
         const id = this.rowId(at);
         if (id < 0) continue;
         folds.set(foldKey, stored);
-        this.storeRow(stored++, id, i, rows, client, domain, group, bundleId, ruleFile, ruleLine, node);
+        this.storeRow(stored++, id, i, batch, client, domain, group, bundleId, ruleFile, ruleLine, node);
         continue;
       }
       if (this.backdated(at) && stored > 0) stored = this.insertPending(stored, folds);
       const id = this.rowId(at);
       if (id < 0) continue;
-      this.storeRow(stored++, id, i, rows, client, domain, group, bundleId, ruleFile, ruleLine, node);
+      this.storeRow(stored++, id, i, batch, client, domain, group, bundleId, ruleFile, ruleLine, node);
     }
     this.insertRows(stored);
     for (const r of batch.rollups) {
@@ -174,8 +174,9 @@ export class HistoryWriter {
   }
 
   /** Row `r` of `values`: the raw row of attempt `i` of `rows`, counted once. */
-  private storeRow(r: number, id: number, i: number, rows: Batch['rows'], client: number, domain: number, group: number, bundleId: number,
+  private storeRow(r: number, id: number, i: number, batch: Batch, client: number, domain: number, group: number, bundleId: number,
     ruleFile: number | null, ruleLine: number | null, node: number): void {
+    const { rows, texts } = batch;
     const values = this.values;
     const latency = rows.latencyMs[i]!;
     const o = r * COLUMNS;
@@ -185,12 +186,12 @@ export class HistoryWriter {
     values[o + 3] = rows.qtype[i]!;
     values[o + 4] = rows.verdict[i]!;
     values[o + 5] = group;
-    values[o + 6] = rows.bundle[i] === '' ? null : bundleId;
+    values[o + 6] = rows.bundle[i] === 0 ? null : bundleId;
     values[o + 7] = ruleFile;
     values[o + 8] = ruleLine;
     values[o + 9] = node;
     values[o + 10] = rows.rcode[i]!;
-    values[o + 11] = rows.upstream[i] === '' ? null : this.labelId(rows.upstream[i]!);
+    values[o + 11] = rows.upstream[i] === 0 ? null : this.labelId(texts[rows.upstream[i]!]!);
     values[o + 12] = Number.isNaN(latency) ? null : Math.round(latency * 1000) / 1000;
     values[o + COUNT] = 1;
     values[o + SPAN] = 0;
