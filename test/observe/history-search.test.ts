@@ -1,8 +1,8 @@
 // Search over single stored attempts (search.ts): real events through History into
 // history.sqlite, then searchAttempts over the database opened read-only: every field,
 // newest first, filters by client (address or name), name part, bundle and time, paging
-// with `next`/`before`, only blocked rows with --history all, and a database written
-// before the search indexes existed.
+// with `next`/`before` (also over many days, through the roll-ups), only blocked rows with
+// --history all, and a schema 2 database with the search indexes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,24 +102,71 @@ t.test('--history all: the search lists blocked attempts only', async (t) => {
   t.same(times(search(dir, { name: 'example.org' })), [], 'the forwarded query is stored but not an attempt');
 });
 
-t.test('a database without the search indexes (written by an older server) is still searched', async (t) => {
-  const dir = await written(t);
-  const db = new Database(join(dir, DB_FILE));
-  for (const i of ['client', 'domain']) db.exec(`DROP INDEX queries_${i}`);
-  db.close();
-  t.same(times(search(dir, { client: 'laptop-7', bundle: 'whatsapp' })), [2000, 1000, 0]);
+t.test('a client\'s or a name\'s attempts over many days and hours are found through the roll-ups, page by page', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-search-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const h = new History({ mode: 'blocked', days: 90, stateDir: dir, flushMs: 50, node: 'gw1', log: { warn: () => undefined, info: () => undefined } });
+  const DAY = 24 * HOUR;
+  const rare: number[] = [];
+  for (let d = 0; d < 10; d++) {
+    for (const hour of [1, 13, 22]) {
+      const at = T0 - 14 * HOUR + d * DAY + hour * HOUR;
+      // A busy client every time, a rare one (and a rare name) on some days and hours only.
+      for (let i = 0; i < 20; i++) h.answered(src.event('192.168.1.50', 'web.whatsapp.com', 1, at + i * 1000));
+      if (d % 3 === 0 && hour !== 22) {
+        h.answered(src.event('192.168.1.77', 'telegram.org', 1, at + 1500));
+        rare.push(at + 1500 - T0);
+      }
+    }
+  }
+  await h.close();
+  const newestFirst = rare.reverse();
+  const walk = (q: Partial<SearchQuery>): number[] => {
+    const seen: number[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const page = search(dir, { since: T0 - 2 * DAY, until: T0 + 11 * DAY, limit: 3, ...q, ...(before === undefined ? {} : { before }) });
+      seen.push(...times(page));
+      if (page.next === null) return seen;
+      before = Number(page.next);
+    }
+  };
+  t.same(walk({ client: '192.168.1.77' }), newestFirst, 'by client: all 8, newest first, once each');
+  t.same(walk({ name: 'telegram.org' }), newestFirst, 'by name: the same');
+  t.same(walk({ client: '192.168.1.77', since: T0 + 2 * DAY, until: T0 + 7 * DAY }), newestFirst.filter((x) => x >= 2 * DAY && x < 7 * DAY), 'within a range');
+  t.equal(walk({ client: '192.168.1.50' }).length, 600, 'the busy client: every attempt');
 });
 
-t.test('the search reads an index, never the whole table, when a client or name is given', async (t) => {
+t.test('a schema 2 database (search indexes, written by an older server) is searched through them, and the writer drops them', async (t) => {
+  const dir = await written(t);
+  const db = new Database(join(dir, DB_FILE));
+  for (const i of ['client', 'domain']) db.exec(`CREATE INDEX queries_${i} ON queries (${i}) WHERE verdict = 0`);
+  db.exec("UPDATE meta SET value = '2' WHERE key = 'schema'");
+  db.close();
+  t.same(times(search(dir, { client: 'laptop-7', bundle: 'whatsapp' })), [2000, 1000, 0]);
+  t.same(times(search(dir, { name: 'web.whatsapp.com' })), [2 * HOUR, 2000, 0]);
+  const h = new History({ mode: 'blocked', days: 90, stateDir: dir, flushMs: 50, node: 'gw1', log: { warn: () => undefined, info: () => undefined } });
+  h.describeClient = (a) => (a === '192.168.1.23' ? { name: 'laptop-7', group: 'kids' } : { name: '', group: 'default' });
+  h.answered(src.event('192.168.1.23', 'telegram.org', 1, T0 + 2 * HOUR + 1));
+  await h.close();
+  const check = openReader(join(dir, DB_FILE));
+  t.teardown(() => check.close());
+  t.same(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'queries_%'").all(), [], 'indexes dropped');
+  t.same(check.prepare("SELECT value FROM meta WHERE key = 'schema'").get(), { value: '3' });
+  t.same(times(search(dir, { client: 'laptop-7' })), [2 * HOUR + 1, HOUR, 2000, 1000, 0], 'the same rows and the new one, through the roll-ups');
+});
+
+t.test('the search reads the roll-ups and ranges of the raw rows by their key, never a whole table', async (t) => {
   const dir = await written(t);
   const db = openReader(join(dir, DB_FILE));
   t.teardown(() => db.close());
-  for (const column of ['client', 'domain']) {
-    const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT * FROM queries INDEXED BY queries_${column} WHERE ${column} = 1 AND id >= 0 AND id < 9e15 AND verdict = 0 ORDER BY id DESC LIMIT 51`)
-      .all() as { detail: string }[];
-    t.match(plan.map((p) => p.detail).join('; '), new RegExp(`SEARCH queries USING INDEX queries_${column} \\(${column}=\\? AND rowid>\\? AND rowid<\\?\\)`), `${column}: a range of its index`);
-    t.notMatch(plan.map((p) => p.detail).join('; '), /TEMP B-TREE/, `${column}: in index order, no sort`);
-  }
+  const plan = (sql: string): string => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((p) => p.detail).join('; ');
+  t.match(plan('SELECT min(first), max(last) FROM daily WHERE day = 1 AND client IN (1,2) AND verdict = 0'), /SEARCH daily USING PRIMARY KEY \(day=\? AND client=\?\)/);
+  t.match(plan('SELECT min(first), max(last) FROM hourly WHERE hour = 1 AND client IN (1,2) AND verdict = 0'), /SEARCH hourly USING PRIMARY KEY \(hour=\? AND client=\?\)/);
+  t.match(plan('SELECT min(first), max(last) FROM daily_domains WHERE day = 1 AND domain IN (1,2)'), /SEARCH daily_domains USING PRIMARY KEY \(day=\? AND domain=\?\)/);
+  const raw = plan('SELECT * FROM queries WHERE id >= 0 AND id < 9e15 AND verdict = 0 AND client IN (1,2) ORDER BY id DESC LIMIT 51');
+  t.match(raw, /SEARCH queries USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/);
+  t.notMatch(raw, /TEMP B-TREE/, 'in key order, no sort');
 });
 
 t.test('parameters: defaults, limits, one-line errors', async (t) => {

@@ -7,8 +7,11 @@ import { OUTCOMES, type Outcome } from '../event.js';
 export type Db = Database.Database;
 
 export const DB_FILE = 'history.sqlite';
-/** 2: `queries.count` and `queries.span` (identical attempts in one second folded into one row). */
-export const SCHEMA_VERSION = 2;
+/**
+ * 2: `queries.count` and `queries.span` (identical attempts in one second folded into one row).
+ * 3: no indexes `queries_client`, `queries_domain` (the search reads the roll-ups instead).
+ */
+export const SCHEMA_VERSION = 3;
 
 /** Raw row ids are the time in ms times this plus a sequence number (see `queries.id`). */
 export const ID_PER_MS = 1000;
@@ -59,12 +62,9 @@ CREATE TABLE IF NOT EXISTS queries (
   count INTEGER NOT NULL DEFAULT 1,
   span INTEGER NOT NULL DEFAULT 0
 );
--- For the search over single attempts (search.ts): blocked rows of one client or name in
--- time order (the rowid, id, is the second column of each), ~17 bytes a row each. Only
--- blocked rows, so --history all does not pay for them on every query. None for bundles:
--- there are few, so walking the rows back in time finds a page of one soon.
-CREATE INDEX IF NOT EXISTS queries_client ON queries (client) WHERE verdict = ${BLOCKED};
-CREATE INDEX IF NOT EXISTS queries_domain ON queries (domain) WHERE verdict = ${BLOCKED};
+-- No index over the raw rows: the search finds a client's or a name's rows through the
+-- daily and hourly roll-ups (search.ts, walkSpans); indexes per client and per name cost 35
+-- bytes per attempt, a third of the database (schema 2 had them, schema 3 drops them).
 -- hour = floor(ms / 3600000); first and last in ms.
 CREATE TABLE IF NOT EXISTS hourly (
   hour INTEGER NOT NULL,
@@ -140,15 +140,21 @@ export function openWriter(path: string): Db {
 /**
  * Brings a database written by an older server up to this schema before SCHEMA runs: version
  * 1 had no `count` and `span` (ADD COLUMN with a constant default rewrites nothing: old rows
- * read as 1 and 0), and its `attempts` view had no count.
+ * read as 1 and 0), and its `attempts` view had no count; versions 1 and 2 had the indexes
+ * `queries_client` and `queries_domain`.
  */
 function migrate(db: Db): void {
   if (!hasTables(db) || db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queries'").get() === undefined) return;
-  if (hasFoldedRows(db)) return;
   db.transaction(() => {
-    db.exec('ALTER TABLE queries ADD COLUMN count INTEGER NOT NULL DEFAULT 1');
-    db.exec('ALTER TABLE queries ADD COLUMN span INTEGER NOT NULL DEFAULT 0');
-    db.exec('DROP VIEW IF EXISTS attempts');
+    if (!hasFoldedRows(db)) {
+      db.exec('ALTER TABLE queries ADD COLUMN count INTEGER NOT NULL DEFAULT 1');
+      db.exec('ALTER TABLE queries ADD COLUMN span INTEGER NOT NULL DEFAULT 0');
+      db.exec('DROP VIEW IF EXISTS attempts');
+    }
+    // Schema 3: the search indexes go (dropping them is quick; their pages become free pages,
+    // reused by new rows and given back to the file system by retention's incremental vacuum).
+    db.exec('DROP INDEX IF EXISTS queries_client');
+    db.exec('DROP INDEX IF EXISTS queries_domain');
   })();
 }
 
