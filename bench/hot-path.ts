@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDnsperf } from './dnsperf.js';
+import { percentile, runDnsperf } from './dnsperf.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, writeLists, writeQueries, type Workload } from './generate.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
@@ -16,12 +16,13 @@ import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './pro
 const USAGE = '--only W1,W2 (W3, W4 too; W4 below ~20000 q/s) --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
   '--cpu-prof DIR (one .cpuprofile per workload and round) --attach CMD (run by sh during the load, {pid} the server\'s, ' +
   '{w} the workload, {r} the round; stopped with SIGINT after it, e.g. "perf stat -e \'syscalls:sys_enter_*mmsg\' -p {pid}") ' +
-  '--port-base N; after --, more options for sinkhole serve (e.g. -- --history off)';
+  '--port-base N --latency (p50/p99/max of the run after its first 2 s, up to 2,000 outstanding as the latency section); ' +
+  'after --, more options for sinkhole serve (e.g. -- --history off)';
 
-interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; attach: string | null; portBase: number; serve: string[] }
+interface Options { only: Workload[]; rate: number; duration: number; rounds: number; cpuProf: string | null; attach: string | null; portBase: number; latency: boolean; serve: string[] }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, attach: null, portBase: 15500, serve: [] };
+  const o: Options = { only: ['W1', 'W2'], rate: 30000, duration: 10, rounds: 3, cpuProf: null, attach: null, portBase: 15500, latency: false, serve: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -39,6 +40,7 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--cpu-prof') o.cpuProf = value();
     else if (a === '--attach') o.attach = value();
     else if (a === '--port-base') o.portBase = Number(value());
+    else if (a === '--latency') o.latency = true;
     else throw new Error(`unknown option ${a} (options: ${USAGE})`);
   }
   return o;
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
         const attached = o.attach === null ? null
           : spawn('sh', ['-c', o.attach.replaceAll('{pid}', String(server.pid)).replaceAll('{w}', w).replaceAll('{r}', String(round))],
             { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-        const r = await runDnsperf(1, port, file, o.duration, { outstanding: 200, rate: o.rate });
+        const r = await runDnsperf(1, port, file, o.duration, o.latency ? { outstanding: 2000, rate: o.rate, latencies: true, skipFirst: o.rate * 2 } : { outstanding: 200, rate: o.rate });
         const cpu = cpuSeconds(server.pid!) - before;
         if (attached !== null) {
           const ended = new Promise((resolve) => attached.once('exit', resolve));
@@ -133,7 +135,8 @@ async function main(): Promise<void> {
           return `${name} ${perQuery(t.user - b.user)} user + ${perQuery(t.system - b.system)} sys, ran ${ns(t.runNs - b.runNs)} waited ${ns(t.waitNs - b.waitNs)}, ` +
             `switches per 1000 q ${perK(t.voluntary - b.voluntary)} vol ${perK(t.involuntary - b.involuntary)} invol`;
         });
-        console.log(`${w} round ${round}: ${r.completed} answered, ${r.lost} lost, ${r.qps.toFixed(0)} q/s, ` +
+        const latency = o.latency ? `p50 ${percentile(r.latencies, 50).toFixed(2)} p99 ${percentile(r.latencies, 99).toFixed(2)} max ${(r.latencies.at(-1) ?? NaN).toFixed(2)} ms, ` : '';
+        console.log(`${w} round ${round}: ${r.completed} answered, ${r.lost} lost, ${r.qps.toFixed(0)} q/s, ${latency}` +
           `CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(1, r.completed)).toFixed(2)} µs per answered query ` +
           `(µs per query by thread: ${threads.join('; ')})`);
         await stop(server);

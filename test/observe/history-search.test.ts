@@ -12,6 +12,7 @@ import { History, type HistoryOptions } from '../../src/observe/history/history.
 import { parseSearchArgs } from '../../src/observe/history/report-args.js';
 import { DB_FILE, openReader } from '../../src/observe/history/schema.js';
 import { searchAttempts, type SearchQuery } from '../../src/observe/history/search.js';
+import { report, REPORT_BY } from '../../src/observe/history/report.js';
 import { eventSource } from '../helpers/history.js';
 
 const HOUR = 3_600_000;
@@ -137,14 +138,30 @@ t.test('a client\'s or a name\'s attempts over many days and hours are found thr
   t.equal(walk({ client: '192.168.1.50' }).length, 600, 'the busy client: every attempt');
 });
 
-t.test('a schema 2 database (search indexes, written by an older server) is searched through them, and the writer drops them', async (t) => {
+t.test('a schema 2 database (search indexes, roll-up times since 1970) is searched and reported as it is, and the writer migrates it', async (t) => {
   const dir = await written(t);
   const db = new Database(join(dir, DB_FILE));
   for (const i of ['client', 'domain']) db.exec(`CREATE INDEX queries_${i} ON queries (${i}) WHERE verdict = 0`);
+  // Schema 2's roll-ups: first and last in ms since 1970.
+  for (const [table, unit, ms] of [['hourly', 'hour', HOUR], ['daily', 'day', 24 * HOUR], ['daily_domains', 'day', 24 * HOUR]] as const) {
+    db.exec(`CREATE TABLE ${table}_old AS SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE ${table}_old RENAME TO ${table};` +
+      `ALTER TABLE ${table} RENAME COLUMN span TO last; UPDATE ${table} SET first = ${unit} * ${ms} + first, last = ${unit} * ${ms} + first + last`);
+  }
   db.exec("UPDATE meta SET value = '2' WHERE key = 'schema'");
   db.close();
   t.same(times(search(dir, { client: 'laptop-7', bundle: 'whatsapp' })), [2000, 1000, 0]);
   t.same(times(search(dir, { name: 'web.whatsapp.com' })), [2 * HOUR, 2000, 0]);
+  // Ranges that take whole days and hours from the roll-ups, in every grouping.
+  const reports = (): unknown[] => {
+    const r = openReader(join(dir, DB_FILE));
+    try {
+      return REPORT_BY.map((by) => report(r, { since: T0 - 3 * 24 * HOUR - 1234, until: T0 + 3 * 24 * HOUR + 1234, by }));
+    } finally {
+      r.close();
+    }
+  };
+  const before = reports();
+  t.equal((before[0] as { rows: { count: number }[] }).rows.reduce((a, r) => a + r.count, 0), 6, 'the old roll-ups are read');
   const h = new History({ mode: 'blocked', days: 90, stateDir: dir, flushMs: 50, node: 'gw1', log: { warn: () => undefined, info: () => undefined } });
   h.describeClient = (a) => (a === '192.168.1.23' ? { name: 'laptop-7', group: 'kids' } : { name: '', group: 'default' });
   h.answered(src.event('192.168.1.23', 'telegram.org', 1, T0 + 2 * HOUR + 1));
@@ -154,6 +171,14 @@ t.test('a schema 2 database (search indexes, written by an older server) is sear
   t.same(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'queries_%'").all(), [], 'indexes dropped');
   t.same(check.prepare("SELECT value FROM meta WHERE key = 'schema'").get(), { value: '3' });
   t.same(times(search(dir, { client: 'laptop-7' })), [2 * HOUR + 1, HOUR, 2000, 1000, 0], 'the same rows and the new one, through the roll-ups');
+  t.same(check.prepare('SELECT hour, first, span FROM hourly WHERE hour = ? AND client = 1 AND bundle = (SELECT id FROM labels WHERE text = ?)').get(Math.floor(T0 / HOUR), 'whatsapp'),
+    { hour: Math.floor(T0 / HOUR), first: T0 % HOUR, span: 2000 }, 'roll-ups moved to first from the hour\'s start and span');
+  const after = reports() as { rows: { key: string; count: number }[] }[];
+  const added = after.map((r) => r.rows.reduce((a, x) => a + x.count, 0));
+  t.same(added, REPORT_BY.map(() => 7), 'every grouping: the 6 old attempts and the new one');
+  // The old attempts' first and last are unchanged by the migration (the new one is on the same client, later).
+  t.same((after[1]!.rows as unknown[]).find((r) => (r as { key: string }).key === 'whatsapp'), (before[1] as { rows: unknown[] }).rows.find((r) => (r as { key: string }).key === 'whatsapp'),
+    'by bundle: whatsapp the same as before the migration');
 });
 
 t.test('the search reads the roll-ups and ranges of the raw rows by their key, never a whole table', async (t) => {
@@ -161,9 +186,9 @@ t.test('the search reads the roll-ups and ranges of the raw rows by their key, n
   const db = openReader(join(dir, DB_FILE));
   t.teardown(() => db.close());
   const plan = (sql: string): string => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((p) => p.detail).join('; ');
-  t.match(plan('SELECT min(first), max(last) FROM daily WHERE day = 1 AND client IN (1,2) AND verdict = 0'), /SEARCH daily USING PRIMARY KEY \(day=\? AND client=\?\)/);
-  t.match(plan('SELECT min(first), max(last) FROM hourly WHERE hour = 1 AND client IN (1,2) AND verdict = 0'), /SEARCH hourly USING PRIMARY KEY \(hour=\? AND client=\?\)/);
-  t.match(plan('SELECT min(first), max(last) FROM daily_domains WHERE day = 1 AND domain IN (1,2)'), /SEARCH daily_domains USING PRIMARY KEY \(day=\? AND domain=\?\)/);
+  t.match(plan('SELECT min(first), max(first + span) FROM daily WHERE day = 1 AND client IN (1,2) AND verdict = 0'), /SEARCH daily USING PRIMARY KEY \(day=\? AND client=\?\)/);
+  t.match(plan('SELECT min(first), max(first + span) FROM hourly WHERE hour = 1 AND client IN (1,2) AND verdict = 0'), /SEARCH hourly USING PRIMARY KEY \(hour=\? AND client=\?\)/);
+  t.match(plan('SELECT min(first), max(first + span) FROM daily_domains WHERE day = 1 AND domain IN (1,2)'), /SEARCH daily_domains USING PRIMARY KEY \(day=\? AND domain=\?\)/);
   const raw = plan('SELECT * FROM queries WHERE id >= 0 AND id < 9e15 AND verdict = 0 AND client IN (1,2) ORDER BY id DESC LIMIT 51');
   t.match(raw, /SEARCH queries USING INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)/);
   t.notMatch(raw, /TEMP B-TREE/, 'in key order, no sort');

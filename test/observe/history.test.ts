@@ -43,6 +43,9 @@ async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void
   for (const end = Date.now() + ms; !ok(); await sleep(20)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
 }
 
+/** An hourly row's first and last attempt in ms (the table keeps first from the hour's start, and the span). */
+const TIMES = `h.hour * ${HOUR} + h.first AS first, h.hour * ${HOUR} + h.first + h.span AS last`;
+
 // A fixed afternoon, so hours and days are known: 2026-11-03 14:20 UTC.
 const T0 = Date.UTC(2026, 10, 3, 14, 20);
 
@@ -66,7 +69,7 @@ t.test('blocked mode: a raw row per blocked query, names stored once, roll-ups f
   t.match(raw[4], { client: '192.168.1.40', client_name: '', grp: 'default', qname: 'www.icq.com', bundle: 'icq' });
   t.same(rows(dir, 'SELECT qname FROM domains ORDER BY qname').map((r) => (r as { qname: string }).qname), ['telegram.org', 'web.whatsapp.com', 'www.icq.com'], 'each name once');
   t.same(rows(dir, 'SELECT DISTINCT typeof(client) AS c, typeof(domain) AS d FROM queries'), [{ c: 'integer', d: 'integer' }], 'rows refer to names by id');
-  const hourly = rows<Record<string, unknown>>(dir, `SELECT h.hour, c.address, g.text AS grp, b.text AS bundle, v.name AS verdict, count, first, last
+  const hourly = rows<Record<string, unknown>>(dir, `SELECT h.hour, c.address, g.text AS grp, b.text AS bundle, v.name AS verdict, count, ${TIMES}
     FROM hourly h JOIN clients c ON c.id = h.client JOIN labels g ON g.id = h.grp JOIN labels b ON b.id = h.bundle JOIN verdicts v ON v.id = h.verdict
     ORDER BY h.hour, c.address, bundle, verdict`);
   const hour = Math.floor(T0 / HOUR);
@@ -102,7 +105,7 @@ t.test('blocked mode: counts without raw rows, from 300 clients over three hours
   }
   await h.close();
   const got = rows<{ hour: number; address: string; verdict: string; count: number; first: number; last: number }>(dir,
-    'SELECT h.hour, c.address, v.name AS verdict, count, first, last FROM hourly h JOIN clients c ON c.id = h.client JOIN verdicts v ON v.id = h.verdict');
+    `SELECT h.hour, c.address, v.name AS verdict, count, ${TIMES} FROM hourly h JOIN clients c ON c.id = h.client JOIN verdicts v ON v.id = h.verdict`);
   t.equal(got.length, want.size, 'one roll-up row per (hour, client, verdict)');
   t.same(Object.fromEntries(got.map((r) => [`${r.hour} ${r.address} ${r.verdict}`, { count: r.count, first: r.first, last: r.last }])), Object.fromEntries(want),
     'each with its count, first and last');

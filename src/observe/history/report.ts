@@ -3,7 +3,7 @@
 // from the hourly ones, and only the partial hours at the ends of the range from raw rows:
 // a 90-day report never scans the raw rows of 90 days (except by domain for one client).
 import type { Db } from './schema.js';
-import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, rowCountSql } from './schema.js';
+import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, rollupTimes, rowCountSql } from './schema.js';
 
 export const REPORT_BY = ['client', 'bundle', 'domain', 'group', 'day', 'hour'] as const;
 export type ReportBy = (typeof REPORT_BY)[number];
@@ -81,16 +81,19 @@ export function report(db: Db, q: ReportQuery): Report {
     };
     const hourly = (from: number, to: number): void => {
       if (from >= to) return;
-      const rows = db.prepare(`SELECT ${ROLLUP_KEY[q.by as Exclude<ReportBy, 'domain'>]} AS k, sum(count) AS n, min(first) AS f, max(last) AS l ` +
+      const t = rollupTimes(db, 'hourly');
+      const rows = db.prepare(`SELECT ${ROLLUP_KEY[q.by as Exclude<ReportBy, 'domain'>]} AS k, sum(count) AS n, min(${t.first}) AS f, max(${t.last}) AS l ` +
         `FROM hourly WHERE hour >= ? AND hour < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from, to, ...params) as Part[];
       for (const r of rows) parts.push({ ...r, k: dayOrHour ? r.k * HOUR_MS : r.k });
     };
     const daily = (from: number, to: number): void => {
       if (from >= to) return;
+      const d = rollupTimes(db, 'daily');
+      const dd = rollupTimes(db, 'daily_domains');
       const rows = q.by === 'domain'
-        ? db.prepare(`SELECT domain AS k, sum(count) AS n, min(first) AS f, max(last) AS l FROM daily_domains WHERE day >= ? AND day < ?${where} GROUP BY k`)
+        ? db.prepare(`SELECT domain AS k, sum(count) AS n, min(${dd.first}) AS f, max(${dd.last}) AS l FROM daily_domains WHERE day >= ? AND day < ?${where} GROUP BY k`)
           .all(from, to, ...params) as Part[]
-        : db.prepare(`SELECT ${ROLLUP_KEY[q.by as Exclude<ReportBy, 'domain'>]} AS k, sum(count) AS n, min(first) AS f, max(last) AS l ` +
+        : db.prepare(`SELECT ${ROLLUP_KEY[q.by as Exclude<ReportBy, 'domain'>]} AS k, sum(count) AS n, min(${d.first}) AS f, max(${d.last}) AS l ` +
           `FROM daily WHERE day >= ? AND day < ? AND verdict = ${BLOCKED}${where} GROUP BY k`).all(from, to, ...params) as Part[];
       parts.push(...rows);
     };

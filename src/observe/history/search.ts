@@ -4,7 +4,7 @@
 // from the end of the range (walkSpans): no index over the raw rows is needed (they cost
 // 35 bytes per attempt, a third of the database).
 import type { Db } from './schema.js';
-import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, hasFoldedRows } from './schema.js';
+import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, hasFoldedRows, rollupTimes } from './schema.js';
 import { qtypeName } from '../../wire/constants.js';
 
 export interface SearchQuery {
@@ -139,10 +139,12 @@ export function searchAttempts(db: Db, q: SearchQuery): AttemptsPage {
  */
 function walkSpans(db: Db, column: 'client' | 'domain', ids: number[], select: string, from: number, to: number, want: number): RawRow[] {
   const list = ids.join(',');
+  const d = rollupTimes(db, column === 'client' ? 'daily' : 'daily_domains');
+  const h = rollupTimes(db, 'hourly');
   const daySpan = db.prepare(column === 'client'
-    ? `SELECT min(first) AS f, max(last) AS l FROM daily WHERE day = ? AND client IN (${list}) AND verdict = ${BLOCKED}`
-    : `SELECT min(first) AS f, max(last) AS l FROM daily_domains WHERE day = ? AND domain IN (${list})`);
-  const hourSpan = db.prepare(`SELECT min(first) AS f, max(last) AS l FROM hourly WHERE hour = ? AND client IN (${list}) AND verdict = ${BLOCKED}`);
+    ? `SELECT min(${d.first}) AS f, max(${d.last}) AS l FROM daily WHERE day = ? AND client IN (${list}) AND verdict = ${BLOCKED}`
+    : `SELECT min(${d.first}) AS f, max(${d.last}) AS l FROM daily_domains WHERE day = ? AND domain IN (${list})`);
+  const hourSpan = db.prepare(`SELECT min(${h.first}) AS f, max(${h.last}) AS l FROM hourly WHERE hour = ? AND client IN (${list}) AND verdict = ${BLOCKED}`);
   const rows = db.prepare(`SELECT ${select}`);
   const raw: RawRow[] = [];
   const read = (f: number, l: number): void => {
@@ -159,8 +161,8 @@ function walkSpans(db: Db, column: 'client' | 'domain', ids: number[], select: s
       continue;
     }
     for (let hour = Math.floor(span.l / HOUR_MS); hour >= Math.floor(span.f / HOUR_MS) && raw.length < want; hour--) {
-      const h = hourSpan.get(hour) as { f: number | null; l: number | null };
-      if (h.f !== null && h.l !== null) read(h.f, h.l);
+      const span = hourSpan.get(hour) as { f: number | null; l: number | null };
+      if (span.f !== null && span.l !== null) read(span.f, span.l);
     }
   }
   return raw;

@@ -16,6 +16,13 @@ const COLUMNS = 15;
 const COUNT = 13;
 const SPAN = 14;
 
+/**
+ * Adds a cell to a roll-up row: first and span (schema.ts) of the union of both. The right
+ * sides all see the row's old values.
+ */
+const MERGE = 'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), ' +
+  'span = max(first + span, excluded.first + excluded.span) - min(first, excluded.first)';
+
 export class HistoryWriter {
   readonly db: Db;
   private lastId: number;
@@ -37,12 +44,9 @@ export class HistoryWriter {
       row: db.prepare('INSERT INTO queries (id, client, domain, qtype, verdict, grp, bundle, rule_file, rule_line, node, rcode, upstream, latency_ms, count, span) ' +
         'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       lastInMs: db.prepare('SELECT max(id) AS id FROM queries WHERE id >= ? AND id < ?'),
-      rollup: db.prepare('INSERT INTO hourly (hour, client, grp, bundle, verdict, count, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
-        'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
-      daily: db.prepare('INSERT INTO daily (day, client, grp, bundle, verdict, count, first, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ' +
-        'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
-      dailyDomain: db.prepare('INSERT INTO daily_domains (day, domain, bundle, count, first, last) VALUES (?, ?, ?, ?, ?, ?) ' +
-        'ON CONFLICT DO UPDATE SET count = count + excluded.count, first = min(first, excluded.first), last = max(last, excluded.last)'),
+      rollup: db.prepare(`INSERT INTO hourly (hour, client, grp, bundle, verdict, count, first, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ${MERGE}`),
+      daily: db.prepare(`INSERT INTO daily (day, client, grp, bundle, verdict, count, first, span) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ${MERGE}`),
+      dailyDomain: db.prepare(`INSERT INTO daily_domains (day, domain, bundle, count, first, span) VALUES (?, ?, ?, ?, ?, ?) ${MERGE}`),
       deleteDaily: db.prepare('DELETE FROM daily WHERE (day, client, grp, bundle, verdict) IN ' +
         '(SELECT day, client, grp, bundle, verdict FROM daily WHERE day < ? LIMIT ?)'),
       deleteDailyDomains: db.prepare('DELETE FROM daily_domains WHERE (day, domain, bundle) IN (SELECT day, domain, bundle FROM daily_domains WHERE day < ? LIMIT ?)'),
@@ -156,8 +160,9 @@ export class HistoryWriter {
       count(r.hour, this.clientId(r.client, info?.name ?? ''), this.labelId(info?.group ?? 'default'), this.labelId(r.bundle), r.verdict, r.count, r.first, r.last);
     }
     const days = new Map<string, [number, number, number, number, number, number, number, number]>();
+    // Cells hold ms since 1970; the tables keep first from the hour's (day's) start, and the span.
     for (const cell of cells.values()) {
-      this.stmt.rollup.run(cell);
+      this.stmt.rollup.run(cell[0], cell[1], cell[2], cell[3], cell[4], cell[5], cell[6] - cell[0] * HOUR_MS, cell[7] - cell[6]);
       const day = Math.floor(cell[0] / 24);
       const key = `${day},${cell[1]},${cell[2]},${cell[3]},${cell[4]}`;
       const sum = days.get(key);
@@ -168,8 +173,8 @@ export class HistoryWriter {
         if (cell[7] > sum[7]) sum[7] = cell[7];
       }
     }
-    for (const sum of days.values()) this.stmt.daily.run(sum);
-    for (const cell of domainCells.values()) this.stmt.dailyDomain.run(cell);
+    for (const d of days.values()) this.stmt.daily.run(d[0], d[1], d[2], d[3], d[4], d[5], d[6] - d[0] * DAY_MS, d[7] - d[6]);
+    for (const d of domainCells.values()) this.stmt.dailyDomain.run(d[0], d[1], d[2], d[3], d[4] - d[0] * DAY_MS, d[5] - d[4]);
     return rows.n;
   }
 
