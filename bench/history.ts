@@ -173,7 +173,7 @@ async function batch(): Promise<void> {
   const history = new History({ mode: 'blocked', days: 90, stateDir: dir, flushMs: 3_600_000, log: { warn: (m) => console.error(m), info: () => undefined } });
   const e = new Event();
   const handoff: number[] = [];
-  for (let b = 0; b < 10; b++) {
+  for (let b = 0; b < 60; b++) {
     // As many rows as reach the writer in one early hand-over (EARLY_FLUSH_ROWS).
     for (let i = 0; i < EARLY_FLUSH_ROWS - 1; i++) {
       const k = skewed(w.queries.length);

@@ -13,7 +13,7 @@ import { blockedNames, FORWARD_DOMAIN, HOT_SET, writeLists, writeQueries, type W
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
 
-const USAGE = '--only W1,W2 (W3, W4 too; W4 below ~20000 q/s) --rate Q (queries/s, default 30000) --duration S (default 10) --rounds N (default 3) ' +
+const USAGE = '--only W1,W2 (W3, W4 too; W4 below ~20000 q/s) --rate Q (queries/s, default 30000; 0: as fast as answered) --duration S (default 10) --rounds N (default 3) ' +
   '--cpu-prof DIR (one .cpuprofile per workload and round) --attach CMD (run by sh during the load, {pid} the server\'s, ' +
   '{w} the workload, {r} the round; stopped with SIGINT after it, e.g. "perf stat -e \'syscalls:sys_enter_*mmsg\' -p {pid}") ' +
   '--port-base N --latency (p50/p99/max of the run after its first 2 s, up to 2,000 outstanding as the latency section); ' +
@@ -113,14 +113,16 @@ async function main(): Promise<void> {
         await firstAnswer(port, 'messenger.hotmail.com', performance.now());
         await runDnsperf(1, port, join(dir, 'warm.txt'), 1);
         const file = join(dir, `${w}-${round}.txt`);
-        writeQueries(file, w, blocked, Math.ceil(o.duration * o.rate) + 1000, `hp${round}`);
+        writeQueries(file, w, blocked, Math.ceil(o.duration * (o.rate > 0 ? o.rate : 150_000)) + 1000, `hp${round}`);
         const before = cpuSeconds(server.pid!);
         const threadsBefore = threadTicks(server.pid!);
         // A profiler or tracer over the load only (its own output: stdout and stderr pass through).
         const attached = o.attach === null ? null
           : spawn('sh', ['-c', o.attach.replaceAll('{pid}', String(server.pid)).replaceAll('{w}', w).replaceAll('{r}', String(round))],
             { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-        const r = await runDnsperf(1, port, file, o.duration, o.latency ? { outstanding: 2000, rate: o.rate, latencies: true, skipFirst: o.rate * 2 } : { outstanding: 200, rate: o.rate });
+        // --rate 0: as fast as the server answers (saturation, as the bench's history section).
+        const rate = o.rate > 0 ? { rate: o.rate } : {};
+        const r = await runDnsperf(1, port, file, o.duration, o.latency ? { outstanding: 2000, ...rate, latencies: true, skipFirst: o.rate * 2 } : { outstanding: 200, ...rate });
         const cpu = cpuSeconds(server.pid!) - before;
         if (attached !== null) {
           const ended = new Promise((resolve) => attached.once('exit', resolve));

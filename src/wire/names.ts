@@ -60,11 +60,25 @@ export function keyToText(key: string): string {
   while (i < key.length) {
     const len = key.charCodeAt(i);
     if (i > 0) out += '.';
-    for (let j = i + 1; j <= i + len && j < key.length; j++) {
+    const end = Math.min(i + len, key.length - 1);
+    // A label of plain characters (nearly all) is appended in one piece: one string per label
+    // instead of one per character (the history and the log ask for every blocked query's rule).
+    let plain = true;
+    for (let j = i + 1; j <= end; j++) {
       const c = key.charCodeAt(j);
-      if (c === 0x2e || c === 0x5c) out += '\\' + key[j];
-      else if (c > 0x20 && c < 0x7f) out += key[j];
-      else out += '\\' + String(c).padStart(3, '0');
+      if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) out += key.slice(i + 1, end + 1);
+    else {
+      for (let j = i + 1; j <= end; j++) {
+        const c = key.charCodeAt(j);
+        if (c === 0x2e || c === 0x5c) out += '\\' + key[j];
+        else if (c > 0x20 && c < 0x7f) out += key[j];
+        else out += '\\' + String(c).padStart(3, '0');
+      }
     }
     i += len + 1;
   }

@@ -1,5 +1,6 @@
 // The History observer: told about every answered query on the DNS thread, it only copies
-// a few fields into a bounded ring (blocked queries, or every query with --history all) or
+// a few fields as numbers and bytes into a bounded ring (blocked queries, or every query
+// with --history all; no string of a query is kept, see batch.ts) or
 // adds one to a per-client counter (typed arrays, nothing allocated); about once a second it
 // hands what it has to the writer thread, which stores it in history.sqlite. Nothing here
 // waits for the disk or throws.
@@ -72,8 +73,9 @@ const UNKNOWN_CLIENT: ClientInfo = { name: '', group: 'default' };
 
 /**
  * A batch is handed over early once it has this many rows: handing over costs the DNS thread
- * about 0.4 ms per 1,000 rows (copying them to the writer thread), so batches stay small enough
- * that no single hand-over holds up queries for long (figures in docs/history.md).
+ * about 0.18 ms per 1,000 rows (copying the ring's columns into buffers that are then moved
+ * to the writer thread), so batches stay small enough that no single hand-over holds up
+ * queries for long (figures in docs/history.md).
  */
 export const EARLY_FLUSH_ROWS = 2048;
 
