@@ -108,6 +108,8 @@ async function main(): Promise<void> {
       for (const w of o.only) {
         // A fresh server per run, so that a profile holds one workload.
         const prof = o.cpuProf === null ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProf, '--cpu-prof-name', `${w}-r${round}.cpuprofile`];
+        // HOT_PATH_NODE_FLAGS: more node/V8 flags for the server (e.g. --single-threaded-gc).
+        prof.push(...(process.env.HOT_PATH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
         const server = startSinkhole(0, ['--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstreamPort}`,
           '--blocklists', lists.sinkholeDir, '--cache-size', '10000', '--state-dir', join(dir, 'state'), ...o.serve], join(dir, 'sinkhole.log'), prof);
         await firstAnswer(port, 'messenger.hotmail.com', performance.now());

@@ -274,6 +274,36 @@ t.test('qnames longer than a slot of the ring, in a ring that wraps, are stored 
   t.same(rows(dir, 'SELECT sum(count) AS n FROM hourly'), [{ n: 6 }], 'the two dropped still counted');
 });
 
+t.test('a writer thread that cannot keep up: the rows of a hand-over become counts on the DNS thread instead', async (t) => {
+  const dir = stateDir(t);
+  const h = history(dir, { queueLimit: 1000, flushMs: 60_000 });
+  h.describeClient = (a) => (a === '192.168.1.23' ? { name: 'laptop-7', group: 'kids' } : { name: '', group: 'default' });
+  h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0));
+  h.flush();
+  await until('the first row written', () => h.figures().written === 1);
+  // As the writer reports it when more than half the queue waits for it (set here, in the same
+  // turn as the hand-over, so no message from the thread can overwrite it first).
+  h.thread!.stats = { ...h.thread!.stats, pendingRows: 501 };
+  for (let i = 0; i < 30; i++) h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0 + 1000 + i));
+  for (let i = 0; i < 10; i++) h.answered(src.event('192.168.1.40', 'telegram.org', 1, T0 + HOUR + i));
+  h.flush();
+  t.equal(h.figures().dropped, 40, 'the 40 rows are dropped and counted');
+  h.thread!.stats = { ...h.thread!.stats, pendingRows: 0 };
+  h.answered(src.event('192.168.1.40', 'www.icq.com', 1, T0 + 2 * HOUR));
+  await h.close();
+  t.same(rows(dir, 'SELECT count(*) AS n FROM queries'), [{ n: 2 }], 'raw rows: the first and the last, handed over while the writer kept up');
+  const db = openReader(join(dir, DB_FILE));
+  t.teardown(() => db.close());
+  const r = report(db, { since: T0 - HOUR, until: T0 + 3 * HOUR, by: 'bundle' });
+  t.same(r.rows.map((x) => [x.key, x.count, x.first, x.last]), [
+    ['whatsapp', 31, new Date(T0).toISOString(), new Date(T0 + 1029).toISOString()],
+    ['telegram', 10, new Date(T0 + HOUR).toISOString(), new Date(T0 + HOUR + 9).toISOString()],
+    ['icq', 1, new Date(T0 + 2 * HOUR).toISOString(), new Date(T0 + 2 * HOUR).toISOString()],
+  ], 'reports count every attempt, with first and last');
+  t.same(report(db, { since: T0 - HOUR, until: T0 + 3 * HOUR, by: 'client' }).rows.map((x) => [x.key, x.name, x.count]),
+    [['192.168.1.23', 'laptop-7', 31], ['192.168.1.40', null, 11]], 'by client, with names');
+});
+
 t.test('a full queue drops the oldest raw rows but keeps their counts', async (t) => {
   const dir = stateDir(t);
   const h = history(dir, { queueLimit: 100, flushMs: 60_000 });

@@ -300,6 +300,54 @@ export class History implements QueryObserver {
     return rows;
   }
 
+  /**
+   * Whether the writer thread of this History holds more than half the queue limit unwritten:
+   * it cannot keep up (the DNS thread keeps the only core busy, so the writer at nice 19
+   * hardly runs). Rows handed to it now would only be dropped there, after costing a copy
+   * on this thread and the writer's work and garbage collection (V8's GC helper threads,
+   * shared by both isolates, run at the DNS thread's priority).
+   */
+  private writerBehind(): boolean {
+    return this.thread !== null && this.thread.stats.pendingRows > this.capacity / 2;
+  }
+
+  /**
+   * Turns the ring's rows into roll-up counts (dropped and counted, as from a full queue),
+   * summed per (hour, client, bundle, verdict) with small integer keys: no object per row.
+   */
+  private shedRows(): void {
+    const r = this.ring;
+    const length = r.at.length;
+    const cells = new Map<number, RollupCell>();
+    for (let k = 0; k < this.size; k++) {
+      let i = this.head + k;
+      if (i >= length) i -= length;
+      const at = r.at[i]!;
+      const hour = Math.floor(at / HOUR_MS);
+      const client = r.client[i]!;
+      const bundle = r.bundle[i]!;
+      const verdict = r.verdict[i]!;
+      // Rows of one hand-over are seconds apart: the hour is nearly always the same, and
+      // ids stay small; past 2^16 clients or 2^6 bundles (never in practice) one cell per row.
+      const key = client < 0x10000 && bundle < 0x40 ? (((hour & 0x3) * 0x10000 + client) * 0x40 + bundle) * 8 + verdict : -1 - k;
+      const cell = cells.get(key);
+      if (cell === undefined || cell.hour !== hour) {
+        const fresh = { hour, client: this.texts.text(client), bundle: this.texts.text(bundle), verdict, count: 1, first: at, last: at };
+        if (cell === undefined) cells.set(key, fresh);
+        else this.extra.push(fresh);
+      } else {
+        cell.count++;
+        if (at < cell.first) cell.first = at;
+        if (at > cell.last) cell.last = at;
+      }
+    }
+    for (const cell of cells.values()) this.extra.push(cell);
+    this.droppedHere += this.size;
+    r.longNames = {};
+    this.head = 0;
+    this.size = 0;
+  }
+
   /** Hands everything counted so far to the writer thread (called every flushMs, and by close). */
   flush(): void {
     this.flushSoon = false;
@@ -309,6 +357,7 @@ export class History implements QueryObserver {
       this.clientOf = [];
     }
     if (this.size === 0 && this.extra.length === 0) return;
+    if (this.size > 0 && this.writerBehind()) this.shedRows();
     const rows = this.takeRows();
     const texts = this.texts.take();
     const rollups = this.extra;
