@@ -26,7 +26,10 @@ export interface HistoryOptions {
   stateDir: string;
   /** Stored with every raw row; default: the host name. */
   node?: string;
-  /** Raw rows waiting to be written, at most (default 100,000); past it the oldest become counts only. */
+  /**
+   * Raw rows waiting to be written, at most (default 100,000); past it the oldest become counts
+   * only. While the writer holds more than half of it, new rows become counts at once (shedRows).
+   */
   queueLimit?: number;
   /** How often a batch is handed to the writer (default 1000 ms). */
   flushMs?: number;
