@@ -1,6 +1,6 @@
 // What observers (statistics, query log, blocked-query log, history) are told about each
 // answered query: one QueryEvent, filled in by the pipeline after the answer is sent.
-import type { RuleRef } from '../stages/policy/ruleset.js';
+import type { RuleRef, RuleSource } from '../stages/policy/ruleset.js';
 import type { Query } from '../wire/query.js';
 
 /** What happened to a query. `local` = answered from local data (hosts files, local zones). */
@@ -27,6 +27,12 @@ export interface QueryEvent {
   readonly decision: number;
   /** The rule that blocked the query, described on demand (it builds strings); null when no rule did. */
   rule(): RuleRef | null;
+  /**
+   * Where that rule is (file, line, bundle) without its text: what the history stores for
+   * every blocked query, cheaper than rule() (no string is built). Optional: without it,
+   * rule() answers.
+   */
+  ruleSource?(): RuleSource | null;
   /** Milliseconds from arrival to answer; 0 when no one asked for timing (see Pipeline.timing). */
   elapsedMs(): number;
 }

@@ -1,11 +1,13 @@
 // The QueryEvent the pipeline fills for observers (observe/event.ts): one object, reused.
 import type { Outcome, QueryEvent } from '../observe/event.js';
-import type { RuleRef } from '../stages/policy/ruleset.js';
+import type { RuleRef, RuleSource } from '../stages/policy/ruleset.js';
 import type { Query } from '../wire/query.js';
 
 /** Turns a decision number into the rule it names (the policy in force when it was made). */
 export interface RuleExplainer {
   explain(decision: number): RuleRef | null;
+  /** The same without the rule's text (see QueryEvent.ruleSource). */
+  source?(decision: number): RuleSource | null;
 }
 
 export class PipelineEvent implements QueryEvent {
@@ -48,6 +50,12 @@ export class PipelineEvent implements QueryEvent {
       this.ruleMade = true;
     }
     return this.ruleRef;
+  }
+
+  ruleSource(): RuleSource | null {
+    // Already described (another observer asked): no second look-up.
+    if (this.ruleMade || this.explainer?.source === undefined) return this.rule();
+    return this.explainer.source(this.decision);
   }
 
   elapsedMs(): number {

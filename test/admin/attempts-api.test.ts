@@ -32,7 +32,7 @@ t.test('GET /api/attempts: single attempts, filtered and paged, behind the token
   const adminPort = await freePort();
   const { s } = await serverWithUpstream(t, {
     handler: (q) => ({ answers: [{ name: q.rawName, type: T.A, ttl: 300, data: '192.0.2.7' }] }),
-    lists: { 'msn-messenger.txt': 'messenger.hotmail.com\n', 'yahoo-messenger.txt': 'msg.yahoo.com\n' },
+    lists: { 'msn-messenger.txt': 'messenger.hotmail.com\n', 'yahoo-messenger.txt': '# Yahoo Messenger\nlogin.yahoo.example\nmsg.yahoo.com\n' },
     args: ['--admin', `127.0.0.1:${adminPort}`, '--admin-token', TOKEN, '--history', 'blocked'],
   });
   const started = Date.now();
@@ -55,7 +55,8 @@ t.test('GET /api/attempts: single attempts, filtered and paged, behind the token
     '127.0.0.3 scs.msg.yahoo.com A', '127.0.0.2 scs.msg.yahoo.com AAAA',
     ...[4, 3, 2, 1, 0].map((i) => `127.0.0.2 n${i}.messenger.hotmail.com A`),
   ], 'blocked attempts only, newest first');
-  t.match(all.rows[0], { group: 'default', name: null, bundle: 'yahoo-messenger', rule: /yahoo-messenger\.txt:1$/, node: /./ });
+  // The rule's file and line as the policy knows them (QueryEvent.ruleSource: no text built).
+  t.match(all.rows[0], { group: 'default', name: null, bundle: 'yahoo-messenger', rule: /yahoo-messenger\.txt:3$/, node: /./ });
   const at = Date.parse(all.rows[0]!.time);
   t.ok(at >= started - 1000 && at <= Date.now(), 'the time is when it was asked');
   t.equal(all.next, null);

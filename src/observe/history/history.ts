@@ -6,7 +6,7 @@
 // waits for the disk or throws.
 import { hostname } from 'node:os';
 import type { Outcome, QueryEvent, QueryObserver } from '../event.js';
-import type { RuleRef } from '../../stages/policy/ruleset.js';
+import type { RuleSource } from '../../stages/policy/ruleset.js';
 import { OUTCOMES } from '../event.js';
 import { emptyRows, LONG_NAME, NAME_SLOT, setQnameKey, Texts, type ClientInfo, type RollupCell, type Rows } from './batch.js';
 import type { WorkerSettings } from './messages.js';
@@ -152,9 +152,10 @@ export class History implements QueryObserver {
 
   answered(e: QueryEvent): void {
     let verdict = VERDICT[e.outcome];
-    let rule: RuleRef | null = null;
+    let rule: RuleSource | null = null;
     if (verdict === BLOCKED) {
-      rule = e.rule();
+      // Where the rule is; its text (which rule() builds) is not stored.
+      rule = e.ruleSource === undefined ? e.rule() : e.ruleSource();
       // Blocked without a rule: the DoH canary, counted apart (not a client's attempt).
       if (rule === null) verdict = CANARY;
     }

@@ -16,7 +16,7 @@ import {
 } from '../../wire/packed-answer.js';
 import type { NetworkList } from './cidr.js';
 import type { GroupExplanation, GroupPolicy } from './group-policy.js';
-import { matchOf, ruleOf, type RuleRef, type RuleSet } from './ruleset.js';
+import { matchOf, ruleOf, type RuleRef, type RuleSet, type RuleSource } from './ruleset.js';
 
 export const NOT_BLOCKED = -1;
 
@@ -129,6 +129,12 @@ export class Policy {
       }
     }
     return NOT_BLOCKED;
+  }
+
+  /** Where the rule a decision names is, without building its text; null for NOT_BLOCKED. */
+  source(decision: number): RuleSource | null {
+    if (decision === NOT_BLOCKED) return null;
+    return decision >= 0 ? this.rules.source(ruleOf(decision)) : this.rules.describeAddressRule(-2 - decision);
   }
 
   /** The rule a decision names; null for NOT_BLOCKED. */

@@ -7,6 +7,13 @@ import type { ListFile } from './list-file.js';
 import { keyToText } from '../../wire/names.js';
 import { runAll, runSliced, YIELD_EVERY } from './slices.js';
 
+/** Where a rule is: its file, line and bundle (RuleRef without the text). */
+export interface RuleSource {
+  file: string;
+  bundle: string;
+  line: number;
+}
+
 export interface RuleRef {
   file: string;
   bundle: string;
@@ -434,6 +441,12 @@ export class RuleSet {
 
   isAllow(g: number): boolean {
     return this.files[this.fileOf[g]!]!.allow[this.indexOf[g]!] === 1;
+  }
+
+  /** describe(g) without the rule's text. */
+  source(g: number): RuleSource {
+    const file = this.files[this.fileOf[g]!]!;
+    return { file: file.path, bundle: file.bundle, line: file.lines[this.indexOf[g]!]! };
   }
 
   describe(g: number): RuleRef {
