@@ -58,7 +58,8 @@ export class FleetFigures implements QueryObserver {
     this.blocked++;
     this.pendingBlocked++;
     c[1]!++;
-    const bundle = e.rule()?.bundle ?? 'canary';
+    // Only the bundle is counted: ruleSource() finds it without building the rule's text.
+    const bundle = (e.ruleSource === undefined ? e.rule() : e.ruleSource())?.bundle ?? 'canary';
     this.bundles.set(bundle, (this.bundles.get(bundle) ?? 0) + 1);
   }
 

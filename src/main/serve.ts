@@ -46,7 +46,7 @@ import cluster from 'node:cluster';
 import type { Logger } from '../observe/log.js';
 import { createHistory } from '../observe/history/history.js';
 import type { Batch } from '../observe/history/batch.js';
-import { WriterThread } from '../observe/history/writer-thread.js';
+import { WriterThread, type BatchSink } from '../observe/history/writer-thread.js';
 
 /** The history's few lines (never one per query) in the server's log. */
 function historyLog(log: Logger): { warn(message: string): void; info(message: string): void } {
@@ -236,7 +236,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   // batches to the primary, which owns the one writer.
   const history = createHistory(config.history, {
     days: config.historyDays, stateDir: config.stateDir, log: historyLog(log),
-    ...(isWorker ? { sink: { write: (batch) => process.send?.({ sinkhole: 'history', batch }) } } : {}),
+    ...(isWorker ? { sink: workerHistorySink() } : {}),
   });
   if (history !== null) {
     observers.push(history);
@@ -413,6 +413,15 @@ export function restartOnlyChanges(running: Config, next: Config): string[] {
     .map((o) => o.name);
 }
 
+/** A worker's history batches go to the primary process, which says when its writer is behind. */
+function workerHistorySink(): BatchSink {
+  let behind = false;
+  process.on('message', (m: { sinkhole?: string; behind?: boolean }) => {
+    if (m?.sinkhole === 'history-behind') behind = m.behind === true;
+  });
+  return { write: (batch) => process.send?.({ sinkhole: 'history', batch }), behind: () => behind };
+}
+
 function netsText(nets: Cidr[] | null): string {
   return nets === null ? 'any' : nets.map((c) => c.text).join(' ');
 }
@@ -449,8 +458,17 @@ export async function serve(config: Config, reread: (() => Config) | null = null
     if (config.history !== 'off' || fleet !== null) cluster.setupPrimary({ serialization: 'advanced' });
     if (config.history !== 'off') {
       writer = new WriterThread({ stateDir: config.stateDir, days: config.historyDays, queueLimit: 100_000, retryMs: 30_000 }, historyLog(log));
-      cluster.on('message', (_worker, m: { sinkhole?: string; batch?: Batch }) => {
-        if (m?.sinkhole === 'history' && m.batch !== undefined) writer!.write(m.batch);
+      // Each worker is told when the writer falls behind or catches up (as a single process's
+      // History sees its own thread), so that it sheds raw rows instead of sending them here.
+      const told = new WeakMap<object, boolean>();
+      cluster.on('message', (worker, m: { sinkhole?: string; batch?: Batch }) => {
+        if (m?.sinkhole !== 'history' || m.batch === undefined) return;
+        writer!.write(m.batch);
+        const behind = writer!.behind();
+        if ((told.get(worker) ?? false) !== behind) {
+          told.set(worker, behind);
+          worker.send({ sinkhole: 'history-behind', behind });
+        }
       });
     }
     runPrimary(config.workers, log, output.flush, () => void fleet?.warmWorkers(), async () => {

@@ -304,6 +304,25 @@ t.test('a writer thread that cannot keep up: the rows of a hand-over become coun
     [['192.168.1.23', 'laptop-7', 31], ['192.168.1.40', null, 11]], 'by client, with names');
 });
 
+t.test('a sink that says its writer is behind (--workers: the primary process tells each worker) gets counts instead of rows', async (t) => {
+  const batches: Batch[] = [];
+  let behind = false;
+  const h = history(stateDir(t), { flushMs: 60_000, sink: { write: (b) => batches.push(b), behind: () => behind } });
+  h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0));
+  h.flush();
+  behind = true;
+  for (let i = 0; i < 20; i++) h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0 + 10 + i));
+  h.flush();
+  behind = false;
+  h.answered(src.event('192.168.1.23', 'telegram.org', 1, T0 + 50));
+  h.flush();
+  await h.close();
+  t.same(batches.map((b) => b.rows.n), [1, 0, 1], 'raw rows while the writer keeps up; none while it is behind');
+  const counted = batches[1]!.rollups.filter((c) => c.client === '192.168.1.23' && c.bundle === 'whatsapp').reduce((a, c) => a + c.count, 0);
+  t.equal(counted, 20, 'the 20 attempts go as counts');
+  t.equal(h.figures().dropped, 20, 'and are counted as dropped rows');
+});
+
 t.test('a full queue drops the oldest raw rows but keeps their counts', async (t) => {
   const dir = stateDir(t);
   const h = history(dir, { queueLimit: 100, flushMs: 60_000 });

@@ -305,14 +305,14 @@ export class History implements QueryObserver {
   }
 
   /**
-   * Whether the writer thread of this History holds more than half the queue limit unwritten:
-   * it cannot keep up (the DNS thread keeps the only core busy, so the writer at nice 19
-   * hardly runs). Rows handed to it now would only be dropped there, after costing a copy
+   * Whether the writer thread (this History's own, or with --workers the primary process's)
+   * holds more than half its queue limit unwritten: it cannot keep up (the DNS thread keeps
+   * the only core busy, so the writer at nice 19 hardly runs). Rows handed to it now would only be dropped there, after costing a copy
    * on this thread and the writer's work and garbage collection (V8's GC helper threads,
    * shared by both isolates, run at the DNS thread's priority).
    */
   private writerBehind(): boolean {
-    return this.thread !== null && this.thread.stats.pendingRows > this.capacity / 2;
+    return this.sink.behind?.() === true;
   }
 
   /**

@@ -13,6 +13,12 @@ export interface HistoryLog {
 /** Where a History observer hands its batches: a WriterThread, or a link to the process that owns one. */
 export interface BatchSink {
   write(batch: Batch): void;
+  /**
+   * Whether the writer holds more than half its queue unwritten (it cannot keep up): the
+   * History then turns its rows into counts instead of handing them over (History.flush).
+   * With --workers, the primary process tells each worker (serve.ts).
+   */
+  behind?(): boolean;
 }
 
 export class WriterThread implements BatchSink {
@@ -26,7 +32,7 @@ export class WriterThread implements BatchSink {
   private readonly retention: NodeJS.Timeout;
 
   /** Runs retention at start and every `retentionMs` (default hourly), with `now` as the clock. */
-  constructor(settings: WorkerSettings, private readonly log: HistoryLog, private readonly now: () => number = Date.now, retentionMs = 3_600_000) {
+  constructor(private readonly settings: WorkerSettings, private readonly log: HistoryLog, private readonly now: () => number = Date.now, retentionMs = 3_600_000) {
     // Under the test runner the sources are .ts; built, they are .js.
     const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
     this.worker = new Worker(new URL(`./writer-worker.${ext}`, import.meta.url), { workerData: settings });
@@ -41,6 +47,10 @@ export class WriterThread implements BatchSink {
     this.retention = setInterval(() => void this.retain(), retentionMs);
     this.retention.unref();
     void this.retain();
+  }
+
+  behind(): boolean {
+    return this.stats.pendingRows > this.settings.queueLimit / 2;
   }
 
   /** The owner's figures, for the primary's metrics with --workers (see addHistoryMetrics). */
