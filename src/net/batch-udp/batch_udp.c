@@ -96,12 +96,14 @@ static void throw_errno(napi_env env, int err, const char *syscall) {
 
 // Calls a JS callback from libuv; an exception it leaves goes to 'uncaughtException', as
 // one from a dgram 'message' listener would.
-static void call_js(batch_socket *s, napi_ref fn_ref, size_t argc, napi_value *argv) {
-  napi_env env = s->env;
+// Calls the JS function behind `fn_ref` as a callback of `async` (so that promises and
+// nextTicks it queues run after it); an exception it throws is the process's, as in any
+// event callback.
+static void make_callback(napi_env env, napi_async_context async, napi_ref fn_ref, size_t argc, napi_value *argv) {
   napi_value fn, recv, result;
   if (fn_ref == NULL || napi_get_reference_value(env, fn_ref, &fn) != napi_ok || fn == NULL) return;
   napi_get_global(env, &recv);  // napi_make_callback needs an object as receiver
-  if (napi_make_callback(env, s->async, recv, fn, argc, argv, &result) != napi_ok) {
+  if (napi_make_callback(env, async, recv, fn, argc, argv, &result) != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) {
@@ -110,6 +112,10 @@ static void call_js(batch_socket *s, napi_ref fn_ref, size_t argc, napi_value *a
       napi_fatal_exception(env, err);
     }
   }
+}
+
+static void call_js(batch_socket *s, napi_ref fn_ref, size_t argc, napi_value *argv) {
+  make_callback(s->env, s->async, fn_ref, argc, argv);
 }
 
 static void report_error(batch_socket *s, int err, const char *syscall) {
@@ -656,22 +662,6 @@ typedef struct upstream_set {
   struct upstream_set *next;
 } upstream_set;
 
-static void up_call_js(upstream_set *u, size_t argc, napi_value *argv) {
-  napi_env env = u->env;
-  napi_value fn, recv, result;
-  if (napi_get_reference_value(env, u->on_answers, &fn) != napi_ok || fn == NULL) return;
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, u->async, recv, fn, argc, argv, &result) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value err;
-      napi_get_and_clear_last_exception(env, &err);
-      napi_fatal_exception(env, err);
-    }
-  }
-}
-
 static void up_deliver(upstream_set *u, unsigned count, size_t used) {
   if (count == 0) return;
   napi_handle_scope scope;
@@ -681,7 +671,7 @@ static void up_deliver(upstream_set *u, unsigned count, size_t used) {
   if (napi_create_buffer(u->env, used, &data, &argv[1]) == napi_ok) {
     if (used > 0) memcpy(data, u->arena, used);
     napi_create_uint32(u->env, count, &argv[0]);
-    up_call_js(u, 2, argv);
+    make_callback(u->env, u->async, u->on_answers, 2, argv);
   }
   napi_close_handle_scope(u->env, scope);
 }
