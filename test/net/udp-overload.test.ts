@@ -13,6 +13,7 @@ import { loadBatchUdp } from '../../src/net/batch-udp.js';
 import { freePort } from '../helpers/server.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { T } from '../helpers/dns.js';
+import { addonRequired } from '../helpers/batch-udp.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'main', 'cli.js');
 const have = (tool: string): boolean => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -77,7 +78,7 @@ t.test('under overload, queries that waited too long are dropped and counted; an
   const missing = ['dnsperf', 'taskset'].filter((tool) => !have(tool));
   if (missing.length > 0 || loadBatchUdp().addon === null) {
     const why = missing.length > 0 ? `${missing.join(', ')} missing (apt-get install dnsperf util-linux)` : loadBatchUdp().reason!;
-    if (process.env.CI) t.fail(why);
+    if (missing.length > 0 ? Boolean(process.env.CI) : addonRequired()) t.fail(why);
     else t.skip(why, async () => undefined);
     return;
   }
