@@ -137,6 +137,21 @@ export function cpuSeconds(pid: number): number {
   return ticks / CLOCK_TICKS;
 }
 
+/**
+ * Waits until `pid` (and children) uses at most one clock tick (4% of a core) in 250 ms, at most `maxMs`:
+ * what a run left behind (queued writes) is done before the next run begins.
+ */
+export async function settle(pid: number, maxMs = 15_000): Promise<void> {
+  const until = performance.now() + maxMs;
+  let last = cpuSeconds(pid);
+  while (performance.now() < until) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = cpuSeconds(pid);
+    if (now - last <= 0.011) return;
+    last = now;
+  }
+}
+
 /** Whether `name` A, asked of 127.0.0.1:`port`, is answered with the address `ipv4` (last record). */
 export async function answerIs(port: number, name: string, ipv4: string): Promise<boolean> {
   const socket = createSocket('udp4');
