@@ -30,6 +30,11 @@ export interface BatchUdpAddon {
   setMaxWait?(handle: SocketHandle, ms: number): boolean;
   /** The interface of a link-local address's scope id ("eth0"), or the id as text. */
   interfaceName(index: number): string;
+  /**
+   * Puts the calling thread in the SCHED_IDLE class: 0, or a negated errno (absent in addons
+   * built before it). For the history's threads (src/observe/history/thread-priority.ts).
+   */
+  idleThread?(): number;
   /** Upstream sockets (absent in addons built before them): see UpstreamSocketsAddon. */
   upOpen?: UpstreamSocketsAddon['upOpen'];
 }

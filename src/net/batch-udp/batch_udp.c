@@ -13,6 +13,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -627,6 +628,19 @@ static napi_value js_interface_name(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// idleThread() -> 0, or a negated errno: the calling thread (a worker thread's own) is put in
+// the SCHED_IDLE class. Node can only renice (os.setPriority); a nice-19 thread still keeps the
+// core for the rest of its slice when the DNS thread wakes (EEVDF), an idle-class thread is
+// preempted at once and runs only when nothing else would. An unprivileged thread may move
+// itself there (sched(7)).
+static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct sched_param param = {0};
+  int rc = sched_setscheduler(0, SCHED_IDLE, &param) == 0 ? 0 : -errno;
+  napi_value result;
+  napi_create_int32(env, rc, &result);
+  return result;
+}
 
 // ---- Upstream sockets: the forwarder's one-socket-per-query UDP (RFC 5452), without a
 // node:dgram Socket (a JS object, an EventEmitter, a libuv handle and two epoll_ctl) per
@@ -982,6 +996,7 @@ NAPI_MODULE_INIT() {
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
     {"setMaxWait", NULL, js_set_max_wait, NULL, NULL, NULL, napi_default, NULL},
     {"interfaceName", NULL, js_interface_name, NULL, NULL, NULL, napi_default, NULL},
+    {"idleThread", NULL, js_idle_thread, NULL, NULL, NULL, napi_default, NULL},
     {"upOpen", NULL, js_up_open, NULL, NULL, NULL, napi_default, NULL},
     {"upSocket", NULL, js_up_socket, NULL, NULL, NULL, napi_default, NULL},
     {"upConnectSend", NULL, js_up_connect_send, NULL, NULL, NULL, napi_default, NULL},

@@ -4,21 +4,33 @@
 // priority, W3 at 40,000 q/s on one core had p99 53 ms). When the DNS thread leaves the core
 // idle, they run at full speed; when it never does, the writer's queue fills and the oldest
 // raw rows are dropped and counted (the hourly counts are kept on the DNS thread).
+//
+// Two steps: nice 19 (Node's own os.setPriority, per thread), and where the batched-UDP addon
+// is built the SCHED_IDLE class. Nice 19 alone is not enough on Linux's EEVDF scheduler: a
+// thread that has the core keeps it until its slice ends, so the DNS thread, woken by a
+// query, waited behind the writer (W3 at 40,000 q/s on one core: p99 5.5-16 ms with the
+// writer at nice 19, docs/performance.md). An idle-class thread is preempted at once.
 import { readlinkSync } from 'node:fs';
 import { constants, setPriority } from 'node:os';
+import { loadBatchUdp } from '../../net/batch-udp.js';
+
+/** How the calling thread was lowered: 'idle' (SCHED_IDLE), 'nice' (nice 19 only), or why not at all. */
+export type Lowered = { class: 'idle' | 'nice'; reason: null } | { class: null; reason: string };
 
 /**
- * Lowers the calling thread to nice 19. Linux gives each thread its own id in
- * /proc/thread-self, and setpriority() on that id touches that thread alone.
- * Returns null, or why it could not (another OS, a container that forbids it): never throws.
+ * Lowers the calling thread: nice 19, then SCHED_IDLE where the addon can set it. Linux gives
+ * each thread its own id in /proc/thread-self, and setpriority() on that id touches that
+ * thread alone; sched_setscheduler(0) in the addon is the calling thread too.
+ * Never throws: another OS or a container that forbids it keeps the thread as it was.
  */
-export function lowerThisThreadPriority(): string | null {
+export function lowerThisThreadPriority(): Lowered {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return 'no thread id in /proc/thread-self';
+    if (!Number.isInteger(tid) || tid <= 0) return { class: null, reason: 'no thread id in /proc/thread-self' };
     setPriority(tid, constants.priority.PRIORITY_LOW);
-    return null;
   } catch (err) {
-    return (err as Error).message.split('\n')[0] ?? 'unknown error';
+    return { class: null, reason: (err as Error).message.split('\n')[0] ?? 'unknown error' };
   }
+  const idle = loadBatchUdp().addon?.idleThread?.();
+  return { class: idle === 0 ? 'idle' : 'nice', reason: null };
 }
