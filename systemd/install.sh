@@ -196,7 +196,7 @@ node=\$(PATH=/usr/local/bin:/usr/bin:/bin; command -v node) || {
 case "\$(readlink -f "\$node")" in
   /home/*|/root/*) echo "sinkhole: \$node is \$(readlink -f "\$node"), inside a home folder the service cannot read (ProtectHome=yes); install Node.js 20 or newer system-wide, e.g. sudo install -m 755 \$(readlink -f "\$node") /usr/local/bin/node" >&2; exit 1 ;;
 esac
-exec "\$node" --min-semi-space-size=4 --max-semi-space-size=4 "$app/dist/main/cli.js" "\$@"
+exec "\$node" --min-semi-space-size=4 --max-semi-space-size=4 --single-threaded-gc "$app/dist/main/cli.js" "\$@"
 WRAPPER
 chmod 755 "$new/bin/sinkhole"
 

@@ -10,4 +10,12 @@
 // under a millisecond) almost never outlive one. Measured on W3 at 40k q/s (p99 of the last
 // 5 s of 8 s runs): 4 MB 1.5-3.1 ms, 8 MB 2.5-6.2 ms, 16 MB 4.0-8.9 ms, with no difference in
 // throughput beyond run-to-run noise.
-export const NODE_FLAGS = ['--min-semi-space-size=4', '--max-semi-space-size=4'] as const;
+//
+// --single-threaded-gc: V8's GC helper threads (parallel scavenge, concurrent marking and
+// sweeping) run at the DNS thread's priority and, on a one-core machine or a service pinned
+// to one core, take that core from it in the middle of a burst; the DNS thread then waits for
+// them. With every collection on the DNS thread itself the pauses are short (a 4 MB young
+// generation) and the CPU is the same. Measured on one core, W3 at 40k q/s, --history off:
+// p99 17-23 ms with the helpers, 2.7-4.7 ms without; saturated W3 67,500 -> 69,600-73,700 q/s
+// (docs/performance.md, "GC threads and the history's scheduling class").
+export const NODE_FLAGS = ['--min-semi-space-size=4', '--max-semi-space-size=4', '--single-threaded-gc'] as const;
