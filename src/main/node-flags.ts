@@ -17,5 +17,5 @@
 // them. With every collection on the DNS thread itself the pauses are short (a 4 MB young
 // generation) and the CPU is the same. Measured on one core, W3 at 40k q/s, --history off:
 // p99 17-23 ms with the helpers, 2.7-4.7 ms without; saturated W3 67,500 -> 69,600-73,700 q/s
-// (docs/performance.md, "GC threads and the history's scheduling class").
+// (docs/performance.md, "After the latest run: GC threads, ...").
 export const NODE_FLAGS = ['--min-semi-space-size=4', '--max-semi-space-size=4', '--single-threaded-gc'] as const;
