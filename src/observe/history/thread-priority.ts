@@ -8,8 +8,9 @@
 // Two steps: nice 19 (Node's own os.setPriority, per thread), and where the batched-UDP addon
 // is built the SCHED_IDLE class. Nice 19 alone is not enough on Linux's EEVDF scheduler: a
 // thread that has the core keeps it until its slice ends, so the DNS thread, woken by a
-// query, waited behind the writer (W3 at 40,000 q/s on one core: p99 5.5-16 ms with the
-// writer at nice 19, docs/performance.md). An idle-class thread is preempted at once.
+// query, can wait behind the writer. An idle-class thread is preempted at once. Measured
+// (W3 at 40,000 q/s on one core, docs/performance.md): a small gain, p99 7.6-15.9 ms with the
+// writer at nice 19 and 5.8-14.9 ms in SCHED_IDLE, inside the noise of single runs.
 import { readlinkSync } from 'node:fs';
 import { constants, setPriority } from 'node:os';
 import { loadBatchUdp } from '../../net/batch-udp.js';
