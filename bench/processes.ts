@@ -147,7 +147,7 @@ export async function settle(pid: number, maxMs = 15_000): Promise<void> {
   while (performance.now() < until) {
     await new Promise((r) => setTimeout(r, 250));
     const now = cpuSeconds(pid);
-    if (now - last <= 0.011) return;
+    if (now - last <= 1.5 / CLOCK_TICKS) return;
     last = now;
   }
 }

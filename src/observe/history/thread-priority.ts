@@ -15,23 +15,21 @@ import { readlinkSync } from 'node:fs';
 import { constants, setPriority } from 'node:os';
 import { loadBatchUdp } from '../../net/batch-udp.js';
 
-/** How the calling thread was lowered: 'idle' (SCHED_IDLE), 'nice' (nice 19 only), or why not at all. */
-export type Lowered = { class: 'idle' | 'nice'; reason: null } | { class: null; reason: string };
-
 /**
  * Lowers the calling thread: nice 19, then SCHED_IDLE where the addon can set it. Linux gives
  * each thread its own id in /proc/thread-self, and setpriority() on that id touches that
  * thread alone; sched_setscheduler(0) in the addon is the calling thread too.
- * Never throws: another OS or a container that forbids it keeps the thread as it was.
+ * Returns null, or why it could not be reniced (another OS, a container that forbids it);
+ * without the addon's call the thread stays at nice 19. Never throws.
  */
-export function lowerThisThreadPriority(): Lowered {
+export function lowerThisThreadPriority(): string | null {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return { class: null, reason: 'no thread id in /proc/thread-self' };
+    if (!Number.isInteger(tid) || tid <= 0) return 'no thread id in /proc/thread-self';
     setPriority(tid, constants.priority.PRIORITY_LOW);
   } catch (err) {
-    return { class: null, reason: (err as Error).message.split('\n')[0] ?? 'unknown error' };
+    return (err as Error).message.split('\n')[0] ?? 'unknown error';
   }
-  const idle = loadBatchUdp().addon?.idleThread?.();
-  return { class: idle === 0 ? 'idle' : 'nice', reason: null };
+  loadBatchUdp().addon?.idleThread?.();
+  return null;
 }
