@@ -128,9 +128,12 @@ async function main(): Promise<void> {
         const r = await runDnsperf(1, port, file, o.duration, o.latency ? { outstanding: 2000, ...rate, latencies: true, skipFirst: o.rate * 2 } : { outstanding: 200, ...rate });
         const cpu = cpuSeconds(server.pid!) - before;
         if (attached !== null) {
-          const ended = new Promise((resolve) => attached.once('exit', resolve));
-          process.kill(-attached.pid!, 'SIGINT');
-          await ended;
+          // An attachment may have ended on its own (e.g. "sleep 8; ..."): nothing to stop then.
+          if (attached.exitCode === null && attached.signalCode === null) {
+            const ended = new Promise((resolve) => attached.once('exit', resolve));
+            process.kill(-attached.pid!, 'SIGINT');
+            await ended;
+          }
         }
         const perQuery = (ticks: number): string => ((ticks * 10_000) / Math.max(1, r.completed)).toFixed(2);
         const threads = [...threadTicks(server.pid!)].map(([name, t]) => {

@@ -68,6 +68,26 @@ t.test('identical attempts in one second are one row with their count; the other
   t.same(rows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM queries'), [{ n: 6, c: 61 }], '61 attempts in 6 rows');
 });
 
+t.test('attempts of two clients interleaved in one second fold per client; a new second starts new rows', async (t) => {
+  const dir = stateDir(t);
+  const h = history(dir);
+  // The writer keeps, per name, every row of the batch so far (newest first): an attempt
+  // folds into whichever matches, not only into the newest.
+  for (let i = 0; i < 6; i++) h.answered(src.event(i % 2 === 0 ? '192.168.1.23' : '192.168.1.40', 'web.whatsapp.com', 1, T0 + 100 + i * 10));
+  h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 28, T0 + 200));
+  h.answered(src.event('192.168.1.40', 'web.whatsapp.com', 1, T0 + 300));
+  h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0 + 1100));
+  await h.close();
+  const raw = rows<{ ms: number; client: string; qtype: number; count: number; span: number }>(dir,
+    'SELECT q.id / 1000 AS ms, c.address AS client, q.qtype, q.count, q.span FROM queries q JOIN clients c ON c.id = q.client ORDER BY q.id');
+  t.same(raw.map((r) => [r.ms - T0, r.client, r.qtype, r.count, r.span]), [
+    [100, '192.168.1.23', 1, 3, 40],
+    [110, '192.168.1.40', 1, 4, 190],
+    [200, '192.168.1.23', 28, 1, 0],
+    [1100, '192.168.1.23', 1, 1, 0],
+  ], 'ms after T0, client, qtype, count, span of each row');
+});
+
 t.test('reports add the counts exactly, from roll-ups and from raw rows alike', async (t) => {
   const dir = stateDir(t);
   await retries(dir);
