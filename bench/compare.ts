@@ -63,18 +63,21 @@ const median = (xs: number[]): number => {
 export async function compareVariants(b: Bench, title: string, intro: string, workloads: Workload[], variants: Variant[]): Promise<Map<string, number>> {
   const results = new Map<string, Measured>();
   const key = (w: Workload, v: number, round: number): string => `${w}/${v}/${round}`;
+  // The runs of one workload are back to back (a fresh start per run): this machine has slow
+  // phases of tens of seconds, and variants measured minutes apart differed by more than the
+  // costs measured here (docs/performance.md, "Back-to-back runs").
   for (let round = 1; round <= b.rounds; round++) {
     const order = variants.map((_, i) => (i + round - 1) % variants.length);
-    for (const v of order) {
-      const variant = variants[v]!;
-      const server = await b.startReady(variant.args, variant.cores ?? 0, `${title.replace(/\W+/g, '-').slice(0, 40)}-${v}-${round}`);
-      try {
-        await variant.check?.();
-        for (const w of workloads) {
+    for (const w of workloads) {
+      for (const v of order) {
+        const variant = variants[v]!;
+        const server = await b.startReady(variant.args, variant.cores ?? 0, `${title.replace(/\W+/g, '-').slice(0, 40)}-${v}-${round}-${w}`);
+        try {
+          await variant.check?.();
           results.set(key(w, v, round), await b.measure(server.pid!, b.ports.sinkhole, w, `v${v}r${round}${w}`, b.duration, { outstanding: b.outstanding }));
+        } finally {
+          await b.stop(server);
         }
-      } finally {
-        await b.stop(server);
       }
     }
   }
@@ -82,7 +85,7 @@ export async function compareVariants(b: Bench, title: string, intro: string, wo
   b.say(`### ${title}`);
   b.say();
   b.say(`${intro} ${fmt(b.outstanding)} queries outstanding, ${b.duration} s per run, ${b.rounds} round${b.rounds > 1 ? 's' : ''} ` +
-    `(a fresh start of each variant per round, the order rotating). Ratios: q/s of the variant over the baseline (${base!.label}) of the same round.`);
+    `(a fresh start of each variant per workload and round, the runs of one workload back to back, the order rotating). Ratios: q/s of the variant over the baseline (${base!.label}) of the same round.`);
   b.say();
   b.say(`| workload | round | ${variants.map((v) => `${v.label} q/s`).join(' | ')} | ${others.map((v) => `${v.label} / ${base!.label}`).join(' | ')} | ` +
     `lost (${variants.map((v) => v.label).join(', ')}) | CPU µs per answer (${variants.map((v) => v.label).join(', ')}) |`);

@@ -56,7 +56,7 @@ export async function groupsSection(b: Bench): Promise<void> {
     'The same server without a config file (baseline) and with one of 10 groups (CIDRs and addresses; 127.0.0.1, the load ' +
     'generator, in its own group beside 127.0.0.0/8) and 10 schedules (5 in force at the start, 4 not, and one in force every ' +
     'even minute: a window boundary every minute; in a full run each start with groups waits so that one passes halfway through its ' +
-    'W1 and W3 runs), 15 block/allow lines over 4 bundles; the generator\'s group ' +
+    'run), 15 block/allow lines over 4 bundles; the generator\'s group ' +
     'blocks the same bundle, so the verdicts are those of the baseline (checked before each run).',
     w, [
       { label: 'no groups', args, check: () => checkBlocks(b, 'no groups') },
@@ -67,10 +67,10 @@ export async function groupsSection(b: Bench): Promise<void> {
           // The groups are in force: chat-b (in available/, named only by block lines) blocks
           // for the generator's group while `work` is in force.
           if (!(await answerIs(b.ports.sinkhole, 'app1.chat-b.test', '127.0.0.1'))) throw new Error('10 groups: app1.chat-b.test was not blocked for 127.0.0.1 (group loadgen, schedule work): the config is not in force');
-          // Full runs: start the W1 and W3 runs so that a `flip` boundary (a minute) falls
-          // halfway through them (a wait of up to a minute; not in --quick).
+          // Full runs: start the run (one workload per start) so that a `flip` boundary (a
+          // minute) falls halfway through it (a wait of up to a minute; not in --quick).
           if (!b.quick) {
-            const span = w.length * (b.duration + 1);
+            const span = b.duration + 1;
             const startAt = 60 - span / 2;
             const sec = new Date().getSeconds() + new Date().getMilliseconds() / 1000;
             if (span < 60 && (sec < startAt || sec > startAt + 5)) await sleep((((startAt - sec) % 60) + 60) % 60 * 1000);
