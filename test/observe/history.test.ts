@@ -304,6 +304,25 @@ t.test('a writer thread that cannot keep up: the rows of a hand-over become coun
     [['192.168.1.23', 'laptop-7', 31], ['192.168.1.40', null, 11]], 'by client, with names');
 });
 
+t.test('batches posted and not yet read by the writer thread count as waiting: a starved thread is behind', async (t) => {
+  const dir = stateDir(t);
+  const h = history(dir, { queueLimit: 1000, flushMs: 60_000 });
+  // All in one turn of this thread: the writer thread cannot have read anything yet, as when
+  // SCHED_IDLE keeps it off a core the DNS thread keeps busy (its own figures then say nothing waits).
+  for (let i = 0; i < 600; i++) h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0 + i * 1000));
+  h.flush();
+  t.equal(h.thread!.inFlight(), 600, '600 rows posted, none read');
+  t.equal(h.figures().queued, 600, 'the queue figure counts them');
+  for (let i = 0; i < 40; i++) h.answered(src.event('192.168.1.40', 'telegram.org', 1, T0 + HOUR + i));
+  h.flush();
+  t.equal(h.figures().dropped, 40, 'more than half the limit waits unread: the next 40 rows become counts');
+  await until('the thread read and wrote the 600', () => h.figures().written === 600);
+  t.equal(h.thread!.inFlight(), 0, 'nothing in flight once it has read them');
+  await h.close();
+  t.same(rows(dir, 'SELECT count(*) AS n FROM queries'), [{ n: 600 }], '600 raw rows');
+  t.same(rows(dir, 'SELECT sum(count) AS n FROM hourly'), [{ n: 640 }], 'and every attempt counted');
+});
+
 t.test('a sink that says its writer is behind (--workers: the primary process tells each worker) gets counts instead of rows', async (t) => {
   const batches: Batch[] = [];
   let behind = false;

@@ -409,7 +409,7 @@ export class History implements QueryObserver {
     const w = this.thread?.stats;
     return {
       databaseBytes: w?.databaseBytes ?? 0,
-      queued: this.size + (w?.pendingRows ?? 0),
+      queued: this.size + (this.thread === null ? 0 : w!.pendingRows + this.thread.inFlight()),
       dropped: this.droppedHere + (w?.dropped ?? 0) + (this.thread?.lost ?? 0),
       writeErrors: w?.writeErrors ?? 0,
       written: w?.written ?? 0,

@@ -15,6 +15,8 @@ export type ToWorker =
   | { type: 'close' };
 
 export interface WriterStats {
+  /** Raw rows of every batch the thread has taken from its port since start (see WriterThread.inFlight). */
+  received: number;
   written: number;
   dropped: number;
   writeErrors: number;

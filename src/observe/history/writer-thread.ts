@@ -22,7 +22,9 @@ export interface BatchSink {
 }
 
 export class WriterThread implements BatchSink {
-  stats: WriterStats = { written: 0, dropped: 0, writeErrors: 0, pendingRows: 0, databaseBytes: 0 };
+  stats: WriterStats = { received: 0, written: 0, dropped: 0, writeErrors: 0, pendingRows: 0, databaseBytes: 0 };
+  /** Raw rows of every batch posted to the thread since start. */
+  private handed = 0;
   /** Rows of batches that could not be handed to the thread (it failed to start or died). */
   lost = 0;
   private readonly worker: Worker;
@@ -49,14 +51,25 @@ export class WriterThread implements BatchSink {
     void this.retain();
   }
 
+  /**
+   * Raw rows posted but not yet taken from the port by the thread. A thread starved of the
+   * core (SCHED_IDLE while the DNS thread keeps it busy) reads no messages and reports no
+   * figures: its own pendingRows then stays low while batches pile up unread, so they are
+   * counted here, on this side.
+   */
+  inFlight(): number {
+    return this.handed - this.stats.received;
+  }
+
+  /** Whether more than half the queue limit waits: in the thread, or posted and not yet read. */
   behind(): boolean {
-    return this.stats.pendingRows > this.settings.queueLimit / 2;
+    return this.stats.pendingRows + this.inFlight() > this.settings.queueLimit / 2;
   }
 
   /** The owner's figures, for the primary's metrics with --workers (see addHistoryMetrics). */
   figures(): { databaseBytes: number; queued: number; dropped: number; writeErrors: number; written: number } {
     const s = this.stats;
-    return { databaseBytes: s.databaseBytes, queued: s.pendingRows, dropped: s.dropped + this.lost, writeErrors: s.writeErrors, written: s.written };
+    return { databaseBytes: s.databaseBytes, queued: s.pendingRows + this.inFlight(), dropped: s.dropped + this.lost, writeErrors: s.writeErrors, written: s.written };
   }
 
   write(batch: Batch): void {
@@ -106,6 +119,7 @@ export class WriterThread implements BatchSink {
     }
     try {
       this.worker.postMessage(m, transfer);
+      this.handed += rows;
     } catch (err) {
       this.log.warn(`history: cannot hand a batch to the writer thread (${(err as Error).message}); its rows are dropped`);
       this.lost += rows;
@@ -114,8 +128,8 @@ export class WriterThread implements BatchSink {
 
   private fromWorker(m: ToMain): void {
     if (m.type === 'stats') {
-      const { written, dropped, writeErrors, pendingRows, databaseBytes } = m;
-      this.stats = { written, dropped, writeErrors, pendingRows, databaseBytes };
+      const { received, written, dropped, writeErrors, pendingRows, databaseBytes } = m;
+      this.stats = { received, written, dropped, writeErrors, pendingRows, databaseBytes };
     } else if (m.type === 'log') {
       if (m.level === 'warn') this.log.warn(m.msg);
       else this.log.info(m.msg);

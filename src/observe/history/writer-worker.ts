@@ -22,6 +22,7 @@ const post = (m: ToMain): void => port.postMessage(m);
 let writer: HistoryWriter | null = null;
 const pending: Batch[] = [];
 let pendingRows = 0;
+let received = 0;
 let written = 0;
 let dropped = 0;
 let writeErrors = 0;
@@ -133,7 +134,7 @@ function flush(): void {
 }
 
 function report(): void {
-  post({ type: 'stats', written, dropped, writeErrors, pendingRows, databaseBytes: writer?.sizeBytes() ?? 0 });
+  post({ type: 'stats', received, written, dropped, writeErrors, pendingRows, databaseBytes: writer?.sizeBytes() ?? 0 });
 }
 
 /** Deletes old rows one chunk at a time, letting batches in between. */
@@ -164,6 +165,7 @@ port.on('message', (m: ToWorker) => {
   if (m.type === 'batch') {
     pending.push(m.batch);
     pendingRows += m.batch.rows.n;
+    received += m.batch.rows.n;
     bound();
     if (!failing && commitTimer === null) {
       const wait = lastCommit + COMMIT_MS - performance.now();
