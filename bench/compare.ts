@@ -7,7 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import type { PerfOptions, PerfResult } from './dnsperf.js';
 import type { Lists, Workload } from './generate.js';
 
-export interface Ports { upstream: number; sinkhole: number; dnsmasq: number; unbound: number; probe: number }
+/** probe + 1 is the admin API's, probe + 6 and + 7 the encrypted section's; relay: bench/relay.ts. */
+export interface Ports { upstream: number; sinkhole: number; dnsmasq: number; unbound: number; probe: number; relay: number }
 
 export interface Measured extends PerfResult {
   /** CPU microseconds the server spent per answered query. */

@@ -14,7 +14,7 @@ import { fmt, waitShare, WAIT_TOLERATED, type Bench, type Measured, type Ports }
 import { encryptedSection, fleetSection, groupsSection, historySection, SECTION_TOOLS, SECTIONS, workersSection, type Section } from './sections.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Lists, type Workload } from './generate.js';
 import { DOCS, writeDocs } from './docs.js';
-import { cpuSeconds, firstAnswer, haveTool, memoryMb, settle, startPinned, startSinkhole, stop, stopAll } from './processes.js';
+import { cpuSeconds, firstAnswer, haveTool, memoryMb, ROOT, settle, startPinned, startSinkhole, stop, stopAll } from './processes.js';
 import { reloadBench } from './reload.js';
 
 /** Every part of a run, in order; --sections picks some. */
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
   ensureTools(o.parts);
   const t0 = performance.now();
   const base = o.portBase;
-  const ports: Ports = { upstream: base, sinkhole: base + 1, dnsmasq: base + 2, unbound: base + 3, probe: base + 4 };
+  const ports: Ports = { upstream: base, sinkhole: base + 1, dnsmasq: base + 2, unbound: base + 3, probe: base + 4, relay: base + 6 };
   // This process (it starts the servers and reads the results) stays off the servers' core.
   spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const dir = mkdtempSync(join(tmpdir(), 'sinkhole-bench-'));
@@ -255,6 +255,7 @@ async function main(): Promise<void> {
 
     const results = new Map<string, Measured>();
     const bursts = new Map<string, Measured>();
+    const relayed = new Map<number, Measured>();
     const key = (w: Workload, name: ServerName, round: number) => `${w}/${name}/${round}`;
     for (let round = 1; round <= (o.only.length > 0 ? o.rounds : 0); round++) {
       const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length]!);
@@ -264,6 +265,13 @@ async function main(): Promise<void> {
         // The burst runs once, after the first round's throughput runs, on the same start.
         if (round === 1) for (const w of o.only) bursts.set(key(w, name, 1), await measure(server.pid!, name, w, 'burst', o.duration, { outstanding: o.burst }));
         await stop(server);
+      }
+      // W4's floor (issue 18): a bare relay on node:dgram, right after the three servers of the round.
+      if (o.only.includes('W4')) {
+        const relay = startPinned(0, process.execPath, [join(ROOT, 'dist-bench', 'bench', 'relay.js'), String(ports.relay), String(ports.upstream)]);
+        await firstAnswer(ports.relay, `probe.${FORWARD_DOMAIN}`, performance.now());
+        relayed.set(round, await measureAt(relay.pid!, ports.relay, 'W4', `relay${round}`, o.duration, { outstanding: o.outstanding }));
+        await stop(relay);
       }
     }
 
@@ -319,6 +327,21 @@ async function main(): Promise<void> {
           const r = bursts.get(key(w, n, 1))!;
           say(`| ${w} | ${LABEL[n]} | ${fmt(r.qps)} | ${fmt(r.sent)} | ${fmt(r.lost)} | ${fmt((100 * r.lost) / Math.max(1, r.sent), 2)}% | ${fmt(r.cpuUs, 1)} |`);
         }
+      }
+      say();
+    }
+
+    if (relayed.size > 0) {
+      say('### W4 against a bare relay (issue 18: at least 0.9)');
+      say();
+      say('bench/relay.ts: a relay on node:dgram that only swaps IDs (one upstream socket, no cache, no checks, no source port per ' +
+        `query), pinned to core 0 like the servers, ${fmt(o.outstanding)} outstanding, run right after the servers of the same round.`);
+      say();
+      say('| round | sinkhole q/s | bare relay q/s | sinkhole / relay | lost (sinkhole, relay) | CPU µs per answer (sinkhole, relay) |');
+      say('|---|---|---|---|---|---|');
+      for (const [round, r] of relayed) {
+        const s = results.get(key('W4', 'sinkhole', round))!;
+        say(`| ${round} | ${fmt(s.qps)} | ${fmt(r.qps)} | ${fmt(s.qps / r.qps, 2)}× | ${fmt(s.lost)}, ${fmt(r.lost)} | ${fmt(s.cpuUs, 1)}, ${fmt(r.cpuUs, 1)} |`);
       }
       say();
     }
