@@ -91,15 +91,6 @@ export function setQnameKey(rows: Rows, i: number, key: string): void {
   }
 }
 
-/** Row i's qname key. */
-export function qnameKeyOf(rows: Rows, i: number): string {
-  const length = rows.nameLength[i]!;
-  if (length === LONG_NAME) return rows.longNames[i] ?? '';
-  const o = i * NAME_SLOT;
-  // Names are short: String.fromCharCode over a subarray beats a Buffer round trip.
-  return String.fromCharCode.apply(null, rows.names.subarray(o, o + length) as unknown as number[]);
-}
-
 /** Interns texts for one batch: index 0 is ''. */
 export class Texts {
   private ids = new Map<string, number>([['', 0]]);
