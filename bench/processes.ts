@@ -35,6 +35,15 @@ export function startPinned(core: number | string, command: string, args: string
 
 /** The repository's top folder (this file runs from dist-bench/bench/). */
 export const ROOT = join(import.meta.dirname, '..', '..');
+
+/**
+ * One of the benchmark's own reference scripts (dist-bench/bench/`script`, e.g. relay.js),
+ * pinned to `core`. Never sinkhole: every sinkhole measured starts through startSinkhole, with
+ * the node flags it is installed with (test/units.test.ts checks run.ts starts node no other way).
+ */
+export function startBenchScript(core: number | string, script: string, args: string[], logFile?: string): ChildProcess {
+  return startPinned(core, process.execPath, [join(ROOT, 'dist-bench', 'bench', script), ...args], logFile);
+}
 /** The server as built by `npm run build`. */
 /**
  * The sinkhole under test: this tree's build, or another build given by SINKHOLE_BENCH_CLI

@@ -14,7 +14,7 @@ import { fmt, waitShare, WAIT_TOLERATED, type Bench, type Measured, type Ports }
 import { encryptedSection, fleetSection, groupsSection, historySection, SECTION_TOOLS, SECTIONS, workersSection, type Section } from './sections.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Lists, type Workload } from './generate.js';
 import { DOCS, writeDocs } from './docs.js';
-import { cpuSeconds, firstAnswer, haveTool, memoryMb, ROOT, settle, startPinned, startSinkhole, stop, stopAll } from './processes.js';
+import { cpuSeconds, firstAnswer, haveTool, memoryMb, settle, startBenchScript, startPinned, startSinkhole, stop, stopAll } from './processes.js';
 import { reloadBench } from './reload.js';
 
 /** Every part of a run, in order; --sections picks some. */
@@ -268,7 +268,7 @@ async function main(): Promise<void> {
       }
       // W4's floor (issue 18): a bare relay on node:dgram, right after the three servers of the round.
       if (o.only.includes('W4')) {
-        const relay = startPinned(0, process.execPath, [join(ROOT, 'dist-bench', 'bench', 'relay.js'), String(ports.relay), String(ports.upstream)]);
+        const relay = startBenchScript(0, 'relay.js', [String(ports.relay), String(ports.upstream)]);
         await firstAnswer(ports.relay, `probe.${FORWARD_DOMAIN}`, performance.now());
         relayed.set(round, await measureAt(relay.pid!, ports.relay, 'W4', `relay${round}`, o.duration, { outstanding: o.outstanding }));
         await stop(relay);
