@@ -44,9 +44,9 @@ export const ROOT = join(import.meta.dirname, '..', '..');
 export function startBenchScript(core: number | string, script: string, args: string[], logFile?: string): ChildProcess {
   return startPinned(core, process.execPath, [join(ROOT, 'dist-bench', 'bench', script), ...args], logFile);
 }
-/** The server as built by `npm run build`. */
+
 /**
- * The sinkhole under test: this tree's build, or another build given by SINKHOLE_BENCH_CLI
+ * The sinkhole under test: this tree's build (as `npm run build` makes it), or another build given by SINKHOLE_BENCH_CLI
  * (to compare two versions with the same harness on the same day, e.g. before and after a change).
  */
 export const CLI = process.env.SINKHOLE_BENCH_CLI ?? join(ROOT, 'dist', 'main', 'cli.js');

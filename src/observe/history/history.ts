@@ -406,11 +406,12 @@ export class History implements QueryObserver {
   }
 
   figures(): HistoryFigures {
-    const w = this.thread?.stats;
+    // The writer thread's own figures (unread batches and lost hand-overs included), plus this side's.
+    const w = this.thread?.figures();
     return {
       databaseBytes: w?.databaseBytes ?? 0,
-      queued: this.size + (this.thread === null ? 0 : w!.pendingRows + this.thread.inFlight()),
-      dropped: this.droppedHere + (w?.dropped ?? 0) + (this.thread?.lost ?? 0),
+      queued: this.size + (w?.queued ?? 0),
+      dropped: this.droppedHere + (w?.dropped ?? 0),
       writeErrors: w?.writeErrors ?? 0,
       written: w?.written ?? 0,
     };
