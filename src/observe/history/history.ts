@@ -294,7 +294,7 @@ export class History implements QueryObserver {
     to.n = n;
   }
 
-  /** The ring's rows as a batch's columns of exactly their size (each its own buffer, so the hand-over moves them); empties the ring. */
+  /** The ring's rows as a batch's columns of exactly their size (a batch of its own: a sink may keep it); empties the ring. */
   private takeRows(): Rows {
     const rows = emptyRows(this.size);
     this.copyRows(rows);

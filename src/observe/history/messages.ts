@@ -1,5 +1,4 @@
 // Messages between the History observer (DNS thread) and its writer thread.
-import type { Batch } from './batch.js';
 
 export interface WorkerSettings {
   stateDir: string;
@@ -9,13 +8,20 @@ export interface WorkerSettings {
   retryMs: number;
 }
 
+/** What the thread starts with: the settings, the BatchChannel's ring (channel.ts) and its figures (FIGURES, a Float64 each). */
+export interface WorkerData extends WorkerSettings {
+  channel: SharedArrayBuffer;
+  figures: SharedArrayBuffer;
+}
+
+// Batches and the thread's figures go through shared memory (channel.ts), never as messages:
+// what is left is rare (retention hourly, logs on errors, close).
 export type ToWorker =
-  | { type: 'batch'; batch: Batch }
   | { type: 'retain'; now: number }
   | { type: 'close' };
 
 export interface WriterStats {
-  /** Raw rows of every batch the thread has taken from its port since start (see WriterThread.inFlight). */
+  /** Raw rows of every batch the thread has taken from the channel since start (see WriterThread.inFlight). */
   received: number;
   written: number;
   dropped: number;
@@ -25,7 +31,6 @@ export interface WriterStats {
 }
 
 export type ToMain =
-  | ({ type: 'stats' } & WriterStats)
   | { type: 'log'; level: 'warn' | 'info'; msg: string }
   | { type: 'retained'; deleted: number }
   | { type: 'closed' };

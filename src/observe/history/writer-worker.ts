@@ -1,23 +1,35 @@
-// The history worker thread: owns the HistoryWriter, writes each batch the observer posts in
-// one transaction, keeps failed batches (bounded) and retries, and runs retention in small
-// chunks. Writing 10,000 rows takes 14-20 ms (measured, docs/history.md): on the DNS
-// thread that would hold up every query behind it, here it holds up nothing.
+// The history worker thread: owns the HistoryWriter, takes the batches the observer puts in
+// the shared ring (channel.ts) every POLL_MS, writes them in one transaction, keeps failed
+// batches (bounded) and retries, and runs retention in small chunks. Writing 10,000 rows
+// takes 14-20 ms (measured, docs/history.md): on the DNS thread that would hold up every
+// query behind it, here it holds up nothing.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Batch, RollupCell } from './batch.js';
+import { BatchChannel } from './channel.js';
 import { DB_FILE, HOUR_MS } from './schema.js';
 import { HistoryWriter } from './writer.js';
-import type { ToMain, ToWorker, WorkerSettings } from './messages.js';
+import type { ToMain, ToWorker, WorkerData } from './messages.js';
 import { lowerThisThreadPriority } from './thread-priority.js';
 
 // DNS first (thread-priority.ts). Where the OS refuses, the writer runs as before: nothing to report.
 lowerThisThreadPriority();
 
-const settings = workerData as WorkerSettings;
+const settings = workerData as WorkerData;
 const path = join(settings.stateDir, DB_FILE);
 const port = parentPort!;
+// Rare messages only (logs on errors, retention done, closed); batches and figures are shared memory.
 const post = (m: ToMain): void => port.postMessage(m);
+const channel = new BatchChannel(settings.channel);
+const figures = new Float64Array(settings.figures);
+/**
+ * How often the ring is read. Polling, not a wake-up from the DNS thread: any wake-up across
+ * threads (a message, Atomics.waitAsync) goes through a queue with a lock this thread can
+ * hold while it is off the core. 20 reads a second cost nothing; a row waits at most this
+ * long more before its transaction.
+ */
+const POLL_MS = 50;
 
 let writer: HistoryWriter | null = null;
 const pending: Batch[] = [];
@@ -133,13 +145,27 @@ function flush(): void {
   }
 }
 
+/** Publishes the figures (FIGURES order) for the DNS thread, which reads them on its own timer. */
 function report(): void {
-  post({ type: 'stats', received, written, dropped, writeErrors, pendingRows, databaseBytes: writer?.sizeBytes() ?? 0 });
+  figures[1] = written;
+  figures[2] = dropped;
+  figures[3] = writeErrors;
+  figures[4] = pendingRows;
+  figures[5] = writer?.sizeBytes() ?? 0;
+  // Last: the DNS thread counts rows as in flight until `received` says they were taken.
+  figures[0] = received;
 }
 
 /** Deletes old rows one chunk at a time, letting batches in between. */
 function retain(now: number): void {
-  if (retaining || writer === null || failing) return;
+  // Already running: its answer answers this request too.
+  if (retaining) return;
+  // No database opened yet (nothing written since start), or it cannot be written: nothing
+  // deleted now; the next hourly run tries again. Answered, so that no caller waits forever.
+  if (writer === null || failing) {
+    post({ type: 'retained', deleted: 0 });
+    return;
+  }
   retaining = true;
   let deleted = 0;
   const step = (): void => {
@@ -161,29 +187,42 @@ function retain(now: number): void {
   step();
 }
 
+/** Takes every batch in the ring; writes them now, or at the next commit time. */
+function poll(): void {
+  let took = false;
+  for (let batch = channel.take(); batch !== null; batch = channel.take()) {
+    pending.push(batch);
+    pendingRows += batch.rows.n;
+    received += batch.rows.n;
+    took = true;
+  }
+  if (!took) return;
+  bound();
+  if (!failing && commitTimer === null) {
+    const wait = lastCommit + COMMIT_MS - performance.now();
+    if (wait <= 0) {
+      flush();
+      report();
+    } else {
+      commitTimer = setTimeout(() => {
+        commitTimer = null;
+        if (!failing) flush();
+        report();
+      }, wait);
+      report();
+    }
+  } else report();
+}
+const polling = setInterval(poll, POLL_MS);
+
 port.on('message', (m: ToWorker) => {
-  if (m.type === 'batch') {
-    pending.push(m.batch);
-    pendingRows += m.batch.rows.n;
-    received += m.batch.rows.n;
-    bound();
-    if (!failing && commitTimer === null) {
-      const wait = lastCommit + COMMIT_MS - performance.now();
-      if (wait <= 0) {
-        flush();
-        report();
-      } else {
-        commitTimer = setTimeout(() => {
-          commitTimer = null;
-          if (!failing) flush();
-          report();
-        }, wait);
-        report();
-      }
-    } else report();
-  } else if (m.type === 'retain') {
+  if (m.type === 'retain') {
     retain(m.now);
   } else if (m.type === 'close') {
+    clearInterval(polling);
+    // What the DNS thread put in the ring before it asked to close.
+    poll();
+    if (commitTimer !== null) clearTimeout(commitTimer);
     if (retryTimer !== null) clearTimeout(retryTimer);
     if (commitTimer !== null) clearTimeout(commitTimer);
     flush();
