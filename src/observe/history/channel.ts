@@ -152,6 +152,3 @@ export class BatchChannel {
     return { rows, texts: meta.texts, rollups: meta.rollups, clients: meta.clients, node: meta.node };
   }
 }
-
-/** The writer thread's figures, written by it and read by the DNS thread: plain numbers in shared memory, no message. */
-export const FIGURES = ['received', 'written', 'dropped', 'writeErrors', 'pendingRows', 'databaseBytes'] as const;

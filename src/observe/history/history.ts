@@ -76,9 +76,9 @@ const UNKNOWN_CLIENT: ClientInfo = { name: '', group: 'default' };
 
 /**
  * A batch is handed over early once it has this many rows: handing over costs the DNS thread
- * about 0.18 ms per 1,000 rows (copying the ring's columns into buffers that are then moved
- * to the writer thread), so batches stay small enough that no single hand-over holds up
- * queries for long (figures in docs/history.md).
+ * about 0.2-0.3 ms per 1,000 rows (copying the ring's columns into a batch, and the batch into
+ * the ring shared with the writer thread, channel.ts), so batches stay small enough that no
+ * single hand-over holds up queries for long (figures in docs/history.md).
  */
 export const EARLY_FLUSH_ROWS = 2048;
 

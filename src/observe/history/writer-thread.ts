@@ -5,8 +5,8 @@
 // lock the low-priority writer thread may hold.
 import { Worker } from 'node:worker_threads';
 import type { Batch } from './batch.js';
-import { BatchChannel, FIGURES } from './channel.js';
-import type { ToMain, ToWorker, WorkerData, WorkerSettings, WriterStats } from './messages.js';
+import { BatchChannel } from './channel.js';
+import { FIGURES_BYTES, readFigures, type ToMain, type ToWorker, type WorkerData, type WorkerSettings, type WriterStats } from './messages.js';
 
 /** How often this side reads the thread's figures; between two reads they stay as they were. */
 const FIGURES_MS = 100;
@@ -38,7 +38,7 @@ export class WriterThread implements BatchSink {
   stats: WriterStats = { received: 0, written: 0, dropped: 0, writeErrors: 0, pendingRows: 0, databaseBytes: 0 };
   /** Raw rows of every batch posted to the thread since start. */
   private handed = 0;
-  /** Rows of batches that could not be handed to the thread (it failed to start or died). */
+  /** Rows of batches that could not be handed to the thread (it failed to start or died, or its ring was full). */
   lost = 0;
   /** Messages the thread sent this side (logs, retention done): rare, never one per batch. */
   messages = 0;
@@ -56,7 +56,7 @@ export class WriterThread implements BatchSink {
   /** Runs retention at start and every `retentionMs` (default hourly), with `now` as the clock. */
   constructor(private readonly settings: WorkerSettings, private readonly log: HistoryLog, private readonly now: () => number = Date.now, retentionMs = 3_600_000) {
     this.channel = new BatchChannel(Math.min(MAX_RING_BYTES, Math.max(MIN_RING_BYTES, 2 * settings.queueLimit * BatchChannel.bytesPerRow)));
-    const figures = new SharedArrayBuffer(FIGURES.length * Float64Array.BYTES_PER_ELEMENT);
+    const figures = new SharedArrayBuffer(FIGURES_BYTES);
     this.shared = new Float64Array(figures);
     const workerData: WorkerData = { ...settings, channel: this.channel.shared, figures };
     // Under the test runner the sources are .ts; built, they are .js.
@@ -87,8 +87,7 @@ export class WriterThread implements BatchSink {
    * turn of this thread they stay the same, as they did when they came as messages.
    */
   private readFigures(): void {
-    const f = this.shared;
-    this.stats = { received: f[0]!, written: f[1]!, dropped: f[2]!, writeErrors: f[3]!, pendingRows: f[4]!, databaseBytes: f[5]! };
+    this.stats = readFigures(this.shared);
   }
 
   /**

@@ -10,7 +10,7 @@ import type { Batch, RollupCell } from './batch.js';
 import { BatchChannel } from './channel.js';
 import { DB_FILE, HOUR_MS } from './schema.js';
 import { HistoryWriter } from './writer.js';
-import type { ToMain, ToWorker, WorkerData } from './messages.js';
+import { writeFigures, type ToMain, type ToWorker, type WorkerData } from './messages.js';
 import { lowerThisThreadPriority } from './thread-priority.js';
 
 // DNS first (thread-priority.ts). Where the OS refuses, the writer runs as before: nothing to report.
@@ -145,15 +145,9 @@ function flush(): void {
   }
 }
 
-/** Publishes the figures (FIGURES order) for the DNS thread, which reads them on its own timer. */
+/** Publishes the figures for the DNS thread, which reads them on its own timer. */
 function report(): void {
-  figures[1] = written;
-  figures[2] = dropped;
-  figures[3] = writeErrors;
-  figures[4] = pendingRows;
-  figures[5] = writer?.sizeBytes() ?? 0;
-  // Last: the DNS thread counts rows as in flight until `received` says they were taken.
-  figures[0] = received;
+  writeFigures(figures, { received, written, dropped, writeErrors, pendingRows, databaseBytes: writer?.sizeBytes() ?? 0 });
 }
 
 /** Deletes old rows one chunk at a time, letting batches in between. */
