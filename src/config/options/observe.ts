@@ -25,7 +25,7 @@ export const history = option({
   name: 'history', arg: 'blocked|all|off', value: oneOf(['blocked', 'all', 'off'] as const, 'history'), default: 'blocked',
   commands: ['serve'], field: 'history',
   help: 'store every blocked attempt (blocked) or every query (all) in STATE-DIR/history.sqlite for sinkhole report',
-  details: 'Hourly and daily counts per client and bundle are kept whatever the mode, so reports over months never scan raw rows. Written in batches about once a second by a thread of its own, never on the query path; kill -9 loses at most the last 1.5 seconds (the batch being gathered and the hand-overs waiting for the next commit). The writer runs at the lowest CPU priority: when DNS keeps every core busy, raw rows are dropped and counted (sinkhole_history_dropped_rows_total) while the hourly counts keep every query. See docs/history.md.',
+  details: 'Hourly and daily counts per client and bundle are kept whatever the mode, so reports over months never scan raw rows. Written in batches about once a second by a thread of its own, never on the query path; kill -9 loses at most the last 1.6 seconds (the batch being gathered, and the hand-overs waiting for the writer thread\'s next read and its next commit). The writer runs at the lowest CPU priority: when DNS keeps every core busy, raw rows are dropped and counted (sinkhole_history_dropped_rows_total) while the hourly counts keep every query. See docs/history.md.',
 });
 
 export const historyDays = option({
