@@ -194,18 +194,16 @@ function poll(): void {
   bound();
   if (!failing && commitTimer === null) {
     const wait = lastCommit + COMMIT_MS - performance.now();
-    if (wait <= 0) {
-      flush();
-      report();
-    } else {
+    if (wait <= 0) flush();
+    else {
       commitTimer = setTimeout(() => {
         commitTimer = null;
         if (!failing) flush();
         report();
       }, wait);
-      report();
     }
-  } else report();
+  }
+  report();
 }
 const polling = setInterval(poll, POLL_MS);
 
@@ -216,7 +214,6 @@ port.on('message', (m: ToWorker) => {
     clearInterval(polling);
     // What the DNS thread put in the ring before it asked to close.
     poll();
-    if (commitTimer !== null) clearTimeout(commitTimer);
     if (retryTimer !== null) clearTimeout(retryTimer);
     if (commitTimer !== null) clearTimeout(commitTimer);
     flush();
