@@ -10,6 +10,8 @@ export interface PerfResult {
   completed: number;
   lost: number;
   qps: number;
+  /** Answers by response code, from dnsperf's "Response codes:" line ({NOERROR: 1807480, ...}). */
+  rcodes: Record<string, number>;
   /** Latencies in ms, sorted, when asked for. */
   latencies: number[];
 }
@@ -67,14 +69,27 @@ export function runDnsperf(core: number, port: number, file: string, seconds: nu
         rmSync(verbose, { force: true });
       }
       const num = (re: RegExp): number => Number(re.exec(report)?.[1] ?? NaN);
+      const rcodes: Record<string, number> = {};
+      for (const [, rcode, count] of (/Response codes:\s+(.*)/.exec(report)?.[1] ?? '').matchAll(/([A-Z]+) (\d+)/g)) rcodes[rcode!] = Number(count);
       const result = {
         sent: num(/Queries sent:\s+(\d+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/),
-        qps: num(/Queries per second:\s+([\d.]+)/), latencies: latencies.sort((a, b) => a - b),
+        qps: num(/Queries per second:\s+([\d.]+)/), rcodes, latencies: latencies.sort((a, b) => a - b),
       };
       if (Number.isNaN(result.qps)) reject(new Error(`dnsperf gave no report:\n${report.slice(-500)}`));
       else resolve(result);
     });
   });
+}
+
+/**
+ * Answers other than NOERROR, as "NXDOMAIN 1,234" (empty when every answer was NOERROR).
+ * Every workload here is answered NOERROR by a server set up as the benchmark sets it up
+ * (blocked names with an address, forwarded ones from the upstream's wildcard): anything
+ * else means the server did not do the work the table says it did.
+ */
+export function otherRcodes(r: PerfResult): string {
+  return Object.entries(r.rcodes).filter(([rcode, n]) => rcode !== 'NOERROR' && n > 0)
+    .map(([rcode, n]) => `${rcode} ${n.toLocaleString('en-US')}`).join(', ');
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -2,7 +2,8 @@
 // from Node's HTTP/2 server): reads a dnsperf query file ("name TYPE" lines), keeps
 // --outstanding POST /dns-query streams in flight over 8 HTTP/2 sessions for --seconds,
 // and prints one JSON line as dnsperf's report would give it: sent, completed, lost (no
-// answer within 2 s), qps (answers a second), and its own CPU seconds. Run pinned to a core by sections.ts:
+// answer within 2 s), rcodes (answers by response code), qps (answers a second), and its
+// own CPU seconds. Run pinned to a core by sections.ts:
 //   node dist-bench/bench/doh-load.js --port P --file F --seconds S --outstanding N --ca CA.pem
 import { readFileSync } from 'node:fs';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
@@ -31,6 +32,9 @@ const queries = readFileSync(arg('file'), 'utf8').split('\n').filter(Boolean).ma
 
 let sent = 0;
 let completed = 0;
+/** Answers by response code, as dnsperf's "Response codes:" line counts them. */
+const rcodes: Record<string, number> = {};
+const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 let lost = 0;
 let next = 0;
 const started = performance.now();
@@ -64,9 +68,21 @@ function send(session: ClientHttp2Session, done: () => void): void {
   }, TIMEOUT_MS);
   let status = 0;
   let bytes = 0;
+  let flags = -1;
   stream.on('response', (headers) => (status = Number(headers[constants.HTTP2_HEADER_STATUS])));
-  stream.on('data', (c: Buffer) => (bytes += c.length));
-  stream.on('end', () => finish(status === 200 && bytes >= 12));
+  stream.on('data', (c: Buffer) => {
+    // The DNS header's second flags byte (offset 3) holds the rcode in its low four bits.
+    if (bytes <= 3 && bytes + c.length > 3) flags = c[3 - bytes]!;
+    bytes += c.length;
+  });
+  stream.on('end', () => {
+    const ok = status === 200 && bytes >= 12;
+    if (ok) {
+      const rcode = RCODES[flags & 0x0f] ?? `RCODE${flags & 0x0f}`;
+      rcodes[rcode] = (rcodes[rcode] ?? 0) + 1;
+    }
+    finish(ok);
+  });
   stream.on('error', () => finish(false));
   stream.end(body);
 }
@@ -103,4 +119,4 @@ const elapsed = (performance.now() - started) / 1000;
 for (const s of sessions) s.close();
 // Its own CPU time as well: near `elapsed`, the client (one Node thread) was the limit, not the server.
 const cpu = process.cpuUsage(cpuAtStart);
-console.log(JSON.stringify({ sent, completed, lost, qps: completed / Math.max(seconds, elapsed), clientCpuS: (cpu.user + cpu.system) / 1e6, elapsedS: elapsed }));
+console.log(JSON.stringify({ sent, completed, lost, rcodes, qps: completed / Math.max(seconds, elapsed), clientCpuS: (cpu.user + cpu.system) / 1e6, elapsedS: elapsed }));

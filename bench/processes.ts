@@ -161,7 +161,32 @@ export async function settle(pid: number, maxMs = 15_000): Promise<void> {
   }
 }
 
-/** Whether `name` A, asked of 127.0.0.1:`port`, is answered with the address `ipv4` (last record). */
+/** Offset just past the (possibly compressed) name at `at`. */
+function skipName(msg: Buffer, at: number): number {
+  for (;;) {
+    const len = msg[at]!;
+    if (len === 0) return at + 1;
+    if (len >= 0xc0) return at + 2;
+    at += len + 1;
+  }
+}
+
+/** The A records' addresses in the answer section of `msg` (not authority or additional). */
+function answerAddresses(msg: Buffer): string[] {
+  let at = 12;
+  for (let q = msg.readUInt16BE(4); q > 0; q--) at = skipName(msg, at) + 4;
+  const out: string[] = [];
+  for (let a = msg.readUInt16BE(6); a > 0 && at < msg.length; a--) {
+    at = skipName(msg, at);
+    const type = msg.readUInt16BE(at);
+    const rdlength = msg.readUInt16BE(at + 8);
+    if (type === 1 && rdlength === 4) out.push([...msg.subarray(at + 10, at + 14)].join('.'));
+    at += 10 + rdlength;
+  }
+  return out;
+}
+
+/** Whether `name` A, asked of 127.0.0.1:`port`, is answered with the address `ipv4` in its answer section. */
 export async function answerIs(port: number, name: string, ipv4: string): Promise<boolean> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -174,7 +199,7 @@ export async function answerIs(port: number, name: string, ipv4: string): Promis
       });
       socket.send(buildQuery(name, 'A'), port, '127.0.0.1');
     });
-    return reply !== null && reply.readUInt16BE(6) > 0 && [...reply.subarray(-4)].join('.') === ipv4;
+    return reply !== null && answerAddresses(reply).includes(ipv4);
   } finally {
     socket.close();
   }

@@ -9,13 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { percentile, runDnsperf, type PerfOptions } from './dnsperf.js';
+import { otherRcodes, percentile, runDnsperf, type PerfOptions } from './dnsperf.js';
 import { fmt, waitShare, WAIT_TOLERATED, type Bench, type Measured, type Ports } from './compare.js';
 import { encryptedSection, fleetSection, groupsSection, historySection, SECTION_TOOLS, SECTIONS, workersSection, type Section } from './sections.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, WORKLOADS, writeLists, writeQueries, type Lists, type Workload } from './generate.js';
 import { DOCS, writeDocs } from './docs.js';
-import { cpuSeconds, firstAnswer, haveTool, memoryMb, settle, startBenchScript, startPinned, startSinkhole, stop, stopAll } from './processes.js';
+import { answerIs, cpuSeconds, firstAnswer, haveTool, memoryMb, settle, startBenchScript, startPinned, startSinkhole, stop, stopAll } from './processes.js';
 import { reloadBench } from './reload.js';
+import { dnsmasqArgs, UPSTREAM_A, writeNsdConfig, writeUnboundConfig } from './servers.js';
 
 /** Every part of a run, in order; --sections picks some. */
 const PARTS = ['compare', 'latency', 'memory', 'reload', ...SECTIONS] as const;
@@ -110,41 +111,9 @@ function ensureTools(parts: Set<Part>): void {
     `on high ports), or leave the section out with --sections`);
 }
 
-/**
- * The upstream every server forwards to: nsd, authoritative for FORWARD_DOMAIN with a
- * wildcard A and AAAA. It reads with recvmmsg and answers ~120k q/s on one core, so W4
- * measures the forwarders, not the upstream (a dnsmasq upstream dropped packets at its
- * socket at ~30k q/s). Response rate limiting is off: every query comes from 127.0.0.1.
- */
+/** The upstream every server forwards to: nsd on core 1 (bench/servers.ts). */
 function startUpstream(dir: string, ports: Ports) {
-  const zone = join(dir, `${FORWARD_DOMAIN}.zone`);
-  writeFileSync(zone, [`$ORIGIN ${FORWARD_DOMAIN}.`, '$TTL 3600', `@ IN SOA ns.${FORWARD_DOMAIN}. admin.${FORWARD_DOMAIN}. 1 3600 600 86400 3600`,
-    `@ IN NS ns.${FORWARD_DOMAIN}.`, 'ns IN A 127.0.0.1', '* IN A 192.0.2.1', '* IN AAAA 2001:db8::1', ''].join('\n'));
-  const conf = join(dir, 'nsd.conf');
-  writeFileSync(conf, ['server:', '  ip-address: 127.0.0.1', `  port: ${ports.upstream}`, '  username: ""', '  chroot: ""',
-    `  zonesdir: "${dir}"`, '  database: ""', `  zonelistfile: "${join(dir, 'nsd-zone.list')}"`, `  pidfile: "${join(dir, 'nsd.pid')}"`,
-    `  xfrdfile: "${join(dir, 'nsd-xfrd.state')}"`, `  xfrdir: "${dir}"`, `  logfile: "${join(dir, 'nsd.log')}"`, '  server-count: 1',
-    '  verbosity: 0', '  rrl-ratelimit: 0', '  rrl-whitelist-ratelimit: 0', 'remote-control:', '  control-enable: no',
-    'zone:', `  name: ${FORWARD_DOMAIN}`, `  zonefile: ${zone}`, ''].join('\n'));
-  return startPinned(1, 'nsd', ['-d', '-c', conf]);
-}
-
-/**
- * Unbound as an admin who wants speed would run it in front of the same upstream: one
- * thread, the same list as redirect zones, everything else forwarded, no DNSSEC validation
- * (neither of the others validates), a cache large enough for every workload, and a 4 MB
- * socket receive buffer as sinkhole sets (Unbound's tuning guide says so; with the default
- * 208 KB it drops most of dnsperf's opening burst of 2,000 queries, as dnsmasq does).
- */
-function unboundConfig(dir: string, lists: Lists, ports: Ports): string {
-  const conf = join(dir, 'unbound.conf');
-  writeFileSync(conf, ['server:', '  interface: 127.0.0.1', `  port: ${ports.unbound}`, '  do-ip6: no', '  num-threads: 1',
-    '  username: ""', '  chroot: ""', `  directory: "${dir}"`, '  pidfile: ""', '  use-syslog: no', `  logfile: "${join(dir, 'unbound.log')}"`,
-    '  verbosity: 0', '  module-config: "iterator"', '  do-not-query-localhost: no', '  qname-minimisation: no',
-    '  num-queries-per-thread: 4096', '  outgoing-range: 8192', '  msg-cache-size: 32m', '  rrset-cache-size: 64m', '  so-rcvbuf: 4m',
-    '  access-control: 127.0.0.0/8 allow', `  include: "${lists.unboundConf}"`,
-    'forward-zone:', '  name: "."', `  forward-addr: 127.0.0.1@${ports.upstream}`, 'remote-control:', '  control-enable: no', ''].join('\n'));
-  return conf;
+  return startPinned(1, 'nsd', ['-d', '-c', writeNsdConfig(dir, ports.upstream)]);
 }
 
 /**
@@ -163,12 +132,29 @@ function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, 
     // Logging stays at its default (info): blocked queries are logged, as in production.
     return startSinkhole(workers > 1 ? '0,1' : 0, args, join(dir, 'sinkhole.log'));
   }
-  if (name === 'unbound') return startPinned(0, 'unbound', ['-d', '-c', unboundConfig(dir, lists, ports)], join(dir, 'unbound.out'));
-  return startPinned(0, 'dnsmasq', ['--keep-in-foreground', `--port=${ports.dnsmasq}`, '--listen-address=127.0.0.1', '--bind-interfaces',
-    '--no-resolv', '--no-hosts', `--server=127.0.0.1#${ports.upstream}`, '--cache-size=10000', '--dns-forward-max=10000',
-    `--conf-file=${lists.dnsmasqConf}`, `--pid-file=${join(dir, 'dnsmasq.pid')}`]);
+  if (name === 'unbound') return startPinned(0, 'unbound', ['-d', '-c', writeUnboundConfig(dir, lists.unboundConf, ports.unbound, ports.upstream)], join(dir, 'unbound.out'));
+  return startPinned(0, 'dnsmasq', dnsmasqArgs(dir, lists.dnsmasqConf, ports.dnsmasq, ports.upstream));
 }
 
+
+/**
+ * Before any run, each server must do the work its figures will be read as: a listed name
+ * answered 127.0.0.1 by the server itself, a name under the upstream's zone answered with
+ * the upstream's wildcard address (so it was forwarded). A server that answers otherwise
+ * stops the benchmark: its throughput would measure something else.
+ */
+async function checkAnswers(name: ServerName, port: number, blocked: string[]): Promise<void> {
+  const checks: [string, string, string][] = [
+    [`check.${blocked[0]}`, '127.0.0.1', 'a listed name'],
+    [`check-${name}-${Date.now()}.${FORWARD_DOMAIN}`, UPSTREAM_A, 'a name forwarded to the upstream'],
+  ];
+  for (const [qname, want, what] of checks) {
+    if (!(await answerIs(port, qname, want))) {
+      throw new Error(`${LABEL[name]} did not answer ${qname} A (${what}) with ${want}: its figures would not measure that work; ` +
+        `check its configuration in ${join(tmpdir(), 'sinkhole-bench-*')} (run with --quick to see it quickly)`);
+    }
+  }
+}
 
 function versionLine(): string {
   const first = (cmd: string, args: string[], re: RegExp): string => {
@@ -197,6 +183,7 @@ async function main(): Promise<void> {
   const ready = async (name: ServerName, lists: Lists, sub = dir, admin = false) => {
     const server = startServer(name, lists, sub, ports, o.workers, admin);
     await firstAnswer(ports[name], 'messenger.hotmail.com', performance.now());
+    await checkAnswers(name, ports[name], blocked);
     await runDnsperf(1, ports[name], join(dir, 'warm.txt'), 1);
     return server;
   };
@@ -207,6 +194,8 @@ async function main(): Promise<void> {
     const before = cpuSeconds(pid);
     const r = await runDnsperf(1, port, file, seconds, perf);
     rmSync(file, { force: true });
+    const other = otherRcodes(r);
+    if (other !== '') oddAnswers.push(`${w} run ${tag} on port ${port}: ${other} of ${fmt(r.completed)} answers`);
     // Work the load left behind (sinkhole's history writer catching up on the rows queued at
     // saturation) is this run's: its CPU is counted here, and the next run starts on an idle server.
     await settle(pid);
@@ -215,6 +204,8 @@ async function main(): Promise<void> {
   const measure = (pid: number, name: ServerName, w: Workload, tag: string, seconds: number, perf: PerfOptions): Promise<Measured> =>
     measureAt(pid, ports[name], w, `${name[0]}${tag}`, seconds, perf);
   const blocked = blockedNames(100_000);
+  /** Runs in which answers were not all NOERROR (see otherRcodes), said at the end of the run. */
+  const oddAnswers: string[] = [];
   try {
     mkdirSync(join(dir, 'lists'));
     const lists = writeLists(dir, blocked);
@@ -429,6 +420,11 @@ async function main(): Promise<void> {
     for (const s of SECTIONS) if (o.parts.has(s)) await sections[s](bench);
 
     await stop(upstream);
+    if (oddAnswers.length > 0) {
+      say('**Answers other than NOERROR** (every workload here is answered NOERROR by a server doing the work; these runs ' +
+        `measured something else): ${oddAnswers.join('; ')}.`);
+      say();
+    }
     const minutes = (performance.now() - t0) / 60000;
     say(`(This run: ${[...o.parts].join(', ')}; ${fmt(minutes, 1)} minutes.)`);
     writeFileSync('bench-results.md', out.join('\n') + '\n');

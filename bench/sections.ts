@@ -301,7 +301,7 @@ async function listenersTable(b: Bench, certs: Certificates): Promise<void> {
         const tried = await b.measure(server.pid!, httpsPort, 'W3', `lh${round}`, Math.min(b.duration, 3), { outstanding: b.outstanding, mode: 'doh' })
           .catch((err: unknown) => {
             const message = (err as Error).message;
-            return { completed: 0, sent: 0, lost: 0, qps: 0, cpuUs: NaN, latencies: [], error: (/Error: ?(.*)/.exec(message)?.[1] ?? message.split('\n').at(-1) ?? '').trim() };
+            return { completed: 0, sent: 0, lost: 0, qps: 0, cpuUs: NaN, rcodes: {}, latencies: [], error: (/Error: ?(.*)/.exec(message)?.[1] ?? message.split('\n').at(-1) ?? '').trim() };
           });
         if (tried.completed > 0) doh = tried;
         else {
