@@ -12,6 +12,7 @@ import { percentile, runDnsperf } from './dnsperf.js';
 import { blockedNames, FORWARD_DOMAIN, HOT_SET, writeLists, writeQueries, type Workload } from './generate.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds, firstAnswer, startPinned, startSinkhole, stop } from './processes.js';
+import { writeNsdConfig } from './servers.js';
 
 const USAGE = '--only W1,W2 (W3, W4 too; W4 below ~20000 q/s) --rate Q (queries/s, default 30000; 0: as fast as answered) --duration S (default 10) --rounds N (default 3) ' +
   '--cpu-prof DIR (one .cpuprofile per workload and round) --attach CMD (run by sh during the load, {pid} the server\'s, ' +
@@ -47,16 +48,7 @@ function parseOptions(argv: string[]): Options {
 }
 
 function startUpstream(dir: string, port: number) {
-  const zone = join(dir, `${FORWARD_DOMAIN}.zone`);
-  writeFileSync(zone, [`$ORIGIN ${FORWARD_DOMAIN}.`, '$TTL 3600', `@ IN SOA ns.${FORWARD_DOMAIN}. admin.${FORWARD_DOMAIN}. 1 3600 600 86400 3600`,
-    `@ IN NS ns.${FORWARD_DOMAIN}.`, 'ns IN A 127.0.0.1', '* IN A 192.0.2.1', '* IN AAAA 2001:db8::1', ''].join('\n'));
-  const conf = join(dir, 'nsd.conf');
-  writeFileSync(conf, ['server:', '  ip-address: 127.0.0.1', `  port: ${port}`, '  username: ""', '  chroot: ""',
-    `  zonesdir: "${dir}"`, '  database: ""', `  zonelistfile: "${join(dir, 'nsd-zone.list')}"`, `  pidfile: "${join(dir, 'nsd.pid')}"`,
-    `  xfrdfile: "${join(dir, 'nsd-xfrd.state')}"`, `  xfrdir: "${dir}"`, `  logfile: "${join(dir, 'nsd.log')}"`, '  server-count: 1',
-    '  verbosity: 0', '  rrl-ratelimit: 0', '  rrl-whitelist-ratelimit: 0', 'remote-control:', '  control-enable: no',
-    'zone:', `  name: ${FORWARD_DOMAIN}`, `  zonefile: ${zone}`, ''].join('\n'));
-  return startPinned(1, 'nsd', ['-d', '-c', conf]);
+  return startPinned(1, 'nsd', ['-d', '-c', writeNsdConfig(dir, port)]);
 }
 
 /**

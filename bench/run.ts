@@ -151,7 +151,7 @@ async function checkAnswers(name: ServerName, port: number, blocked: string[]): 
   for (const [qname, want, what] of checks) {
     if (!(await answerIs(port, qname, want))) {
       throw new Error(`${LABEL[name]} did not answer ${qname} A (${what}) with ${want}: its figures would not measure that work; ` +
-        `check its configuration in ${join(tmpdir(), 'sinkhole-bench-*')} (run with --quick to see it quickly)`);
+        (name === 'sinkhole' ? 'its arguments come from sinkholeArgs in bench/run.ts' : 'its configuration comes from bench/servers.ts, checked by test/bench/servers.test.ts'));
     }
   }
 }
