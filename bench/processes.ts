@@ -171,8 +171,17 @@ function skipName(msg: Buffer, at: number): number {
   }
 }
 
-/** The A records' addresses in the answer section of `msg` (not authority or additional). */
+/** The A records' addresses in the answer section of `msg` (not authority or additional); none when it is cut short. */
 function answerAddresses(msg: Buffer): string[] {
+  try {
+    return readAnswerAddresses(msg);
+  } catch {
+    // A reply that ends inside a record (readUInt16BE past the end): not the answer asked for.
+    return [];
+  }
+}
+
+function readAnswerAddresses(msg: Buffer): string[] {
   let at = 12;
   for (let q = msg.readUInt16BE(4); q > 0; q--) at = skipName(msg, at) + 4;
   const out: string[] = [];

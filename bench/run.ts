@@ -136,7 +136,6 @@ function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, 
   return startPinned(0, 'dnsmasq', dnsmasqArgs(dir, lists.dnsmasqConf, ports.dnsmasq, ports.upstream));
 }
 
-
 /**
  * Before any run, each server must do the work its figures will be read as: a listed name
  * answered 127.0.0.1 by the server itself, a name under the upstream's zone answered with

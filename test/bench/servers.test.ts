@@ -118,3 +118,17 @@ t.test("dnsperf's response codes reach the benchmark's report", async (t) => {
   t.match(otherRcodes(r), /^NXDOMAIN [\d,]+$/, 'the report names the answers other than NOERROR');
   t.equal(otherRcodes({ ...r, rcodes: { NOERROR: 5 } }), '', 'nothing to report when all are NOERROR');
 });
+
+t.test("the benchmark's check takes a reply cut short for a wrong answer, not an exception", async (t) => {
+  const server = createSocket('udp4');
+  await new Promise<void>((r) => server.bind(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  // The query's header and question back, with one answer announced and 3 bytes of it sent.
+  server.on('message', (msg, from) => {
+    const reply = Buffer.concat([msg, Buffer.from([0xc0, 0x0c, 0x00])]);
+    reply.writeUInt16BE(0x8180, 2);
+    reply.writeUInt16BE(1, 6);
+    server.send(reply, from.port, from.address);
+  });
+  t.equal(await answerIs(server.address().port, `cut.${FORWARD_DOMAIN}`, UPSTREAM_A), false);
+});
