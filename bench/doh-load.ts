@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { buildQuery } from '../src/wire/build-query.js';
+import { rcodeName } from '../src/wire/constants.js';
 
 const SESSIONS = 8;
 const TIMEOUT_MS = 2000;
@@ -34,7 +35,6 @@ let sent = 0;
 let completed = 0;
 /** Answers by response code, as dnsperf's "Response codes:" line counts them. */
 const rcodes: Record<string, number> = {};
-const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 let lost = 0;
 let next = 0;
 const started = performance.now();
@@ -78,7 +78,7 @@ function send(session: ClientHttp2Session, done: () => void): void {
   stream.on('end', () => {
     const ok = status === 200 && bytes >= 12;
     if (ok) {
-      const rcode = RCODES[flags & 0x0f] ?? `RCODE${flags & 0x0f}`;
+      const rcode = rcodeName(flags & 0x0f);
       rcodes[rcode] = (rcodes[rcode] ?? 0) + 1;
     }
     finish(ok);

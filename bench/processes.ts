@@ -2,6 +2,7 @@
 // their memory; timing their first answer. Every process started here is stopped by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import dns2 from 'dns2';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NODE_FLAGS } from '../src/main/node-flags.js';
@@ -161,38 +162,14 @@ export async function settle(pid: number, maxMs = 15_000): Promise<void> {
   }
 }
 
-/** Offset just past the (possibly compressed) name at `at`. */
-function skipName(msg: Buffer, at: number): number {
-  for (;;) {
-    const len = msg[at]!;
-    if (len === 0) return at + 1;
-    if (len >= 0xc0) return at + 2;
-    at += len + 1;
-  }
-}
-
-/** The A records' addresses in the answer section of `msg` (not authority or additional); none when it is cut short. */
+/** The A records' addresses in the answer section of `msg` (dns2's parser); none when it is cut short. */
 function answerAddresses(msg: Buffer): string[] {
   try {
-    return readAnswerAddresses(msg);
+    return dns2.Packet.parse(msg).answers.filter((rr) => rr.type === dns2.Packet.TYPE.A).map((rr) => rr.address ?? '');
   } catch {
-    // A reply that ends inside a record (readUInt16BE past the end): not the answer asked for.
+    // A reply that ends inside a record: not the answer asked for.
     return [];
   }
-}
-
-function readAnswerAddresses(msg: Buffer): string[] {
-  let at = 12;
-  for (let q = msg.readUInt16BE(4); q > 0; q--) at = skipName(msg, at) + 4;
-  const out: string[] = [];
-  for (let a = msg.readUInt16BE(6); a > 0 && at < msg.length; a--) {
-    at = skipName(msg, at);
-    const type = msg.readUInt16BE(at);
-    const rdlength = msg.readUInt16BE(at + 8);
-    if (type === 1 && rdlength === 4) out.push([...msg.subarray(at + 10, at + 14)].join('.'));
-    at += 10 + rdlength;
-  }
-  return out;
 }
 
 /** Whether `name` A, asked of 127.0.0.1:`port`, is answered with the address `ipv4` in its answer section. */
