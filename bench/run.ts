@@ -80,6 +80,8 @@ function parseOptions(argv: string[]): Options {
 const LATENCY_WARM_S = 3;
 /** Queries a second a dnsperf query file is made for (more than any server here answers). */
 const FILE_RATE = 150_000;
+/** The --upstream-port-reuse of the W4 reuse run (beside the bare relay). */
+const PORT_REUSE = 64;
 /**
  * dnsperf waits 2 s for each lost query, holding one of its outstanding slots. Past this
  * share of the run's slot-seconds spent waiting, a throughput figure measures that wait
@@ -125,10 +127,11 @@ function sinkholeArgs(dir: string, ports: Ports, o: { listsDir?: string; upstrea
     '--blocklists', o.listsDir ?? join(dir, 'lists'), '--cache-size', '10000', '--state-dir', o.stateDir ?? join(dir, 'state')];
 }
 
-function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, workers: number, admin = false) {
+/** `extra`: more options for sinkhole (the others take none). */
+function startServer(name: ServerName, lists: Lists, dir: string, ports: Ports, workers: number, admin = false, extra: string[] = []) {
   if (name === 'sinkhole') {
     const args = [...sinkholeArgs(dir, ports, { listsDir: lists.sinkholeDir, stateDir: join(dir, 'state') }), ...(workers > 1 ? ['--workers', String(workers)] : []),
-      ...(admin ? ['--admin', `127.0.0.1:${ports.probe + 1}`] : [])];
+      ...(admin ? ['--admin', `127.0.0.1:${ports.probe + 1}`] : []), ...extra];
     // Logging stays at its default (info): blocked queries are logged, as in production.
     return startSinkhole(workers > 1 ? '0,1' : 0, args, join(dir, 'sinkhole.log'));
   }
@@ -179,8 +182,8 @@ async function main(): Promise<void> {
     out.push(line);
   };
   /** A started server, answering, its cache warmed with the hot set. */
-  const ready = async (name: ServerName, lists: Lists, sub = dir, admin = false) => {
-    const server = startServer(name, lists, sub, ports, o.workers, admin);
+  const ready = async (name: ServerName, lists: Lists, sub = dir, admin = false, extra: string[] = []) => {
+    const server = startServer(name, lists, sub, ports, o.workers, admin, extra);
     await firstAnswer(ports[name], 'messenger.hotmail.com', performance.now());
     await checkAnswers(name, ports[name], blocked);
     await runDnsperf(1, ports[name], join(dir, 'warm.txt'), 1);
@@ -246,6 +249,7 @@ async function main(): Promise<void> {
     const results = new Map<string, Measured>();
     const bursts = new Map<string, Measured>();
     const relayed = new Map<number, Measured>();
+    const reused = new Map<number, Measured>();
     const key = (w: Workload, name: ServerName, round: number) => `${w}/${name}/${round}`;
     for (let round = 1; round <= (o.only.length > 0 ? o.rounds : 0); round++) {
       const order = SERVERS.map((_, i) => SERVERS[(i + round - 1) % SERVERS.length]!);
@@ -256,8 +260,12 @@ async function main(): Promise<void> {
         if (round === 1) for (const w of o.only) bursts.set(key(w, name, 1), await measure(server.pid!, name, w, 'burst', o.duration, { outstanding: o.burst }));
         await stop(server);
       }
-      // W4's floor (issue 18): a bare relay on node:dgram, right after the three servers of the round.
+      // W4's floor (issue 18): a bare relay on node:dgram, right after the three servers of the
+      // round; and sinkhole with --upstream-port-reuse, to show what the socket per query costs.
       if (o.only.includes('W4')) {
+        const reuse = await ready('sinkhole', lists, dir, false, ['--upstream-port-reuse', String(PORT_REUSE)]);
+        reused.set(round, await measure(reuse.pid!, 'sinkhole', 'W4', `reuse${round}`, o.duration, { outstanding: o.outstanding }));
+        await stop(reuse);
         const relay = startBenchScript(0, 'relay.js', [String(ports.relay), String(ports.upstream)]);
         await firstAnswer(ports.relay, `probe.${FORWARD_DOMAIN}`, performance.now());
         relayed.set(round, await measureAt(relay.pid!, ports.relay, 'W4', `relay${round}`, o.duration, { outstanding: o.outstanding }));
@@ -325,13 +333,17 @@ async function main(): Promise<void> {
       say('### W4 against a bare relay (issue 18: at least 0.9)');
       say();
       say('bench/relay.ts: a relay on node:dgram that only swaps IDs (one upstream socket, no cache, no checks, no source port per ' +
-        `query), pinned to core 0 like the servers, ${fmt(o.outstanding)} outstanding, run right after the servers of the same round.`);
+        `query), pinned to core 0 like the servers, ${fmt(o.outstanding)} outstanding, run right after the servers of the same round. ` +
+        `"Reuse": sinkhole with \`--upstream-port-reuse ${PORT_REUSE}\` (a random source port carries up to ${PORT_REUSE} queries; ` +
+        'by default each query has its own, RFC 5452), run just before the relay.');
       say();
-      say('| round | sinkhole q/s | bare relay q/s | sinkhole / relay | lost (sinkhole, relay) | CPU µs per answer (sinkhole, relay) |');
-      say('|---|---|---|---|---|---|');
+      say('| round | sinkhole q/s | reuse q/s | bare relay q/s | sinkhole / relay | reuse / relay | lost (sinkhole, reuse, relay) | CPU µs per answer (sinkhole, reuse, relay) |');
+      say('|---|---|---|---|---|---|---|---|');
       for (const [round, r] of relayed) {
         const s = results.get(key('W4', 'sinkhole', round))!;
-        say(`| ${round} | ${fmt(s.qps)} | ${fmt(r.qps)} | ${fmt(s.qps / r.qps, 2)}× | ${fmt(s.lost)}, ${fmt(r.lost)} | ${fmt(s.cpuUs, 1)}, ${fmt(r.cpuUs, 1)} |`);
+        const u = reused.get(round)!;
+        say(`| ${round} | ${fmt(s.qps)} | ${fmt(u.qps)} | ${fmt(r.qps)} | ${fmt(s.qps / r.qps, 2)}× | ${fmt(u.qps / r.qps, 2)}× | ` +
+          `${fmt(s.lost)}, ${fmt(u.lost)}, ${fmt(r.lost)} | ${fmt(s.cpuUs, 1)}, ${fmt(u.cpuUs, 1)}, ${fmt(r.cpuUs, 1)} |`);
       }
       say();
     }

@@ -39,6 +39,8 @@ export interface Config {
   cacheMaxTtl: number;
   servfailTtl: number;
   upstreamTimeoutMs: number;
+  /** Queries one UDP source port carries toward the upstreams (1: a fresh port per query). */
+  upstreamPortReuse: number;
   tcpIdleTimeoutMs: number;
   tcpMaxConnections: number;
   logLevel: LogLevel;

@@ -143,8 +143,8 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
   const templates = buildTemplates(config.sinkholeIpv4, config.sinkholeIpv6, config.blockedTtl);
   const policyStage = new PolicyStage(
     new Policy(ruleSet, config.exemptClients.length === 0 ? null : new NetworkList(config.exemptClients), groupPolicy), templates);
-  const forwarderFor = (upstreams: UpstreamTarget[], zone?: string, timeoutMs = config.upstreamTimeoutMs): Forwarder => new Forwarder(
-    { upstreams, timeoutMs, budgetMs: FORWARD_BUDGET_MS, ...(zone === undefined ? {} : { zone }) },
+  const forwarderFor = (upstreams: UpstreamTarget[], zone?: string, timeoutMs = config.upstreamTimeoutMs, portReuse = config.upstreamPortReuse): Forwarder => new Forwarder(
+    { upstreams, timeoutMs, budgetMs: FORWARD_BUDGET_MS, portReuse, ...(zone === undefined ? {} : { zone }) },
     (err) => log.warn({ err: err.message }, 'upstream socket error'));
   const setupOf = (c: Config): UpstreamSetup => ({
     upstreamCa: c.upstreamCa, bootstrap: c.bootstrap,
@@ -352,7 +352,7 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
         // New upstreams are built before anything changes (a bad CA file fails here) and put in force after the policy.
         const key = upstreamKey(next);
         const builder = key === upstreamsText ? null : upstreamBuilder(setupOf(next));
-        const forwarder = builder === null ? null : forwarderFor(builder.build(next.upstreams), undefined, next.upstreamTimeoutMs);
+        const forwarder = builder === null ? null : forwarderFor(builder.build(next.upstreams), undefined, next.upstreamTimeoutMs, next.upstreamPortReuse);
         try {
           await reconfigure(next.policy, next.exemptClients, next.allowNets);
         } catch (err) {
@@ -397,11 +397,11 @@ export async function startServer(config: Config, output: LogOutput, reloadOptio
 
 /** Settings a reload applies in place (the rest needs a restart). */
 const RELOADABLE = new Set(['group', 'schedule', 'block', 'allow', 'list-url', 'exempt-client', 'allow-net', 'config',
-  'upstream', 'upstream-timeout', 'resolv-conf', 'upstream-ca', 'bootstrap']);
+  'upstream', 'upstream-timeout', 'upstream-port-reuse', 'resolv-conf', 'upstream-ca', 'bootstrap']);
 
 /** What the default upstreams are built from: a reload rebuilds them when this changes. */
 function upstreamKey(c: Config): string {
-  return JSON.stringify([c.upstreams, c.upstreamTimeoutMs, c.upstreamCa, c.bootstrap]);
+  return JSON.stringify([c.upstreams, c.upstreamTimeoutMs, c.upstreamPortReuse, c.upstreamCa, c.bootstrap]);
 }
 
 /** The settings (option names) whose value differs between the running config and a re-read one and that only a restart applies. */

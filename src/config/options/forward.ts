@@ -46,6 +46,16 @@ export const upstreamTimeout = option({
   help: 'longest wait for an upstream before asking again (adapts to its round-trip time)',
 });
 
+export const upstreamPortReuse = option({
+  name: 'upstream-port-reuse', arg: 'N', value: wholeNumber(1, 256), default: '1', commands: ['serve'], field: 'upstreamPortReuse',
+  help: 'queries sent from one random UDP source port before it is closed (1: a fresh port for every query, RFC 5452)',
+  details: 'Above 1, up to 16 ports per upstream are in use at once, a query takes one at random with its own random ID, ' +
+    'and a port takes no new query after 1 s. It saves the socket\'s opening and closing (most of a forwarded query\'s ' +
+    'system calls) at the price of ports that live longer: an attacker who learns one (on the wire, or through an ICMP ' +
+    'side channel such as SADDNS) can aim forged answers at it for longer. Keep 1 unless the upstream is on a network you trust ' +
+    'and forwarding is the bottleneck; see docs/limits.md.',
+});
+
 export const resolvConf = option({
   name: 'resolv-conf', arg: 'FILE', value: text, default: '/etc/resolv.conf', commands: ['serve', 'check'], field: 'resolvConf',
   help: 'where to find nameservers when no --upstream is given',
@@ -59,7 +69,7 @@ export const forwardZone = list({
 
 export const forwardArea: Area = {
   title: 'Upstreams',
-  options: [upstream, upstreamTimeout, resolvConf, forwardZone],
+  options: [upstream, upstreamTimeout, upstreamPortReuse, resolvConf, forwardZone],
   finish: (config, settings, ctx) => {
     if (settings.isSet(upstream)) config.upstreamSource = 'configuration';
     else if (!ctx.needUpstreams) config.upstreamSource = 'none';

@@ -57,6 +57,8 @@ export interface ForwarderOptions {
   budgetMs: number;
   /** The forward-zone these upstreams serve (a label on their metrics); absent for the default upstreams. */
   zone?: string;
+  /** Queries one UDP source port carries (--upstream-port-reuse; default 1: a fresh port per query). */
+  portReuse?: number;
 }
 
 /**
@@ -104,7 +106,7 @@ export class Forwarder {
     this.lastAnswerAt = options.upstreams.map(() => 0);
     this.stats = options.upstreams.map(() => ({ queries: 0, timeouts: 0, failures: 0, latency: new Uint32Array(LATENCY_BUCKETS_MS.length + 1), latencySumMs: 0 }));
     this.roundTrips = options.upstreams.map(() => new RoundTrip());
-    this.udp = new UdpUpstreamClient(onError);
+    this.udp = new UdpUpstreamClient(onError, { portReuse: options.portReuse ?? 1 });
   }
 
   /** `budgetMs`: a shorter bound for this query (a stale answer is waiting to be sent instead). */
@@ -271,7 +273,7 @@ export class Forwarder {
     // The UDP sockets of this forwarder (one per query in flight, docs/limits.md): one sample per forwarder.
     const own: Record<string, string> = zone === undefined ? {} : { zone };
     const udp = this.udp;
-    sink.add('sinkhole_upstream_udp_sockets', 'gauge', 'UDP sockets in use toward the upstreams now (one per query in flight, up to the cap).',
+    sink.add('sinkhole_upstream_udp_sockets', 'gauge', 'UDP sockets in use toward the upstreams now (one per query in flight, or fewer with --upstream-port-reuse; up to the cap).',
       [[own, udp.openSockets]]);
     sink.add('sinkhole_upstream_udp_spare_sockets', 'gauge', 'UDP sockets bound to random ports and waiting for a query (counted in the cap).',
       [[own, udp.spareSockets]]);

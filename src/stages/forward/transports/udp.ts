@@ -18,6 +18,14 @@
 // an EventEmitter, a libuv handle, two epoll_ctl) each; the answers of every socket come to
 // JavaScript in one call per turn of the event loop. SINKHOLE_BATCH_UDP=off keeps dgram.
 //
+// `portReuse` N > 1 (--upstream-port-reuse) trades some of that for speed: a port carries up
+// to N queries, each with its own random ID, before it is closed. Up to LIVE_PORTS ports per
+// upstream are open for reuse at once, a query takes one of them at random, and none is used
+// for a new query once it is older than PORT_LIFE_MS. An off-path forger's odds per forged
+// datagram are unchanged (he must still hit a port in use and an ID in flight on it); what is
+// lost is that a port he has learnt (seen on the wire, or found by an ICMP side channel such
+// as SADDNS, CVE-2020-25705) stays good for longer. docs/limits.md says when to choose it.
+//
 // A response is taken only from the address and port it was sent to, with the same ID and the
 // same question. Retransmission times and expiries are found by one sweep over the pending
 // table every SWEEP_MS, not by a timer per query.
@@ -33,6 +41,12 @@ const SWEEP_MS = 25;
 /** After running out of file descriptors, open no more sockets than were open, for this long. */
 const LIMITED_MS = 60_000;
 const ERROR_REPORT_MS = 10_000;
+/** With port reuse: ports per upstream open for new queries at once (a query picks one at random). */
+export const LIVE_PORTS = 16;
+/** With port reuse: a port takes no new query once it has been in use this long (ms). */
+export const PORT_LIFE_MS = 1000;
+/** The most queries one port may carry (--upstream-port-reuse). */
+export const MAX_PORT_REUSE = 256;
 
 /** Open upstream sockets at most, by default: far below a service's file limit (systemd unit: 65536). */
 export const DEFAULT_MAX_UPSTREAM_SOCKETS = 1024;
@@ -48,6 +62,8 @@ export interface UdpUpstreamOptions {
   spareSockets?: number;
   /** The addon's upstream sockets; null: node:dgram. By default the addon's where it is built. */
   native?: UpstreamSocketsAddon | null;
+  /** Queries one port carries before it is closed (default 1: a fresh port per query; at most MAX_PORT_REUSE). */
+  portReuse?: number;
 }
 
 /** errno number -> code ('EMFILE'), for the addon's negated errnos. */
@@ -84,6 +100,10 @@ interface Port {
   upstream: Endpoint | null;
   /** Set once its bind failed: it is closed and never used. */
   failed: boolean;
+  /** With port reuse: queries it has carried, when it was first used, and its index in its upstream's live list (-1: not live, closed with its last query). */
+  uses: number;
+  usedSince: number;
+  live: number;
 }
 
 interface Pending {
@@ -131,11 +151,16 @@ export class UdpUpstreamClient {
   /** Addon sockets by descriptor. */
   private readonly byFd: (Port | undefined)[] = [];
   private readonly batchPorts: (Port | undefined)[] = [];
+  /** Queries one port carries (1: no reuse). */
+  readonly portReuse: number;
+  /** With port reuse: per upstream, the ports open for more queries. */
+  private readonly livePorts = new Map<Endpoint, Port[]>();
 
   constructor(private readonly onError: (err: Error) => void, options: UdpUpstreamOptions = {}) {
     this.maxSockets = Math.max(1, Math.min(32768, options.maxSockets ?? DEFAULT_MAX_UPSTREAM_SOCKETS));
     this.spareMax = Math.max(0, Math.min(options.spareSockets ?? Math.floor(this.maxSockets / 4), Math.floor(this.maxSockets / 4)));
     this.limit = this.maxSockets;
+    this.portReuse = Math.max(1, Math.min(MAX_PORT_REUSE, Math.floor(options.portReuse ?? 1)));
     if (options.native !== undefined) this.nativeAddon = options.native;
     else {
       const addon = loadBatchUdp().addon;
@@ -169,7 +194,7 @@ export class UdpUpstreamClient {
     const slot = this.freeSlots.pop()!;
     if (this.nativeAddon !== null) return this.openNative(family, slot);
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
-    const port: Port = { socket, fd: -1, connected: true, slot, family, pending: 0, at: -1, upstream: null, failed: false };
+    const port: Port = { socket, fd: -1, connected: true, slot, family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
     socket.on('message', (msg, rinfo) => this.receive(slot, msg, rinfo.address, rinfo.port));
     socket.on('error', (err) => this.socketError(port, err));
     this.slots[slot] = port;
@@ -190,7 +215,7 @@ export class UdpUpstreamClient {
       this.nativeSet = { addon, handle: opened.handle, meta: new Int32Array(opened.meta) };
     }
     const fd = this.nativeSet.addon.upSocket(this.nativeSet.handle, family);
-    const port: Port = { socket: null, fd, connected: false, slot, family, pending: 0, at: -1, upstream: null, failed: false };
+    const port: Port = { socket: null, fd, connected: false, slot, family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
     this.slots[slot] = port;
     this.counters.socketsOpened++;
     if (fd < 0) {
@@ -246,8 +271,20 @@ export class UdpUpstreamClient {
     });
   }
 
-  /** A socket for a query to `upstream`: a spare, a new one, or (at the cap) a random one in use to the same upstream. */
+  /**
+   * A socket for a query to `upstream`: with port reuse, one of its live ports at random once
+   * it has LIVE_PORTS of them; else a spare, a new one, or (at the cap) a random one in use to
+   * the same upstream.
+   */
   private port(upstream: Endpoint): Port | null {
+    if (this.portReuse > 1) {
+      const live = this.livePorts.get(upstream);
+      if (live !== undefined && live.length >= LIVE_PORTS) {
+        const port = live[this.random.next() % live.length]!;
+        if (++port.uses >= this.portReuse) this.retire(port);
+        return port;
+      }
+    }
     const family = upstream.family;
     let port = this.spares[family].pop() ?? null;
     if (port === null) {
@@ -259,11 +296,46 @@ export class UdpUpstreamClient {
     port.upstream = upstream;
     port.at = this.open[family].length;
     this.open[family].push(port);
+    if (this.portReuse > 1) {
+      let live = this.livePorts.get(upstream);
+      if (live === undefined) this.livePorts.set(upstream, live = []);
+      port.uses = 1;
+      port.usedSince = Date.now();
+      port.live = live.length;
+      live.push(port);
+    }
     // No packet is sent: the kernel picks the route now (an unreachable one fails here, told
     // through the 'error' event) and from now on reports ICMP errors for this peer. (Addon
     // sockets: in the same native call as the first send.)
     if (port.socket !== null) port.socket.connect(upstream.port, upstream.host);
     return port;
+  }
+
+  /** Takes `port` out of its upstream's live list: no new query uses it; it closes with its last query. */
+  private retire(port: Port): void {
+    if (port.live < 0) return;
+    const live = this.livePorts.get(port.upstream!)!;
+    const last = live.pop()!;
+    if (last !== port) {
+      live[port.live] = last;
+      last.live = port.live;
+    }
+    port.live = -1;
+  }
+
+  /**
+   * With port reuse, from the sweep: ports in use longer than PORT_LIFE_MS are retired; with
+   * nothing in flight (`idle`), every live port is closed (a quiet server keeps none open).
+   */
+  private retireLivePorts(now: number, idle: boolean): void {
+    for (const live of this.livePorts.values()) {
+      for (let i = live.length - 1; i >= 0; i--) {
+        const port = live[i]!;
+        if (!idle && now - port.usedSince < PORT_LIFE_MS) continue;
+        this.retire(port);
+        if (port.pending === 0) this.discard(port);
+      }
+    }
   }
 
   /** At the cap: a random socket in use to the same upstream (answers are told apart by ID). */
@@ -297,6 +369,7 @@ export class UdpUpstreamClient {
     } else if (port.upstream !== null) {
       const why = unreachableReason(port.upstream.label, err.code);
       if (why !== null) {
+        this.retire(port);
         this.failQueries(port, why);
         return;
       }
@@ -332,6 +405,7 @@ export class UdpUpstreamClient {
   /** Closes `port` and frees its slot, wherever it is (in use, spare, or failed at bind). */
   private discard(port: Port): void {
     if (this.slots[port.slot] !== port) return;
+    this.retire(port);
     this.slots[port.slot] = null;
     this.freeSlots.push(port.slot);
     if (port.at >= 0) {
@@ -355,9 +429,9 @@ export class UdpUpstreamClient {
     }
   }
 
-  /** One query less on `port`; with none left its socket is closed and the slot freed. */
+  /** One query less on `port`; with none left (and not live for more) its socket is closed and the slot freed. */
   private release(port: Port): void {
-    if (--port.pending > 0) return;
+    if (--port.pending > 0 || port.live >= 0) return;
     this.discard(port);
   }
 
@@ -436,11 +510,19 @@ export class UdpUpstreamClient {
   /** A send the kernel refused: the try fails now (with the reason when the upstream is unreachable). */
   private sendFailed(key: number, entry: Pending, err: NodeJS.ErrnoException): void {
     if (this.pending.get(key) !== entry) return;
+    const why = unreachableReason(entry.upstream.label, err.code);
+    if (why !== null) {
+      // The kernel's word on the peer holds for every query on this connected socket: an ICMP
+      // error that came back for an earlier query (on loopback, within its own send) is
+      // reported to the next send instead, and read from the socket by nobody. With several
+      // queries on a port (the cap, --upstream-port-reuse) they all fail now, not at their deadline.
+      this.retire(entry.port);
+      this.failQueries(entry.port, why);
+      return;
+    }
     this.pending.delete(key);
     this.release(entry.port);
-    const why = unreachableReason(entry.upstream.label, err.code);
-    if (why === null) entry.done(null);
-    else entry.done(null, why);
+    entry.done(null);
   }
 
   /** Stops waiting for a try whose query was answered by another one. */
@@ -482,6 +564,7 @@ export class UdpUpstreamClient {
         entry.retry!();
       }
     }
+    if (this.portReuse > 1) this.retireLivePorts(now, this.pending.size === 0);
     if (this.pending.size === 0 && this.sweepTimer !== null) {
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;
@@ -506,6 +589,7 @@ export class UdpUpstreamClient {
     this.nativeSet = null;
     this.open[4].length = 0;
     this.open[6].length = 0;
+    this.livePorts.clear();
     this.spares[4].length = 0;
     this.spares[6].length = 0;
   }
