@@ -655,9 +655,15 @@ static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
 #define UP_EVENTS 256
 #define UP_ARENA_BYTES (512 * 1024)
 
+// Datagrams read from one socket per wake-up at most: with --upstream-port-reuse a socket
+// carries many queries, and their answers queue on it between two turns of the event loop.
+#define UP_READS_PER_SOCKET 32
+
 // By fd: `open` while the set owns it (a number JS closed may be reused by any descriptor of
-// the process); `len` 0 until connected.
-typedef struct { struct sockaddr_storage addr; socklen_t len; int open; } up_peer;
+// the process); `len` 0 until connected; `unanswered`: queries sent on it less datagrams read
+// (more than one: worth reading again before the next wake-up; a query JS gave up on keeps it
+// high, which costs one read that finds nothing).
+typedef struct { struct sockaddr_storage addr; socklen_t len; int open; unsigned unanswered; } up_peer;
 
 typedef struct upstream_set {
   uv_poll_t poll;
@@ -710,33 +716,40 @@ static void up_on_poll(uv_poll_t *handle, int status, int events) {
   for (int i = 0; i < n && !u->closing; i++) {
     int fd = ev[i].data.fd;
     if (fd < 0 || fd >= u->peers_cap || !u->peers[fd].open) continue;
-    // One datagram per socket and wake-up (level-triggered: more come next turn); an upstream
-    // socket carries one query, rarely a few at the socket cap.
-    if (UP_ARENA_BYTES - used < SLOT_BYTES) {
-      up_deliver(u, count, used);
-      count = 0;
-      used = 0;
-      if (u->closing) return;
-    }
-    struct sockaddr_storage from;
-    socklen_t from_len = sizeof from;
-    ssize_t len = recvfrom(fd, u->arena + used, SLOT_BYTES, MSG_DONTWAIT, (struct sockaddr *)&from, &from_len);
-    int32_t *m = u->meta + count * UP_META_WORDS;
-    if (len < 0) {
-      int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) continue;
+    // One datagram per socket and wake-up when it carries one query (the default: a fresh
+    // socket per query; a second read would only find nothing), up to UP_READS_PER_SOCKET
+    // when more are unanswered; level-triggered, so what is left comes next turn.
+    unsigned reads = u->peers[fd].unanswered > 1 ? u->peers[fd].unanswered : 1;
+    if (reads > UP_READS_PER_SOCKET) reads = UP_READS_PER_SOCKET;
+    for (unsigned r = 0; r < reads; r++) {
+      if (count == UP_EVENTS || UP_ARENA_BYTES - used < SLOT_BYTES) {
+        up_deliver(u, count, used);
+        count = 0;
+        used = 0;
+        // JS may have closed this socket (or the set) while handling what was delivered.
+        if (u->closing || !u->peers[fd].open) break;
+      }
+      struct sockaddr_storage from;
+      socklen_t from_len = sizeof from;
+      ssize_t len = recvfrom(fd, u->arena + used, SLOT_BYTES, MSG_DONTWAIT, (struct sockaddr *)&from, &from_len);
+      int32_t *m = u->meta + count * UP_META_WORDS;
+      if (len < 0) {
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) break;
+        m[0] = fd;
+        m[1] = -err;
+        m[2] = (int32_t)used;
+        count++;
+        break;
+      }
+      if (u->peers[fd].unanswered > 0) u->peers[fd].unanswered--;
+      if (!same_peer(&u->peers[fd], &from)) continue;  // spoofed, stale, or before the connect
       m[0] = fd;
-      m[1] = -err;
+      m[1] = (int32_t)len;
       m[2] = (int32_t)used;
+      used += (size_t)len;
       count++;
-      continue;
     }
-    if (!same_peer(&u->peers[fd], &from)) continue;  // spoofed, stale, or before the connect
-    m[0] = fd;
-    m[1] = (int32_t)len;
-    m[2] = (int32_t)used;
-    used += (size_t)len;
-    count++;
   }
   if (!u->closing) up_deliver(u, count, used);
 }
@@ -861,6 +874,7 @@ static napi_value js_up_socket(napi_env env, napi_callback_info info) {
   }
   u->peers[fd].len = 0;
   u->peers[fd].open = 1;
+  u->peers[fd].unanswered = 0;
   u->peers[fd].addr.ss_family = family == 6 ? AF_INET6 : AF_INET;  // for the connect: no getsockname
   return int_result(env, fd);
 }
@@ -896,6 +910,7 @@ static napi_value js_up_connect_send(napi_env env, napi_callback_info info) {
   napi_typeof(env, argv[4], &type);
   if (argc > 4 && type == napi_object && napi_get_buffer_info(env, argv[4], &data, &len) == napi_ok) {
     if (send(fd, data, len, MSG_DONTWAIT) < 0) return int_result(env, -(2000 + errno));
+    u->peers[fd].unanswered++;
   }
   return int_result(env, 0);
 }

@@ -14,7 +14,7 @@ import type { Query } from '../../wire/query.js';
 import { EDNS_UDP_SIZE } from '../../wire/constants.js';
 import type { Endpoint } from '../../net/endpoint.js';
 import { tcpQuery } from './transports/tcp.js';
-import { UdpUpstreamClient } from './transports/udp.js';
+import { UdpUpstreamClient, type UdpWaiter } from './transports/udp.js';
 import type { EncryptedTransport } from './transports/encrypted.js';
 
 /** A plain upstream (an address, UDP with TCP on truncation) or an encrypted transport. */
@@ -91,17 +91,18 @@ class RoundTrip {
 }
 
 export class Forwarder {
-  private readonly udp: UdpUpstreamClient;
+  /** The UDP sockets of these upstreams (shared with this module's Attempt). */
+  readonly udp: UdpUpstreamClient;
   /** Index of the upstream to try first: the one that answered last. */
-  private preferred = 0;
+  preferred = 0;
   readonly upstreams: UpstreamTarget[];
   /** Per upstream: Date.now() of its last good answer (0 = never). */
   readonly lastAnswerAt: number[];
   /** Per upstream: tries, timeouts, failed answers, and answer latency in LATENCY_BUCKETS_MS. */
   readonly stats: UpstreamStats[];
-  private readonly roundTrips: RoundTrip[];
+  readonly roundTrips: RoundTrip[];
 
-  constructor(private readonly options: ForwarderOptions, onError: (err: Error) => void) {
+  constructor(readonly options: ForwarderOptions, onError: (err: Error) => void) {
     this.upstreams = options.upstreams;
     this.lastAnswerAt = options.upstreams.map(() => 0);
     this.stats = options.upstreams.map(() => ({ queries: 0, timeouts: 0, failures: 0, latency: new Uint32Array(LATENCY_BUCKETS_MS.length + 1), latencySumMs: 0 }));
@@ -111,148 +112,16 @@ export class Forwarder {
 
   /** `budgetMs`: a shorter bound for this query (a stale answer is waiting to be sent instead). */
   forward(q: Query, done: (result: ForwardResult) => void, budgetMs = this.options.budgetMs): void {
-    const { upstreams, timeoutMs } = this.options;
-    const deadline = Date.now() + Math.min(budgetMs, this.options.budgetMs);
-    // With one upstream, ask it three times: a lost UDP packet should not cost the client an answer.
-    const maxTries = Math.max(3, upstreams.length);
     // Our own copy: its ID is rewritten for every try, and the client's bytes must stay as
     // they came (answers copy the client's header and question from them).
     const wire = Buffer.from(q.msg);
     // Ask upstreams for answers as large as we take; each client still gets what it can take.
     if (q.optOffset >= 0 && wire.readUInt16BE(q.optOffset) < EDNS_UDP_SIZE) wire.writeUInt16BE(EDNS_UDP_SIZE, q.optOffset);
-    const start = this.preferred;
-    let tries = 0;
-    /** Handles of the tries still waiting for an answer (UDP), and how many wait over TCP, TLS or HTTPS. */
-    const waiting: number[] = [];
-    let waitingTcp = 0;
-    let waitingStream = 0;
-    let settled = false;
-    let lastFailure: Buffer | null = null;
-    let lastInfo: ResponseInfo | null = null;
-    let lastUpstream = '';
-    let failure = 'no upstream answered';
-    let reachable = false;
-
-    const finish = (result: ForwardResult): void => {
-      if (settled) return;
-      settled = true;
-      for (const handle of waiting) this.udp.cancel(handle);
-      done(result);
-    };
-    const giveUpIfIdle = (): void => {
-      if (waiting.length === 0 && waitingTcp === 0 && waitingStream === 0) finish({ response: lastFailure, info: lastInfo, ok: false, upstream: lastUpstream, failure, reachable });
-    };
-
-    const next = (): void => {
-      if (settled) return;
-      const now = Date.now();
-      if (tries >= maxTries || now >= deadline) {
-        giveUpIfIdle();
-        return;
-      }
-      const index = (start + tries) % upstreams.length;
-      const upstream = upstreams[index]!;
-      const retryAt = now + this.roundTrips[index]!.timeout(timeoutMs, Math.floor(tries / upstreams.length));
-      tries++;
-      lastUpstream = upstream.label;
-      const stats = this.stats[index]!;
-      stats.queries++;
-      // A retry gets its own bytes: the earlier try's may still be queued for sending.
-      const msg = tries === 1 ? wire : Buffer.from(wire);
-
-      /** `via`: 0 UDP, 1 the TCP retry of a truncated answer, 2 an encrypted transport (`why`: its failure). */
-      const onAnswer = (response: Buffer | null, via: 0 | 1 | 2, why?: string): void => {
-        if (settled) return;
-        if (response === null) {
-          // The deadline passed, the send failed, the TCP retry got nothing, or the upstream
-          // is unreachable (UDP: said by the kernel at once, ICMP or routing table) or (DoT/DoH)
-          // the connection failed: then `why` names the upstream and the reason, and the next
-          // upstream is asked at once; later queries start with another one.
-          failure = why !== undefined && why !== '' ? why : `${upstream.label} did not answer${via === 1 ? ' over TCP' : ''} in time`;
-          if (why !== undefined && why !== '') this.demote(index);
-          next();
-          giveUpIfIdle();
-          return;
-        }
-        const ms = Date.now() - now;
-        if (via !== 1) this.roundTrips[index]!.sample(ms);
-        const info = inspectResponse(response, q.questionEnd);
-        if (info === null) {
-          failure = `${upstream.label} sent a malformed answer`;
-          this.demote(index);
-          next();
-          giveUpIfIdle();
-          return;
-        }
-        if (info.truncated && via === 0 && !isEncrypted(upstream)) {
-          waitingTcp++;
-          tcpQuery(upstream, wire, q.qnameKey, q.qtype, q.qclass, Math.max(1, deadline - Date.now()), (tcpResponse) => {
-            waitingTcp--;
-            onAnswer(tcpResponse, 1);
-          });
-          return;
-        }
-        let bucket = 0;
-        while (bucket < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[bucket]!) bucket++;
-        stats.latency[bucket]!++;
-        stats.latencySumMs += ms;
-        reachable = true;
-        if (info.rcode !== RCODE.NOERROR && info.rcode !== RCODE.NXDOMAIN) {
-          stats.failures++;
-          failure = `${upstream.label} answered ${rcodeName(info.rcode)}`;
-          // Only an upstream's SERVFAIL is relayed (and cached briefly). Its REFUSED or NOTIMP
-          // would read, to the client, as this server's own refusal (allow-net): those become
-          // our SERVFAIL with the reason.
-          if (info.rcode === RCODE.SERVFAIL) {
-            lastFailure = response;
-            lastInfo = info;
-          }
-          this.demote(index);
-          next();
-          giveUpIfIdle();
-          return;
-        }
-        this.preferred = index;
-        this.lastAnswerAt[index] = Date.now();
-        finish({ response, info, ok: true, upstream: upstream.label, failure: '', reachable: true });
-      };
-
-      if (isEncrypted(upstream)) {
-        // The connection is reliable, but an upstream slower than its usual round trip is
-        // still asked to share the work: the next one is tried while this try keeps waiting.
-        waitingStream++;
-        let retryTimer: NodeJS.Timeout | null = setTimeout(() => {
-          retryTimer = null;
-          if (settled) return;
-          stats.timeouts++;
-          failure = `${upstream.label} did not answer in time`;
-          next();
-        }, Math.max(1, Math.min(retryAt, deadline) - now));
-        upstream.exchange(msg, q, deadline, (response, why) => {
-          waitingStream--;
-          if (retryTimer !== null) clearTimeout(retryTimer);
-          retryTimer = null;
-          onAnswer(response, 2, why);
-        });
-        return;
-      }
-      let handle = -1;
-      handle = this.udp.send(upstream, msg, q.qnameKey, q.qtype, q.qclass, deadline, (response, why) => {
-        const at = waiting.indexOf(handle);
-        if (at >= 0) waiting.splice(at, 1);
-        onAnswer(response, 0, why);
-      }, Math.min(retryAt, deadline), () => {
-        stats.timeouts++;
-        failure = `${upstream.label} did not answer in time`;
-        next();
-      });
-      if (handle >= 0) waiting.push(handle);
-    };
-    next();
+    new Attempt(this, q, wire, Date.now() + Math.min(budgetMs, this.options.budgetMs), done).next();
   }
 
   /** After a failure, later queries start with the next upstream instead of waiting on this one. */
-  private demote(index: number): void {
+  demote(index: number): void {
     if (this.preferred === index) this.preferred = (index + 1) % this.upstreams.length;
   }
 
@@ -288,5 +157,180 @@ export class Forwarder {
   close(): void {
     this.udp.close();
     for (const upstream of this.upstreams) if (isEncrypted(upstream)) upstream.close();
+  }
+}
+
+/** `Attempt.tries`: per try, its upstream's index, when it was sent (Date.now()), its UDP handle (-1: none), and 1 once answered or failed. */
+const TRY_WORDS = 4;
+
+/**
+ * One client query's way through the upstreams: its tries, what failed, and the end. One
+ * object with its methods (and the UDP client's waiter) rather than closures per query and per
+ * try: a forwarded query's state lives for a turn of the event loop and an upstream round
+ * trip, and with a batch of hundreds of queries in flight each closure was one more object
+ * that the young-generation GC copied and promoted (docs/performance.md, "a forwarded
+ * query's garbage").
+ */
+class Attempt implements UdpWaiter {
+  /** With one upstream, ask it three times: a lost UDP packet should not cost the client an answer. */
+  private readonly maxTries: number;
+  private readonly start: number;
+  /** TRY_WORDS numbers per try sent. */
+  private readonly tries: number[] = [];
+  /** Tries still waiting over TCP (a truncated answer asked again) and over TLS or HTTPS. */
+  private waitingTcp = 0;
+  private waitingStream = 0;
+  private waitingUdp = 0;
+  private settled = false;
+  private lastFailure: Buffer | null = null;
+  private lastInfo: ResponseInfo | null = null;
+  private lastUpstream = '';
+  private failure = 'no upstream answered';
+  private reachable = false;
+
+  constructor(private readonly f: Forwarder, private readonly q: Query, private readonly wire: Buffer, private readonly deadline: number,
+    private readonly done: (result: ForwardResult) => void) {
+    this.maxTries = Math.max(3, f.upstreams.length);
+    this.start = f.preferred;
+  }
+
+  private finish(result: ForwardResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    const tries = this.tries;
+    for (let h = 2; h < tries.length; h += TRY_WORDS) if (tries[h]! >= 0) this.f.udp.cancel(tries[h]!);
+    this.done(result);
+  }
+
+  private giveUpIfIdle(): void {
+    if (this.waitingUdp === 0 && this.waitingTcp === 0 && this.waitingStream === 0) {
+      this.finish({ response: this.lastFailure, info: this.lastInfo, ok: false, upstream: this.lastUpstream, failure: this.failure, reachable: this.reachable });
+    }
+  }
+
+  /** Sends the next try, to the next upstream in turn (or gives up when none is left in time). */
+  next(): void {
+    if (this.settled) return;
+    const f = this.f;
+    const upstreams = f.upstreams;
+    const now = Date.now();
+    const tryNo = this.tries.length / TRY_WORDS;
+    if (tryNo >= this.maxTries || now >= this.deadline) {
+      this.giveUpIfIdle();
+      return;
+    }
+    const index = (this.start + tryNo) % upstreams.length;
+    const upstream = upstreams[index]!;
+    const retryAt = now + f.roundTrips[index]!.timeout(f.options.timeoutMs, Math.floor(tryNo / upstreams.length));
+    this.tries.push(index, now, -1, 0);
+    this.lastUpstream = upstream.label;
+    f.stats[index]!.queries++;
+    // A retry gets its own bytes: the earlier try's may still be queued for sending.
+    const msg = tryNo === 0 ? this.wire : Buffer.from(this.wire);
+    if (isEncrypted(upstream)) {
+      this.sendEncrypted(upstream, tryNo, msg, Math.min(retryAt, this.deadline) - now);
+      return;
+    }
+    const q = this.q;
+    this.waitingUdp++;
+    const handle = f.udp.sendTry(upstream, msg, q.qnameKey, q.qtype, q.qclass, this.deadline, this, tryNo, Math.min(retryAt, this.deadline));
+    // A try that failed within sendTry (nothing sent: -1; or told at once) has nothing to cancel.
+    if (handle >= 0 && this.tries[tryNo * TRY_WORDS + 3] === 0) this.tries[tryNo * TRY_WORDS + 2] = handle;
+  }
+
+  /** The UDP try `tryNo` was answered, or failed (null). */
+  udpAnswer(tryNo: number, response: Buffer | null, why?: string): void {
+    this.waitingUdp--;
+    this.tries[tryNo * TRY_WORDS + 2] = -1;
+    this.tries[tryNo * TRY_WORDS + 3] = 1;
+    this.answered(tryNo, response, 0, why);
+  }
+
+  /** The UDP try `tryNo` had no answer within its retransmission timeout: ask the next upstream (it keeps waiting). */
+  udpRetry(tryNo: number): void {
+    const index = this.tries[tryNo * TRY_WORDS]!;
+    this.f.stats[index]!.timeouts++;
+    this.failure = `${this.f.upstreams[index]!.label} did not answer in time`;
+    this.next();
+  }
+
+  /** Encrypted upstreams take a callback: a rare path (a connection carries many queries), kept as closures. */
+  private sendEncrypted(upstream: EncryptedTransport, tryNo: number, msg: Buffer, retryInMs: number): void {
+    // The connection is reliable, but an upstream slower than its usual round trip is
+    // still asked to share the work: the next one is tried while this try keeps waiting.
+    this.waitingStream++;
+    let retryTimer: NodeJS.Timeout | null = setTimeout(() => {
+      retryTimer = null;
+      if (this.settled) return;
+      this.udpRetry(tryNo);
+    }, Math.max(1, retryInMs));
+    upstream.exchange(msg, this.q, this.deadline, (response, why) => {
+      this.waitingStream--;
+      if (retryTimer !== null) clearTimeout(retryTimer);
+      retryTimer = null;
+      this.answered(tryNo, response, 2, why);
+    });
+  }
+
+  /** `via`: 0 UDP, 1 the TCP retry of a truncated answer, 2 an encrypted transport (`why`: its failure). */
+  private answered(tryNo: number, response: Buffer | null, via: 0 | 1 | 2, why?: string): void {
+    if (this.settled) return;
+    const f = this.f;
+    const index = this.tries[tryNo * TRY_WORDS]!;
+    const upstream = f.upstreams[index]!;
+    if (response === null) {
+      // The deadline passed, the send failed, the TCP retry got nothing, or the upstream
+      // is unreachable (UDP: said by the kernel at once, ICMP or routing table) or (DoT/DoH)
+      // the connection failed: then `why` names the upstream and the reason, and the next
+      // upstream is asked at once; later queries start with another one.
+      this.failure = why !== undefined && why !== '' ? why : `${upstream.label} did not answer${via === 1 ? ' over TCP' : ''} in time`;
+      if (why !== undefined && why !== '') f.demote(index);
+      this.next();
+      this.giveUpIfIdle();
+      return;
+    }
+    const ms = Date.now() - this.tries[tryNo * TRY_WORDS + 1]!;
+    if (via !== 1) f.roundTrips[index]!.sample(ms);
+    const info = inspectResponse(response, this.q.questionEnd);
+    if (info === null) {
+      this.failure = `${upstream.label} sent a malformed answer`;
+      f.demote(index);
+      this.next();
+      this.giveUpIfIdle();
+      return;
+    }
+    if (info.truncated && via === 0 && !isEncrypted(upstream)) {
+      this.waitingTcp++;
+      const q = this.q;
+      tcpQuery(upstream, this.wire, q.qnameKey, q.qtype, q.qclass, Math.max(1, this.deadline - Date.now()), (tcpResponse) => {
+        this.waitingTcp--;
+        this.answered(tryNo, tcpResponse, 1);
+      });
+      return;
+    }
+    const stats = f.stats[index]!;
+    let bucket = 0;
+    while (bucket < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[bucket]!) bucket++;
+    stats.latency[bucket]!++;
+    stats.latencySumMs += ms;
+    this.reachable = true;
+    if (info.rcode !== RCODE.NOERROR && info.rcode !== RCODE.NXDOMAIN) {
+      stats.failures++;
+      this.failure = `${upstream.label} answered ${rcodeName(info.rcode)}`;
+      // Only an upstream's SERVFAIL is relayed (and cached briefly). Its REFUSED or NOTIMP
+      // would read, to the client, as this server's own refusal (allow-net): those become
+      // our SERVFAIL with the reason.
+      if (info.rcode === RCODE.SERVFAIL) {
+        this.lastFailure = response;
+        this.lastInfo = info;
+      }
+      f.demote(index);
+      this.next();
+      this.giveUpIfIdle();
+      return;
+    }
+    f.preferred = index;
+    f.lastAnswerAt[index] = Date.now();
+    this.finish({ response, info, ok: true, upstream: upstream.label, failure: '', reachable: true });
   }
 }

@@ -106,6 +106,34 @@ interface Port {
   live: number;
 }
 
+/**
+ * Who waits for a try (`sendTry`): told of its answer, or its failure, once, and of its
+ * retransmission time. One object per query (the forwarder's attempt), told apart per try by
+ * `tag`, instead of closures per try: a forwarded query's objects live for a turn of the event
+ * loop and an upstream round trip, long enough to be caught by a young-generation GC, and each
+ * closure is one more object copied and promoted.
+ */
+export interface UdpWaiter {
+  /** The try's answer, or null at its deadline or when the send failed (with `why` when the upstream is unreachable). */
+  udpAnswer(tag: number, response: Buffer | null, why?: string): void;
+  /** No answer by the try's `retryAt` (called once): the caller may ask again; this try keeps waiting. */
+  udpRetry(tag: number): void;
+}
+
+/** `send`'s callbacks as a waiter (bootstrap lookups, tests). */
+class CallbackWaiter implements UdpWaiter {
+  constructor(private readonly done: (response: Buffer | null, why?: string) => void, private readonly retry: (() => void) | null) {}
+
+  udpAnswer(_tag: number, response: Buffer | null, why?: string): void {
+    if (why === undefined) this.done(response);
+    else this.done(response, why);
+  }
+
+  udpRetry(): void {
+    this.retry?.();
+  }
+}
+
 interface Pending {
   port: Port;
   upstream: Endpoint;
@@ -113,10 +141,10 @@ interface Pending {
   qtype: number;
   qclass: number;
   expiresAt: number;
-  done: (response: Buffer | null, why?: string) => void;
-  /** When `retry` is called, once, unless an answer came first (Infinity: never). */
+  waiter: UdpWaiter;
+  tag: number;
+  /** When the waiter's `udpRetry` is called, once, unless an answer came first (Infinity: never). */
   retryAt: number;
-  retry: (() => void) | null;
 }
 
 export class UdpUpstreamClient {
@@ -397,8 +425,8 @@ export class UdpUpstreamClient {
     }
     for (let i = 0; i < failed.length; i++) this.release(port);
     for (const entry of failed) {
-      if (why === null) entry.done(null);
-      else entry.done(null, why);
+      if (why === null) entry.waiter.udpAnswer(entry.tag, null);
+      else entry.waiter.udpAnswer(entry.tag, null, why);
     }
   }
 
@@ -444,13 +472,19 @@ export class UdpUpstreamClient {
    */
   send(upstream: Endpoint, msg: Buffer, qnameKey: string, qtype: number, qclass: number, expiresAt: number,
     done: (response: Buffer | null, why?: string) => void, retryAt = Infinity, retry: (() => void) | null = null): number {
+    return this.sendTry(upstream, msg, qnameKey, qtype, qclass, expiresAt, new CallbackWaiter(done, retry), 0, retry === null ? Infinity : retryAt);
+  }
+
+  /** `send` for a caller that waits on many tries (the forwarder): `waiter` is told, with `tag`, what `done` and `retry` would be. */
+  sendTry(upstream: Endpoint, msg: Buffer, qnameKey: string, qtype: number, qclass: number, expiresAt: number,
+    waiter: UdpWaiter, tag: number, retryAt: number): number {
     if (this.closed) {
-      done(null);
+      waiter.udpAnswer(tag, null);
       return -1;
     }
     const port = this.port(upstream);
     if (port === null) {
-      done(null);
+      waiter.udpAnswer(tag, null);
       return -1;
     }
     let id = this.random.next();
@@ -461,11 +495,11 @@ export class UdpUpstreamClient {
     }
     if (this.pending.has(key)) {
       if (port.pending === 0) this.discard(port);
-      done(null);
+      waiter.udpAnswer(tag, null);
       return -1;
     }
     msg.writeUInt16BE(id, 0);
-    const entry: Pending = { port, upstream, qnameKey, qtype, qclass, expiresAt, done, retryAt, retry };
+    const entry: Pending = { port, upstream, qnameKey, qtype, qclass, expiresAt, waiter, tag, retryAt };
     this.pending.set(key, entry);
     port.pending++;
     if (port.socket === null) this.sendNative(port, upstream, msg, key, entry);
@@ -522,7 +556,7 @@ export class UdpUpstreamClient {
     }
     this.pending.delete(key);
     this.release(entry.port);
-    entry.done(null);
+    entry.waiter.udpAnswer(entry.tag, null);
   }
 
   /** Stops waiting for a try whose query was answered by another one. */
@@ -546,7 +580,7 @@ export class UdpUpstreamClient {
     if (!answersQuestion(msg, entry.qnameKey, entry.qtype, entry.qclass)) return;
     this.pending.delete(key);
     this.release(entry.port);
-    entry.done(msg);
+    entry.waiter.udpAnswer(entry.tag, msg);
   }
 
   private sweep(): void {
@@ -558,10 +592,10 @@ export class UdpUpstreamClient {
       if (entry.expiresAt <= now) {
         this.pending.delete(key);
         this.release(entry.port);
-        entry.done(null);
+        entry.waiter.udpAnswer(entry.tag, null);
       } else if (entry.retryAt <= now) {
         entry.retryAt = Infinity;
-        entry.retry!();
+        entry.waiter.udpRetry(entry.tag);
       }
     }
     if (this.portReuse > 1) this.retireLivePorts(now, this.pending.size === 0);
@@ -577,7 +611,7 @@ export class UdpUpstreamClient {
     this.sweepTimer = null;
     const waiting = [...this.pending.values()];
     this.pending.clear();
-    for (const entry of waiting) entry.done(null);
+    for (const entry of waiting) entry.waiter.udpAnswer(entry.tag, null);
     for (const port of this.slots) {
       if (port === null) continue;
       if (port.socket !== null) port.socket.close();
