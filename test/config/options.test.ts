@@ -39,14 +39,14 @@ t.test('the defaults make a complete Config, as the README says', async (t) => {
     'cacheSize', 'clientNames', 'exemptClients', 'fleetRole', 'forwardZones', 'history', 'historyDays', 'hostsFiles', 'listen', 'listenHttps', 'listenIsDefault', 'listenTls',
     'localDomain', 'logLevel', 'maxInflight', 'maxInflightPerClient', 'networkRateLimit', 'nodeName', 'policy', 'privateReverse', 'queryLog', 'queryLogMode',
     'rateBurst', 'rateExempt', 'rateLimit', 'redis', 'redisCa', 'redisPasswordFile', 'resolvConf', 'servfailTtl', 'sinkholeIpv4', 'sinkholeIpv6', 'site',
-    'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections', 'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'udpMaxWaitMs', 'upstreamCa', 'upstreamSource', 'upstreamTimeoutMs',
+    'staleMaxAge', 'stateDir', 'tcpIdleTimeoutMs', 'tcpMaxConnections', 'tcpMaxPerClient', 'tlsCert', 'tlsKey', 'udpMaxWaitMs', 'upstreamCa', 'upstreamPortReuse', 'upstreamSource', 'upstreamTimeoutMs',
     'upstreams', 'workers',
   ]);
   t.ok(fields.every((f) => (config as unknown as Record<string, unknown>)[f] !== undefined), 'no field left undefined');
   t.match(config, {
     listen: [{ label: '127.0.0.1:5353' }, { label: '[::1]:5353' }], listenIsDefault: true, upstreams: [], upstreamSource: 'none',
     blocklists: './blocklists', sinkholeIpv4: '127.0.0.1', sinkholeIpv6: '::1', blockedTtl: 10, cacheSize: 10000, cacheMinTtl: 0,
-    cacheMaxTtl: 86400, servfailTtl: 3, upstreamTimeoutMs: 1000, tcpIdleTimeoutMs: 10000, tcpMaxConnections: 256, logLevel: 'info',
+    cacheMaxTtl: 86400, servfailTtl: 3, upstreamTimeoutMs: 1000, upstreamPortReuse: 1, tcpIdleTimeoutMs: 10000, tcpMaxConnections: 256, logLevel: 'info',
     exemptClients: [], workers: 1, admin: null, adminToken: null, queryLog: null, queryLogMode: { kind: 'all' }, resolvConf: '/etc/resolv.conf',
     forwardZones: [], anyQueries: 'minimal', privateReverse: 'local', hostsFiles: [], localDomain: null, clientNames: [], adminHostnames: [],
     listenTls: [], listenHttps: [], tlsCert: null, tlsKey: null, upstreamCa: null, bootstrap: [],

@@ -3,6 +3,9 @@
 // PORT_LIFE_MS, all closed once nothing is in flight. Both kinds of socket (the addon's and
 // node:dgram's), against a real in-process upstream; and the option through the server.
 import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { parseEndpoint, type Endpoint } from '../../../src/net/endpoint.js';
 import { LIVE_PORTS, PORT_LIFE_MS, UdpUpstreamClient } from '../../../src/stages/forward/transports/udp.js';
@@ -189,4 +192,27 @@ t.test('--upstream-port-reuse through the server: forwarded queries share ports;
     await t.rejects(startSinkhole({ upstream: upstream.address, lists: {}, args: ['--upstream-port-reuse', bad] }),
       /upstream-port-reuse.*1.*256/, `--upstream-port-reuse ${bad} is refused, naming the range`);
   }
+});
+
+t.test('a config reload changing upstream-port-reuse builds the forwarder anew: from one port per query to shared ports', async (t) => {
+  const upstream = await startUpstream((q) => ({ delayMs: 5, answers: [{ name: q.rawName, type: T.A, ttl: 60, data: '192.0.2.64' }] }));
+  t.teardown(() => upstream.close());
+  const dir = mkdtempSync(join(tmpdir(), 'sinkhole-port-reuse-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'sinkhole.conf');
+  writeFileSync(conf, 'upstream-port-reuse 1\n');
+  const s = await startSinkhole({ upstream: upstream.address, lists: {}, args: ['--config', conf] });
+  t.teardown(() => s.close());
+  const portsFor = async (tag: string): Promise<number> => {
+    const before = upstream.queries.length;
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => askServer(s.port, `${tag}${i}.reload-reuse.example`, T.A)));
+    t.equal(answers.filter((a) => a.answers[0]?.text === '192.0.2.64').length, 100, `${tag}: all 100 answered`);
+    return new Set(upstream.queries.slice(before).map((q) => q.from.port)).size;
+  };
+  const fresh = await portsFor('a');
+  t.ok(fresh >= 90, `upstream-port-reuse 1: ${fresh} ports for 100 queries`);
+  writeFileSync(conf, 'upstream-port-reuse 32\n');
+  t.match(await s.server.reloadConfig('test'), { reloaded: true, restartNeeded: [] }, 'reloaded, no restart needed');
+  const shared = await portsFor('b');
+  t.ok(shared <= 40, `upstream-port-reuse 32 after the reload: ${shared} ports for 100 queries`);
 });
