@@ -30,6 +30,11 @@ function ask(client: UdpUpstreamClient, endpoint: Endpoint, name: string, ms = 3
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until `what` holds or `ms` pass (the sweep runs every 25 ms, later on a loaded machine). */
+async function waitFor(what: () => boolean, ms = 2000): Promise<void> {
+  for (const until = Date.now() + ms; !what() && Date.now() < until;) await wait(10);
+}
+
 for (const native of kinds) {
   const kind = native === null ? 'dgram' : 'addon';
 
@@ -65,7 +70,7 @@ for (const native of kinds) {
     }
     t.ok([...idsPerPort].every(([port, ids]) => ids.size === perPort.get(port)), 'a port\'s queries carry distinct IDs');
     t.ok(client.openSockets <= LIVE_PORTS, `${client.openSockets} ports open once answered (at most ${LIVE_PORTS}, the live ones)`);
-    await wait(100);
+    await waitFor(() => client.openSockets === 0);
     t.equal(client.openSockets, 0, 'with nothing in flight the live ports are closed by the next sweep');
   });
 
@@ -98,20 +103,20 @@ for (const native of kinds) {
     }
     const longest = Math.max(...[...spans.values()].map((s) => s.last - s.first));
     // The sweep (every 25 ms) retires them; a loaded machine may run it late.
-    t.ok(longest <= PORT_LIFE_MS + 150, `the longest-used port took queries over ${longest} ms`);
+    t.ok(longest <= PORT_LIFE_MS + 500, `the longest-used port took queries over ${longest} ms`);
     t.ok(longest >= PORT_LIFE_MS / 2, `ports were reused across turns (${longest} ms)`);
     t.ok(spans.size >= 1500 / 256 && spans.size < 1500 / 4, `${spans.size} ports for 1,500 queries`);
-    await wait(100);
+    await waitFor(() => client.openSockets === 0);
     t.equal(client.openSockets, 0, 'all closed after the load');
 
-    // One query at a time, apart: each finds no live port (closed while idle) and takes a fresh one.
+    // One query at a time, apart: each finds no live port (closed by the sweep once idle) and takes a fresh one.
     const before = arrivals.length;
     for (let i = 0; i < 5; i++) {
       t.ok(await ask(client, endpoint, `single${i}.life.example`), `single ${i} answered`);
-      await wait(60);
+      await waitFor(() => client.openSockets === 0);
     }
     const singles = arrivals.slice(before).map((a) => a.port);
-    t.equal(new Set(singles).size, 5, `queries 60 ms apart leave from 5 different ports (${singles.join(', ')})`);
+    t.equal(new Set(singles).size, 5, `queries one after another, each once the last was closed, leave from 5 different ports (${singles.join(', ')})`);
   });
 
   t.test(`${kind}: forged answers are still ignored, and an unreachable upstream fails the port's queries at once`, async (t) => {
@@ -151,7 +156,7 @@ for (const native of kinds) {
     })));
     t.ok(Date.now() - started < 1500, `all 40 failed in ${Date.now() - started} ms, not at their deadline`);
     t.equal(whys.filter((w) => w !== undefined && /unreachable/.test(w)).length, 40, `each with the reason (${whys[0]})`);
-    await wait(100);
+    await waitFor(() => client.openSockets === 0);
     t.equal(client.openSockets, 0, 'no socket left open');
   });
 }

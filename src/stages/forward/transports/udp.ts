@@ -108,10 +108,8 @@ interface Port {
 
 /**
  * Who waits for a try (`sendTry`): told of its answer, or its failure, once, and of its
- * retransmission time. One object per query (the forwarder's attempt), told apart per try by
- * `tag`, instead of closures per try: a forwarded query's objects live for a turn of the event
- * loop and an upstream round trip, long enough to be caught by a young-generation GC, and each
- * closure is one more object copied and promoted.
+ * retransmission time. One object per query (the forwarder's Attempt), its tries told apart by
+ * `tag`, instead of two closures per try: fewer objects made on every forwarded query.
  */
 export interface UdpWaiter {
   /** The try's answer, or null at its deadline or when the send failed (with `why` when the upstream is unreachable). */
