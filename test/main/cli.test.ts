@@ -59,11 +59,17 @@ function start(args: string[], node = process.execPath): Running {
     for (const p of parts) if (p) lines.push(JSON.parse(p) as Record<string, unknown>);
     for (const w of waiters.splice(0)) w();
   });
+  // Read, so that a chatty child never blocks on a full pipe, and kept for a failure's message
+  // (a worker that dies at startup says why there, not in the log lines).
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     child, lines, exited,
     waitFor: (msg, timeoutMs = 10000) => new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "${msg}" line; got ${JSON.stringify(lines)}`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`no "${msg}" line; got ${JSON.stringify(lines)}; stderr: ${JSON.stringify(stderr)}`)), timeoutMs);
       const check = (): void => {
         const found = lines.find((l) => l.msg === msg);
         if (found) {
