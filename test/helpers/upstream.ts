@@ -160,3 +160,46 @@ function wire(udp: Socket, tcp: Server, port: number, handler: Handler): TestUps
   });
   return upstream;
 }
+
+/** An upstream endpoint (as the UDP client takes it) on 127.0.0.1. */
+export interface UdpEndpoint { host: string; port: number; family: 4; label: string }
+
+/**
+ * A live upstream that also forges: to each query, at once from another port, the same ID
+ * and question with NXDOMAIN; 20 ms later the real answer (NOERROR) from its own port.
+ * `seen`: the source ports the queries came from.
+ */
+export async function startForgingUpstream(): Promise<{ endpoint: UdpEndpoint; seen: Set<number>; close(): void }> {
+  const responder = createSocket('udp4');
+  const forger = createSocket('udp4');
+  const seen = new Set<number>();
+  responder.on('message', (m, from) => {
+    seen.add(from.port);
+    const forged = Buffer.from(m);
+    forged[2]! |= 0x80;
+    forged[3] = (forged[3]! & 0xf0) | 3;
+    forger.send(forged, from.port, '127.0.0.1');
+    const answer = Buffer.from(m);
+    answer[2]! |= 0x80;
+    setTimeout(() => responder.send(answer, from.port, from.address), 20);
+  });
+  await new Promise<void>((r) => responder.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => forger.bind(0, '127.0.0.1', () => r()));
+  return {
+    endpoint: { host: '127.0.0.1', port: responder.address().port, family: 4, label: 'x' },
+    seen,
+    close: () => {
+      responder.close();
+      forger.close();
+    },
+  };
+}
+
+/** An endpoint on 127.0.0.1 where nothing listens (a port bound, then closed): its datagrams get ICMP port unreachable. */
+export async function closedUdpEndpoint(): Promise<UdpEndpoint> {
+  const closed = createSocket('udp4');
+  await new Promise<void>((r) => closed.bind(0, '127.0.0.1', () => r()));
+  const port = closed.address().port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  return { host: '127.0.0.1', port, family: 4, label: `127.0.0.1:${port}` };
+}

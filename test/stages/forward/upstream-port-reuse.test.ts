@@ -2,7 +2,6 @@
 // random ID), up to LIVE_PORTS ports per upstream at once, none taking a new query after
 // PORT_LIFE_MS, all closed once nothing is in flight. Both kinds of socket (the addon's and
 // node:dgram's), against a real in-process upstream; and the option through the server.
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import { LIVE_PORTS, PORT_LIFE_MS, UdpUpstreamClient } from '../../../src/stages
 import { loadBatchUdp } from '../../../src/net/batch-udp.js';
 import { mustKey } from '../../../src/wire/names.js';
 import { buildQuery, decode, T } from '../../helpers/dns.js';
-import { startUpstream } from '../../helpers/upstream.js';
+import { closedUdpEndpoint, startForgingUpstream, startUpstream } from '../../helpers/upstream.js';
 import { addonRequired } from '../../helpers/batch-udp.js';
 import { startSinkhole } from '../../helpers/server.js';
 import { ask as askServer } from '../../helpers/client.js';
@@ -29,6 +28,17 @@ function ask(client: UdpUpstreamClient, endpoint: Endpoint, name: string, ms = 3
 }
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `count` queries at once to a port where nothing listens: each one's failure reason (or 'answered'), and how long all took. */
+async function askClosedPort(client: UdpUpstreamClient, count: number, tag: string): Promise<{ whys: (string | undefined)[]; ms: number }> {
+  const dead = await closedUdpEndpoint();
+  const started = Date.now();
+  const whys = await Promise.all(Array.from({ length: count }, (_, i) => new Promise<string | undefined>((resolve) => {
+    const name = `${tag}${i}.dead.example`;
+    client.send(dead, buildQuery(name, T.A), mustKey(name), T.A, 1, Date.now() + 3000, (r, why) => resolve(r === null ? why : 'answered'));
+  })));
+  return { whys, ms: Date.now() - started };
+}
 
 /** Waits until `what` holds or `ms` pass (the sweep runs every 25 ms, later on a loaded machine). */
 async function waitFor(what: () => boolean, ms = 2000): Promise<void> {
@@ -120,41 +130,16 @@ for (const native of kinds) {
   });
 
   t.test(`${kind}: forged answers are still ignored, and an unreachable upstream fails the port's queries at once`, async (t) => {
-    const responder = createSocket('udp4');
-    const forger = createSocket('udp4');
-    responder.on('message', (m, from) => {
-      const forged = Buffer.from(m);
-      forged[2]! |= 0x80;
-      forged[3] = (forged[3]! & 0xf0) | 3;
-      forger.send(forged, from.port, '127.0.0.1');
-      const answer = Buffer.from(m);
-      answer[2]! |= 0x80;
-      setTimeout(() => responder.send(answer, from.port, from.address), 20);
-    });
-    await new Promise<void>((r) => responder.bind(0, '127.0.0.1', () => r()));
-    await new Promise<void>((r) => forger.bind(0, '127.0.0.1', () => r()));
-    t.teardown(() => {
-      responder.close();
-      forger.close();
-    });
+    const forging = await startForgingUpstream();
+    t.teardown(() => forging.close());
     const client = new UdpUpstreamClient((err) => t.fail(err.message), { portReuse: 16, ...(native === null ? { native: null } : {}) });
     t.teardown(() => client.close());
-    const upstream = { host: '127.0.0.1', port: responder.address().port, family: 4 as const, label: 'x' };
-    const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => ask(client, upstream, `f${i}.forged.example`)));
+    const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => ask(client, forging.endpoint, `f${i}.forged.example`)));
     t.equal(replies.filter((r) => r !== null && decode(r).rcode === 0).length, 60, 'all 60 with the real answer, none with the forged NXDOMAIN');
 
     // A port nobody listens on: ICMP port unreachable fails each try with the reason, at once.
-    const closed = createSocket('udp4');
-    await new Promise<void>((r) => closed.bind(0, '127.0.0.1', () => r()));
-    const deadPort = closed.address().port;
-    await new Promise<void>((r) => closed.close(() => r()));
-    const dead = { host: '127.0.0.1', port: deadPort, family: 4 as const, label: `127.0.0.1:${deadPort}` };
-    const started = Date.now();
-    const whys = await Promise.all(Array.from({ length: 40 }, (_, i) => new Promise<string | undefined>((resolve) => {
-      const name = `d${i}.dead.example`;
-      client.send(dead, buildQuery(name, T.A), mustKey(name), T.A, 1, Date.now() + 3000, (r, why) => resolve(r === null ? why : 'answered'));
-    })));
-    t.ok(Date.now() - started < 1500, `all 40 failed in ${Date.now() - started} ms, not at their deadline`);
+    const { whys, ms } = await askClosedPort(client, 40, 'd');
+    t.ok(ms < 1500, `all 40 failed in ${ms} ms, not at their deadline`);
     t.equal(whys.filter((w) => w !== undefined && /unreachable/.test(w)).length, 40, `each with the reason (${whys[0]})`);
     await waitFor(() => client.openSockets === 0);
     t.equal(client.openSockets, 0, 'no socket left open');
@@ -169,17 +154,8 @@ t.test('at the socket cap (queries sharing ports without reuse), an unreachable 
   // The client's sockets and sweep do not keep a process alive: this does, until the deadline.
   const keepAlive = setTimeout(() => undefined, 5000);
   t.teardown(() => clearTimeout(keepAlive));
-  const closed = createSocket('udp4');
-  await new Promise<void>((r) => closed.bind(0, '127.0.0.1', () => r()));
-  const deadPort = closed.address().port;
-  await new Promise<void>((r) => closed.close(() => r()));
-  const dead = { host: '127.0.0.1', port: deadPort, family: 4 as const, label: `127.0.0.1:${deadPort}` };
-  const started = Date.now();
-  const whys = await Promise.all(Array.from({ length: 30 }, (_, i) => new Promise<string | undefined>((resolve) => {
-    const name = `c${i}.capdead.example`;
-    client.send(dead, buildQuery(name, T.A), mustKey(name), T.A, 1, Date.now() + 3000, (r, why) => resolve(r === null ? why : 'answered'));
-  })));
-  t.ok(Date.now() - started < 1500, `all 30 failed in ${Date.now() - started} ms, not at their deadline`);
+  const { whys, ms } = await askClosedPort(client, 30, 'c');
+  t.ok(ms < 1500, `all 30 failed in ${ms} ms, not at their deadline`);
   t.equal(whys.filter((w) => w !== undefined && /unreachable/.test(w)).length, 30, 'each with the reason');
   t.ok(client.counters.shared > 0, `${client.counters.shared} shared a socket`);
 });

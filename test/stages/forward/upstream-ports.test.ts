@@ -12,7 +12,7 @@ import { loadBatchUdp } from '../../../src/net/batch-udp.js';
 import { mustKey } from '../../../src/wire/names.js';
 import { buildQuery, decode, T } from '../../helpers/dns.js';
 import { serverWithUpstream } from '../../helpers/server.js';
-import { startUpstream } from '../../helpers/upstream.js';
+import { startForgingUpstream, startUpstream } from '../../helpers/upstream.js';
 import { addonRequired } from '../../helpers/batch-udp.js';
 
 /** Sockets this process has open (Linux). */
@@ -86,27 +86,13 @@ t.test('the addon\'s sockets where it is built (node:dgram with SINKHOLE_BATCH_U
   if (load.addon === null && addonRequired()) t.fail(`the addon must be built in CI: ${load.reason}`);
   const kinds = load.addon === null ? [null] : [undefined, null];
   for (const native of kinds) {
-    // A live upstream that also forges: at once, from another port, the same ID and question
-    // with NXDOMAIN; 20 ms later the real answer (NOERROR) from its own port.
-    const responder = createSocket('udp4');
-    const forger = createSocket('udp4');
-    const seen = new Set<number>();
-    responder.on('message', (m, from) => {
-      seen.add(from.port);
-      const forged = Buffer.from(m);
-      forged[2]! |= 0x80;
-      forged[3] = (forged[3]! & 0xf0) | 3;
-      forger.send(forged, from.port, '127.0.0.1');
-      const answer = Buffer.from(m);
-      answer[2]! |= 0x80;
-      setTimeout(() => responder.send(answer, from.port, from.address), 20);
-    });
-    await new Promise<void>((r) => responder.bind(0, '127.0.0.1', () => r()));
-    await new Promise<void>((r) => forger.bind(0, '127.0.0.1', () => r()));
+    // A live upstream that also forges (NXDOMAIN from another port, the real answer 20 ms later).
+    const forging = await startForgingUpstream();
+    const { seen } = forging;
     const client = new UdpUpstreamClient((err) => t.fail(err.message), native === null ? { native: null } : {});
     const kind = native === null ? 'dgram' : expected;
     t.equal(client.sockets, kind, `sockets: ${kind}`);
-    const upstream = { host: '127.0.0.1', port: responder.address().port, family: 4 as const, label: 'x' };
+    const upstream = forging.endpoint;
     const answers: (Buffer | null)[] = [];
     const started = Date.now();
     for (let i = 0; i < 40; i++) {
@@ -120,8 +106,7 @@ t.test('the addon\'s sockets where it is built (node:dgram with SINKHOLE_BATCH_U
     t.ok(seen.size >= 38, `${kind}: ${seen.size} source ports for 40 queries`);
     t.equal(client.openSockets, 0, `${kind}: no socket in use afterwards`);
     client.close();
-    responder.close();
-    forger.close();
+    forging.close();
   }
 });
 
