@@ -105,7 +105,8 @@ async function main(): Promise<void> {
         // HOT_PATH_CORES: the server's taskset cores (default 0; e.g. 0-1 to see it unpinned on this machine).
         const server = startSinkhole(process.env.HOT_PATH_CORES ?? 0, ['--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstreamPort}`,
           '--blocklists', lists.sinkholeDir, ...(o.serve.includes('--cache-size') ? [] : ['--cache-size', '10000']), '--state-dir', join(dir, 'state'), ...o.serve],
-          join(dir, 'sinkhole.log'), prof);
+          // HOT_PATH_LOG: where the server's output goes (e.g. to read --trace-gc after the run); default in the run's temporary folder.
+          process.env.HOT_PATH_LOG?.replaceAll('{w}', w).replaceAll('{r}', String(round)) ?? join(dir, 'sinkhole.log'), prof);
         await firstAnswer(port, 'messenger.hotmail.com', performance.now());
         await runDnsperf(1, port, join(dir, 'warm.txt'), 1);
         const file = join(dir, `${w}-${round}.txt`);

@@ -11,7 +11,11 @@ import { listenUdp, type QueryHandler, type UdpListener } from './udp.js';
 
 /** What the compiled addon (src/net/batch-udp/batch_udp.c) exports. */
 export interface BatchUdpAddon {
-  /** Words (uint32) per datagram in `meta`: offset, length, port, family, 16 address bytes. */
+  /**
+   * Words (uint32) per datagram in `meta`: offset, length, port, family, 16 address bytes.
+   * `payloads` is a pool shared by many batches (offsets are into it): read a datagram as
+   * `payloads.subarray(offset, offset + length)`; its bytes are never written again.
+   */
   readonly metaWords: number;
   open(family: 4 | 6, host: string, port: number, reusePort: boolean, batch: number, bufferBytes: number,
     onBatch: (count: number, payloads: Buffer) => void, onError: (err: NodeJS.ErrnoException) => void): OpenSocket;
@@ -47,7 +51,7 @@ export type UpstreamSetHandle = { readonly [upstreamSetHandle]: true };
  * a set of sockets in one private epoll set, their answers handed over in one call.
  */
 export interface UpstreamSocketsAddon {
-  /** `onAnswers(count, payloads)`; `meta` holds 3 int32 per answer: fd, length (or a negated errno), offset. */
+  /** `onAnswers(count, payloads)`; `meta` holds 3 int32 per answer: fd, length (or a negated errno), offset in `payloads` (a pool, as open()'s). */
   upOpen(onAnswers: (count: number, payloads: Buffer) => void): { handle: UpstreamSetHandle; meta: ArrayBuffer };
   /** A socket bound to a random port (port 0) and watched: its fd, or a negated errno (EMFILE...). */
   upSocket(handle: UpstreamSetHandle, family: 4 | 6): number;

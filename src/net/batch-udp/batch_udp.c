@@ -1,11 +1,12 @@
 // Batched UDP for sinkhole: one socket, recvmmsg into preallocated slots, one JS call per
 // batch, answers queued and sent with one sendmmsg. Linux only (recvmmsg/sendmmsg).
 //
-// JS sees, per batch: onBatch(count, payloads) where `payloads` is one fresh Buffer holding
-// the batch's datagrams back to back, and the socket's shared `meta` ArrayBuffer holds one
-// record of META_WORDS uint32 per datagram: offset in payloads, length, source port,
-// family (4|6; for IPv6 the scope id above the low 8 bits), then the 16 address bytes (IPv4: word 4 is the address as a number,
-// a.b.c.d = a<<24|b<<16|c<<8|d). A fresh Buffer per batch, not per datagram, so that a
+// JS sees, per batch: onBatch(count, payloads) where `payloads` is a pool Buffer holding the
+// batch's datagrams back to back (among earlier batches': see payload_pool), and the socket's
+// shared `meta` ArrayBuffer holds one record of META_WORDS uint32 per datagram: offset in
+// payloads, length, source port, family (4|6; for IPv6 the scope id above the low 8 bits),
+// then the 16 address bytes (IPv4: word 4 is the address as a number,
+// a.b.c.d = a<<24|b<<16|c<<8|d). Bytes a batch was given are never written again, so that a
 // handler may keep its query (the forwarder does) without copying.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +35,46 @@
 // Room per datagram for its SCM_TIMESTAMPNS (see setMaxWait).
 #define CONTROL_BYTES CMSG_SPACE(sizeof(struct timespec))
 
+// Where datagrams are handed to JS: a Buffer of POOL_BYTES filled batch after batch, each
+// batch given the pool and its own offsets; a new pool when the next batch does not fit (an
+// old one lives on while JS keeps a view of it, a query in flight). A fresh Buffer per batch
+// made one ArrayBuffer per wake-up, that is per query below saturation, and V8 frees every
+// young ArrayBuffer's memory inside the scavenge, on the DNS thread: 1-6.5 ms of each
+// scavenge's pause at W3 10,000 q/s (scavenge.sweep_array_buffers, docs/performance.md).
+#define POOL_BYTES (256 * 1024)
+typedef struct {
+  napi_ref buffer;   // NULL until the first batch
+  unsigned char *data;
+  size_t size;
+  size_t used;
+} payload_pool;
+
+// Room for `bytes` in the pool (a new pool if they do not fit): the pool Buffer in `*buffer`,
+// where they go in `*at`, their offset in it in `*base`. Returns 0, or -1 when no Buffer could be made.
+static int pool_take(napi_env env, payload_pool *p, size_t bytes, napi_value *buffer, unsigned char **at, size_t *base) {
+  if (p->buffer == NULL || p->size - p->used < bytes) {
+    size_t size = bytes > POOL_BYTES ? bytes : POOL_BYTES;
+    void *data = NULL;
+    napi_value fresh;
+    if (napi_create_buffer(env, size, &data, &fresh) != napi_ok) return -1;
+    if (p->buffer != NULL) napi_delete_reference(env, p->buffer);
+    napi_create_reference(env, fresh, 1, &p->buffer);
+    p->data = data;
+    p->size = size;
+    p->used = 0;
+  }
+  napi_get_reference_value(env, p->buffer, buffer);
+  *at = p->data + p->used;
+  *base = p->used;
+  p->used += bytes;
+  return 0;
+}
+
+static void pool_release(napi_env env, payload_pool *p) {
+  if (p->buffer != NULL) napi_delete_reference(env, p->buffer);
+  p->buffer = NULL;
+}
+
 typedef struct batch_socket {
   uv_poll_t poll;
   int fd;
@@ -50,6 +91,7 @@ typedef struct batch_socket {
   napi_ref meta_ref;
   napi_async_context async;
   uint32_t *meta;
+  payload_pool pool;
   unsigned batch;
   unsigned char *slots;   // batch * SLOT_BYTES
   struct mmsghdr *rmsgs;
@@ -209,13 +251,14 @@ static void read_batches(batch_socket *s) {
     napi_handle_scope scope;
     napi_open_handle_scope(s->env, &scope);
     napi_value argv[2];
-    void *data = NULL;
-    if (napi_create_buffer(s->env, total, &data, &argv[1]) != napi_ok) {
+    unsigned char *data = NULL;
+    size_t offset = 0;
+    if (pool_take(s->env, &s->pool, total, &argv[1], &data, &offset) != 0) {
       napi_close_handle_scope(s->env, scope);
       report_error(s, ENOMEM, "recvmmsg");
       return;
     }
-    size_t offset = 0;
+    data -= offset;  // offsets below are the pool's
     for (int i = 0, j = 0; i < n; i++) {
       uint32_t len = s->rmsgs[i].msg_len;
       if (len == UINT32_MAX) continue;
@@ -300,6 +343,7 @@ static void on_closed(uv_handle_t *handle) {
   napi_delete_reference(env, s->on_batch);
   napi_delete_reference(env, s->on_error);
   napi_delete_reference(env, s->meta_ref);
+  pool_release(env, &s->pool);
   napi_async_destroy(env, s->async);
   // The JS handle object may now be collected; its finalizer frees the struct.
   napi_ref self = s->self;
@@ -647,7 +691,7 @@ static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
 // query. JS opens a socket bound to a random port (upSocket), connects and sends on it
 // (upConnectSend), and closes it (upCloseSocket); each socket is added to one private epoll
 // set, itself watched by one uv_poll_t, and the answers that arrived on any of them are
-// handed to JS in one call: onAnswers(count, payloads) with `meta` holding per answer
+// handed to JS in one call: onAnswers(count, payloads) (a pool Buffer, see payload_pool) with `meta` holding per answer
 // UP_META_WORDS int32: the socket (fd), the length (or a negated errno: ICMP errors such as
 // ECONNREFUSED on a connected socket), the offset in payloads. A datagram whose source is not
 // the socket's connected peer (or that arrived before the connect) is dropped here.
@@ -677,6 +721,7 @@ typedef struct upstream_set {
   napi_async_context async;
   int32_t *meta;
   unsigned char *arena;
+  payload_pool pool;
   up_peer *peers;   // by fd; len 0: not connected
   int peers_cap;
   struct upstream_set *next;
@@ -687,9 +732,12 @@ static void up_deliver(upstream_set *u, unsigned count, size_t used) {
   napi_handle_scope scope;
   napi_open_handle_scope(u->env, &scope);
   napi_value argv[2];
-  void *data = NULL;
-  if (napi_create_buffer(u->env, used, &data, &argv[1]) == napi_ok) {
+  unsigned char *data = NULL;
+  size_t base = 0;
+  if (pool_take(u->env, &u->pool, used, &argv[1], &data, &base) == 0) {
     if (used > 0) memcpy(data, u->arena, used);
+    // The offsets were the arena's; JS reads the pool.
+    for (unsigned i = 0; i < count; i++) u->meta[i * UP_META_WORDS + 2] += (int32_t)base;
     napi_create_uint32(u->env, count, &argv[0]);
     make_callback(u->env, u->async, u->on_answers, 2, argv);
   }
@@ -953,6 +1001,7 @@ static void up_on_closed(uv_handle_t *handle) {
   u->closed = 1;
   napi_delete_reference(env, u->on_answers);
   napi_delete_reference(env, u->meta_ref);
+  pool_release(env, &u->pool);
   napi_async_destroy(env, u->async);
   napi_ref self = u->self;
   u->self = NULL;

@@ -17,6 +17,7 @@ import type { Query } from '../../wire/query.js';
 import type { ZoneMap } from '../../wire/zone-map.js';
 import { FailureLog } from './failure-log.js';
 import type { Forwarder, ForwardResult } from './forwarder.js';
+import { SlotMap } from './slot-map.js';
 
 const EDE_NO_REACHABLE_AUTHORITY = 22;
 /** RFC 8767's "client response timer": 1.8 s, then the stale answer. */
@@ -24,8 +25,8 @@ export const STALE_WAIT_MS = 1800;
 
 export class ForwardStage implements Stage {
   readonly name = 'forward';
-  /** cache key -> the queries waiting for the one upstream query in flight. */
-  private readonly inflight = new Map<string, Query[]>();
+  /** cache key -> the queries waiting for the one upstream query in flight (a SlotMap: see slot-map.ts for why not a Map). */
+  private readonly inflight = new SlotMap<string, Query[]>();
   private readonly debug: boolean;
   private readonly failures: FailureLog;
   private staleAnswers = 0;

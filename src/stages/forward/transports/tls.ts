@@ -4,6 +4,7 @@
 // opened on demand, closed when idle, and reopened after a failure with backoff (queries
 // meanwhile fail at once with the reason, so the forwarder moves on to the next upstream).
 import { Random16 } from './random16.js';
+import { SlotMap } from '../slot-map.js';
 import { connect, rootCertificates, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import { answersQuestion } from '../../../wire/response.js';
 import type { EncryptedUpstream } from '../upstream-url.js';
@@ -34,7 +35,8 @@ export class TlsUpstream implements EncryptedTransport {
   handshakes = 0;
   private socket: TLSSocket | null = null;
   private connected = false;
-  private readonly pending = new Map<number, Pending>();
+  /** Queries in flight by ID (a SlotMap: see ../slot-map.ts for why not a Map). */
+  private readonly pending = new SlotMap<number, Pending>();
   /** Frames written before the handshake finished. */
   private queued: Buffer[] = [];
   private received: Buffer | null = null;
@@ -160,7 +162,7 @@ export class TlsUpstream implements EncryptedTransport {
     socket.destroy();
     if (wasConnected) {
       const again: Pending[] = [];
-      for (const [id, entry] of this.pending) {
+      this.pending.forEach((entry, id) => {
         if (entry.resent) {
           this.pending.delete(id);
           entry.done(null, failure);
@@ -168,7 +170,7 @@ export class TlsUpstream implements EncryptedTransport {
           entry.resent = true;
           again.push(entry);
         }
-      }
+      });
       this.queued = [];
       for (const entry of again) this.send(entry.frame);
       return;
@@ -179,7 +181,7 @@ export class TlsUpstream implements EncryptedTransport {
   private fail(failure: string, forgetAddress: boolean): void {
     this.connector.failed(failure, forgetAddress);
     this.queued = [];
-    const waiting = [...this.pending.values()];
+    const waiting = this.pending.values();
     this.pending.clear();
     for (const entry of waiting) entry.done(null, failure);
   }
@@ -205,12 +207,12 @@ export class TlsUpstream implements EncryptedTransport {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [id, entry] of this.pending) {
+    this.pending.forEach((entry, id) => {
       if (entry.deadline <= now) {
         this.pending.delete(id);
         entry.done(null, `${this.label} did not answer in time`);
       }
-    }
+    });
     if (this.pending.size === 0 && this.sweepTimer !== null) {
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;
@@ -225,7 +227,7 @@ export class TlsUpstream implements EncryptedTransport {
     const socket = this.socket;
     this.socket = null;
     socket?.destroy();
-    const waiting = [...this.pending.values()];
+    const waiting = this.pending.values();
     this.pending.clear();
     for (const entry of waiting) entry.done(null, `${this.label}: closed`);
   }

@@ -36,6 +36,7 @@ import { constants } from 'node:os';
 import { literalLookup, type Endpoint } from '../../../net/endpoint.js';
 import { loadBatchUdp, type UpstreamSocketsAddon, type UpstreamSetHandle } from '../../../net/batch-udp.js';
 import { unreachableReason } from './unreachable.js';
+import { SlotMap } from '../slot-map.js';
 
 const SWEEP_MS = 25;
 /** After running out of file descriptors, open no more sockets than were open, for this long. */
@@ -154,7 +155,8 @@ export class UdpUpstreamClient {
   /** Spare sockets, bound and unconnected, by family. */
   private readonly spares: { 4: Port[]; 6: Port[] } = { 4: [], 6: [] };
   /** key: slot * 65536 + ID. */
-  private readonly pending = new Map<number, Pending>();
+  /** Tries in flight by slot * 65536 + ID (a SlotMap: see slot-map.ts for why not a Map). */
+  private readonly pending = new SlotMap<number, Pending>();
   private readonly random = new Random16(4096);
   private sweepTimer: NodeJS.Timeout | null = null;
   private refillQueued: { 4: boolean; 6: boolean } = { 4: false, 6: false };
@@ -416,11 +418,11 @@ export class UdpUpstreamClient {
   /** Every query waiting on `port` gets null (and `why`); the socket is closed with the last. */
   private failQueries(port: Port, why: string | null): void {
     const failed: Pending[] = [];
-    for (const [key, entry] of this.pending) {
-      if (entry.port !== port) continue;
+    this.pending.forEach((entry, key) => {
+      if (entry.port !== port) return;
       this.pending.delete(key);
       failed.push(entry);
-    }
+    });
     for (let i = 0; i < failed.length; i++) this.release(port);
     for (const entry of failed) {
       if (why === null) entry.waiter.udpAnswer(entry.tag, null);
@@ -586,7 +588,7 @@ export class UdpUpstreamClient {
     // A full scan: tries have different retransmission times, so there is no order to exploit.
     // The table holds only what is in flight; even 100,000 entries (a dead upstream under
     // 8,000 new names a second) scan in ~1.5 ms, a few per cent of a core at this period.
-    for (const [key, entry] of this.pending) {
+    this.pending.forEach((entry, key) => {
       if (entry.expiresAt <= now) {
         this.pending.delete(key);
         this.release(entry.port);
@@ -595,7 +597,7 @@ export class UdpUpstreamClient {
         entry.retryAt = Infinity;
         entry.waiter.udpRetry(entry.tag);
       }
-    }
+    });
     if (this.portReuse > 1) this.retireLivePorts(now, this.pending.size === 0);
     if (this.pending.size === 0 && this.sweepTimer !== null) {
       clearInterval(this.sweepTimer);
@@ -607,7 +609,7 @@ export class UdpUpstreamClient {
     this.closed = true;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
-    const waiting = [...this.pending.values()];
+    const waiting = this.pending.values();
     this.pending.clear();
     for (const entry of waiting) entry.waiter.udpAnswer(entry.tag, null);
     for (const port of this.slots) {
