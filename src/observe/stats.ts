@@ -1,7 +1,7 @@
 // Query statistics for /metrics and /api/stats: counts by outcome, query type and rcode,
 // kept in typed arrays so that counting a query allocates nothing.
 import type { MetricsSink } from '../pipeline/metrics.js';
-import type { RuleRef } from '../stages/policy/ruleset.js';
+import type { RuleSource } from '../stages/policy/ruleset.js';
 import type { ClientNameLookup } from './client-names.js';
 import { OUTCOMES, type QueryEvent, type QueryObserver } from './event.js';
 import { TopK } from './topk.js';
@@ -41,6 +41,16 @@ export interface StatsSnapshot {
   clientNames?: Record<string, string>;
 }
 
+/** One slot of the ring of recent attempts (QueryStats.recent makes the text). */
+interface RecentAttempt {
+  at: number;
+  client: string;
+  name: string | undefined;
+  qnameKey: string;
+  qtype: number;
+  rule: RuleSource;
+}
+
 export class QueryStats implements QueryObserver {
   readonly byOutcome = new Float64Array(OUTCOMES.length);
   /** Index = qtype for types below 256; 256 counts every other type. */
@@ -54,12 +64,17 @@ export class QueryStats implements QueryObserver {
   private readonly minuteOf = new Float64Array(MINUTES);
   readonly topClients = new TopK(200);
   readonly topBundles = new TopK(100);
+  /** Keyed by qnameKey (wire/names.ts), made text in snapshot(). */
   readonly topDomains = new TopK(200);
   readonly dohBypassClients = new TopK(200);
   /** Canary answers (no rule): counted apart, not in the top lists, the attempts or the chart's blocked. */
   canary = 0;
-  /** The latest blocked attempts, kept raw: text is made only when someone reads them. */
-  private readonly recentRaw: { at: number; client: string; name: string | undefined; qnameKey: string; qtype: number; rule: RuleRef | undefined }[] = [];
+  /**
+   * The latest blocked attempts, kept raw in a ring of RECENT reused slots: recording one
+   * allocates nothing, and text is made only when someone reads them.
+   */
+  private readonly recentRing: RecentAttempt[] = [];
+  private recentNext = 0;
   /** Client names (client-names files), looked up when a blocked attempt is recorded. */
   names: ClientNameLookup | null = null;
 
@@ -70,7 +85,9 @@ export class QueryStats implements QueryObserver {
     this.byOutcome[OUTCOMES.indexOf(outcome)]!++;
     this.byType[q.qtype < 256 ? q.qtype : 256]!++;
     this.byRcode[rcode & 0x0f]!++;
-    const minute = Math.floor(Date.now() / 60000);
+    // The event's clock (read once per answer by the pipeline), not a second Date.now().
+    const at = e.at;
+    const minute = Math.floor(at / 60000);
     const slot = minute % MINUTES;
     if (this.minuteOf[slot] !== minute) {
       this.minuteOf[slot] = minute;
@@ -79,27 +96,50 @@ export class QueryStats implements QueryObserver {
     }
     this.perMinute[slot]!++;
     if (outcome !== 'blocked') return;
-    const rule = e.rule() ?? undefined;
+    // Where the rule is, without its text (rule() would build the rule's name for every blocked query).
+    const rule = e.ruleSource !== undefined ? e.ruleSource() : e.rule();
     // Blocked without a rule: the DoH canary (browsers' and wait-ready's probe), not a client's attempt.
-    if (rule === undefined) {
+    if (rule === null) {
       this.canary++;
       return;
     }
-    // Only blocked queries build anything: who tried which messenger, and the name it asked.
+    // Only blocked queries build anything: who tried which messenger, and the name it asked
+    // (counted by its key; made text when read).
     this.blockedPerMinute[slot]!++;
     this.topClients.add(q.clientAddress);
     this.topBundles.add(rule.bundle);
-    this.topDomains.add(keyToText(q.qnameKey));
+    this.topDomains.add(q.qnameKey);
     if (rule.bundle === DOH_BYPASS_BUNDLE) this.dohBypassClients.add(q.clientAddress);
-    if (this.recentRaw.length >= RECENT) this.recentRaw.shift();
-    this.recentRaw.push({ at: Date.now(), client: q.clientAddress, name: this.names?.nameOf(q.clientAddress), qnameKey: q.qnameKey, qtype: q.qtype, rule });
+    const name = this.names?.nameOf(q.clientAddress);
+    const ring = this.recentRing;
+    const i = this.recentNext;
+    this.recentNext = (i + 1) % RECENT;
+    const kept = ring[i];
+    if (kept === undefined) ring.push({ at, client: q.clientAddress, name, qnameKey: q.qnameKey, qtype: q.qtype, rule });
+    else {
+      kept.at = at;
+      kept.client = q.clientAddress;
+      kept.name = name;
+      kept.qnameKey = q.qnameKey;
+      kept.qtype = q.qtype;
+      kept.rule = rule;
+    }
   }
 
+  /** The latest blocked attempts, oldest first. */
   get recent(): BlockedAttempt[] {
-    return this.recentRaw.map((r) => ({
-      time: new Date(r.at).toISOString(), client: r.client, ...(r.name === undefined ? {} : { name: r.name }), qname: keyToText(r.qnameKey), qtype: qtypeName(r.qtype),
-      rule: r.rule ? `${r.rule.file}:${r.rule.line}` : '', bundle: r.rule?.bundle ?? '',
-    }));
+    const ring = this.recentRing;
+    // Until the ring is full the oldest is slot 0; after that, the next slot to be written.
+    const first = ring.length < RECENT ? 0 : this.recentNext;
+    const out: BlockedAttempt[] = [];
+    for (let k = 0; k < ring.length; k++) {
+      const r = ring[(first + k) % ring.length]!;
+      out.push({
+        time: new Date(r.at).toISOString(), client: r.client, ...(r.name === undefined ? {} : { name: r.name }), qname: keyToText(r.qnameKey), qtype: qtypeName(r.qtype),
+        rule: `${r.rule.file}:${r.rule.line}`, bundle: r.rule.bundle,
+      });
+    }
+    return out;
   }
 
   snapshot(): StatsSnapshot {
@@ -110,7 +150,7 @@ export class QueryStats implements QueryObserver {
       if (name !== undefined) clientNames[client] = name;
     }
     return {
-      topClients, topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries(),
+      topClients, topBundles: this.topBundles.entries(), topDomains: this.topDomains.entries().map(([key, n]) => [keyToText(key), n]),
       dohBypassClients: this.dohBypassClients.entries(), recent: this.recent, timeline: this.timeline(), canary: this.canary, clientNames,
     };
   }

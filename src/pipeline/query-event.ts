@@ -24,6 +24,9 @@ export class PipelineEvent implements QueryEvent {
    */
   private ruleMade = false;
   private ruleRef: RuleRef | null = null;
+  /** ruleSource() of this query, made once too (the history and the statistics both ask). */
+  private sourceMade = false;
+  private sourceRef: RuleSource | null = null;
 
   set(q: Query, outcome: Outcome, rcode: number, upstream: string, decision: number, explainer: RuleExplainer | null, at = Date.now()): void {
     this.query = q;
@@ -35,6 +38,8 @@ export class PipelineEvent implements QueryEvent {
     this.explainer = explainer;
     this.ruleMade = false;
     this.ruleRef = null;
+    this.sourceMade = false;
+    this.sourceRef = null;
   }
 
   /** Drops the references, so that the last query and rule set are not kept alive. */
@@ -42,6 +47,8 @@ export class PipelineEvent implements QueryEvent {
     this.explainer = null;
     this.ruleMade = false;
     this.ruleRef = null;
+    this.sourceMade = false;
+    this.sourceRef = null;
   }
 
   rule(): RuleRef | null {
@@ -55,7 +62,11 @@ export class PipelineEvent implements QueryEvent {
   ruleSource(): RuleSource | null {
     // Already described (another observer asked): no second look-up.
     if (this.ruleMade || this.explainer?.source === undefined) return this.rule();
-    return this.explainer.source(this.decision);
+    if (!this.sourceMade) {
+      this.sourceRef = this.explainer.source(this.decision);
+      this.sourceMade = true;
+    }
+    return this.sourceRef;
   }
 
   elapsedMs(): number {

@@ -78,6 +78,39 @@ t.test('statistics stay bounded under many distinct clients and names', async (t
   t.equal(stats.byOutcome[0], 50_000);
 });
 
+t.test('statistics: the ring of recent attempts keeps the latest 50 in order; top names are text; the canary apart', async (t) => {
+  const stats = new QueryStats();
+  const event = new PipelineEvent();
+  let sources = 0;
+  const explainer = {
+    explain: () => ({ file: 'f.txt', bundle: 'b', line: 1, allow: false, rule: 'x.example' }),
+    source: (d: number) => (sources++, { file: 'f.txt', bundle: 'b', line: d }),
+  };
+  for (let i = 0; i < 120; i++) {
+    const q = parseQuery(buildQuery(`n${i}.Example.ORG`, T.A)) as Query;
+    q.clientAddress = '10.0.0.1';
+    event.set(q, 'blocked', 0, '', i + 1, explainer, Date.UTC(2026, 11, 3, 8, 0, i));
+    stats.answered(event);
+    t.equal(event.ruleSource(), event.ruleSource(), 'one source per event, made once');
+  }
+  t.equal(sources, 120, 'the explainer asked once per blocked query');
+  const recent = stats.recent;
+  t.equal(recent.length, 50);
+  t.same(recent.map((r) => r.qname), Array.from({ length: 50 }, (_, k) => `n${70 + k}.example.org`), 'oldest first, the last 50');
+  t.same(recent.map((r) => r.rule), Array.from({ length: 50 }, (_, k) => `f.txt:${71 + k}`));
+  t.equal(recent[0]!.time, '2026-12-03T08:01:10.000Z', "the event's time");
+  // The canary: blocked without a rule, counted apart.
+  const canary = parseQuery(buildQuery('use-application-dns.net', T.A)) as Query;
+  canary.clientAddress = '10.0.0.2';
+  event.set(canary, 'blocked', 0, '', -1, null);
+  stats.answered(event);
+  t.equal(stats.canary, 1);
+  t.equal(stats.recent.at(-1)!.qname, 'n119.example.org', 'the canary is not an attempt');
+  const snapshot = stats.snapshot();
+  t.ok(snapshot.topDomains.every(([name]) => /^n\d+\.example\.org$/.test(name)), 'top names as text, not keys');
+  t.same(snapshot.topClients, [['10.0.0.1', 120]]);
+});
+
 t.test('/api/stats and sinkhole stats show who tried which bundle', async (t) => {
   const adminPort = await freePort();
   const { s } = await serverWithUpstream(t, { handler: answer, lists: { 'aim-icq.txt': 'oscar.aol.com\n', 'yahoo-messenger.txt': 'msg.yahoo.com\n' },
