@@ -6,6 +6,8 @@
 // second (it was promoted to the old generation and cost major GCs), and handing a batch over
 // moves its buffers instead of cloning thousands of strings (docs/history.md, "Cost").
 
+import { HEADER_LENGTH } from '../../wire/constants.js';
+
 /** Raw rows, column by column; row i is element i of every column. */
 export interface Rows {
   n: number;
@@ -85,6 +87,28 @@ export function setQnameKey(rows: Rows, i: number, key: string): void {
     const o = i * NAME_SLOT;
     for (let j = 0; j < key.length; j++) names[o + j] = key.charCodeAt(j);
     rows.nameLength[i] = key.length;
+  } else {
+    rows.nameLength[i] = LONG_NAME;
+    rows.longNames[i] = key;
+  }
+}
+
+/**
+ * Stores row i's qname key from the query's own bytes: the question's name at offset 12
+ * (HEADER_LENGTH) lower-cased is the key (wire/query.ts builds it so), and copying bytes
+ * from a Buffer is cheaper than reading a sliced string's characters one call at a time.
+ */
+export function setQnameFromMessage(rows: Rows, i: number, msg: Uint8Array, key: string): void {
+  const length = key.length;
+  if (length <= NAME_SLOT) {
+    const names = rows.names;
+    const o = i * NAME_SLOT;
+    for (let j = 0; j < length; j++) {
+      const c = msg[HEADER_LENGTH + j]!;
+      // Label lengths are at most 63, below 'A': only letters change.
+      names[o + j] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+    }
+    rows.nameLength[i] = length;
   } else {
     rows.nameLength[i] = LONG_NAME;
     rows.longNames[i] = key;
