@@ -879,8 +879,11 @@ static napi_value int_result(napi_env env, int32_t v) {
   return r;
 }
 
-// upSocket(handle, family) -> fd, or a negated errno (EMFILE...): a UDP socket bound to a port
-// the kernel picks at random (Linux randomises port-0 binds), watched by the set.
+// upSocket(handle, family) -> fd, or a negated errno (EMFILE...): a UDP socket watched by the
+// set, not bound: its first connect (upConnectSend) binds it to a port the kernel picks at
+// random, the same choice as a bind to port 0 (Linux: inet_autobind -> get_port(0)), so an
+// explicit bind would be one more system call per query for nothing. Until that connect it
+// has no port: nothing can arrive on it.
 static napi_value js_up_socket(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -892,18 +895,8 @@ static napi_value js_up_socket(napi_env env, napi_callback_info info) {
   if (u->closing) return int_result(env, -EBADF);
   int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return int_result(env, -errno);
-  struct sockaddr_storage any;
-  memset(&any, 0, sizeof any);
-  socklen_t any_len;
-  if (family == 6) {
-    ((struct sockaddr_in6 *)&any)->sin6_family = AF_INET6;
-    any_len = sizeof(struct sockaddr_in6);
-  } else {
-    ((struct sockaddr_in *)&any)->sin_family = AF_INET;
-    any_len = sizeof(struct sockaddr_in);
-  }
   struct epoll_event ev = { .events = EPOLLIN, .data = { .fd = fd } };
-  if (bind(fd, (struct sockaddr *)&any, any_len) != 0 || epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int err = errno;
     close(fd);
     return int_result(env, -err);

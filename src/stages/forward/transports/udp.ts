@@ -235,7 +235,7 @@ export class UdpUpstreamClient {
     return port.failed ? null : port;
   }
 
-  /** openSocket on the addon: socket, bind to port 0 (random), watched by the set. */
+  /** openSocket on the addon: a socket watched by the set; its connect binds it to a random port. */
   private openNative(family: 4 | 6, slot: number): Port | null {
     if (this.nativeSet === null) {
       const addon = this.nativeAddon!;
@@ -248,7 +248,7 @@ export class UdpUpstreamClient {
     this.counters.socketsOpened++;
     if (fd < 0) {
       port.fd = -1;
-      this.socketError(port, errnoError(-fd, 'bind'));
+      this.socketError(port, errnoError(-fd, 'socket'));
       return null;
     }
     this.byFd[fd] = port;
