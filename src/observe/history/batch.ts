@@ -100,19 +100,16 @@ export function setQnameKey(rows: Rows, i: number, key: string): void {
  */
 export function setQnameFromMessage(rows: Rows, i: number, msg: Uint8Array, key: string): void {
   const length = key.length;
-  if (length <= NAME_SLOT) {
-    const names = rows.names;
-    const o = i * NAME_SLOT;
-    for (let j = 0; j < length; j++) {
-      const c = msg[HEADER_LENGTH + j]!;
-      // Label lengths are at most 63, below 'A': only letters change.
-      names[o + j] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
-    }
-    rows.nameLength[i] = length;
-  } else {
-    rows.nameLength[i] = LONG_NAME;
-    rows.longNames[i] = key;
+  // A long name is kept as its string, as setQnameKey keeps it.
+  if (length > NAME_SLOT) return setQnameKey(rows, i, key);
+  const names = rows.names;
+  const o = i * NAME_SLOT;
+  for (let j = 0; j < length; j++) {
+    const c = msg[HEADER_LENGTH + j]!;
+    // Label lengths are at most 63, below 'A': only letters change.
+    names[o + j] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
   }
+  rows.nameLength[i] = length;
 }
 
 /** Interns texts for one batch: index 0 is ''. */
