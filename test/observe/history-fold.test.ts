@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
 import { History } from '../../src/observe/history/history.js';
 import { report, REPORT_BY } from '../../src/observe/history/report.js';
-import { DB_FILE, openReader } from '../../src/observe/history/schema.js';
+import { DB_FILE, openReader, SCHEMA_VERSION } from '../../src/observe/history/schema.js';
 import { searchAttempts } from '../../src/observe/history/search.js';
 import { eventSource } from '../helpers/history.js';
 
@@ -136,7 +136,7 @@ t.test('a database written by an older server (no count column) is read, then mi
   t.same(searchAttempts(reader, { ...raw, limit: 50 }).rows.map((r) => r.count), [1, 1, 1, 1], 'search: count 1 each');
   reader.close();
   await retries(dir, T0 + 2000);
-  t.same(rows(dir, "SELECT value FROM meta WHERE key = 'schema'"), [{ value: '3' }], 'schema 3 after the writer opened it');
+  t.same(rows(dir, "SELECT value FROM meta WHERE key = 'schema'"), [{ value: String(SCHEMA_VERSION) }], 'the current schema after the writer opened it');
   t.same(rows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM queries'), [{ n: 4 + 6, c: 4 + 61 }], 'old rows count 1, new rows fold');
   t.same(rows(dir, 'SELECT sum(count) AS c FROM attempts'), [{ c: 65 }], 'the view has the count again');
   const db = openReader(join(dir, DB_FILE));

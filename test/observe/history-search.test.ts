@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
 import { History, type HistoryOptions } from '../../src/observe/history/history.js';
 import { parseSearchArgs } from '../../src/observe/history/report-args.js';
-import { DB_FILE, openReader } from '../../src/observe/history/schema.js';
+import { DB_FILE, openReader, SCHEMA_VERSION } from '../../src/observe/history/schema.js';
 import { searchAttempts, type SearchQuery } from '../../src/observe/history/search.js';
 import { report, REPORT_BY } from '../../src/observe/history/report.js';
 import { eventSource } from '../helpers/history.js';
@@ -169,7 +169,7 @@ t.test('a schema 2 database (search indexes, roll-up times since 1970) is search
   const check = openReader(join(dir, DB_FILE));
   t.teardown(() => check.close());
   t.same(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'queries_%'").all(), [], 'indexes dropped');
-  t.same(check.prepare("SELECT value FROM meta WHERE key = 'schema'").get(), { value: '3' });
+  t.same(check.prepare("SELECT value FROM meta WHERE key = 'schema'").get(), { value: String(SCHEMA_VERSION) });
   t.same(times(search(dir, { client: 'laptop-7' })), [2 * HOUR + 1, HOUR, 2000, 1000, 0], 'the same rows and the new one, through the roll-ups');
   t.same(check.prepare('SELECT hour, first, span FROM hourly WHERE hour = ? AND client = 1 AND bundle = (SELECT id FROM labels WHERE text = ?)').get(Math.floor(T0 / HOUR), 'whatsapp'),
     { hour: Math.floor(T0 / HOUR), first: T0 % HOUR, span: 2000 }, 'roll-ups moved to first from the hour\'s start and span');

@@ -11,8 +11,9 @@ export const DB_FILE = 'history.sqlite';
  * 2: `queries.count` and `queries.span` (identical attempts in one second folded into one row).
  * 3: no indexes `queries_client`, `queries_domain` (the search reads the roll-ups instead);
  *    roll-ups keep `first` relative to their hour or day and `span` instead of `last`.
+ * 4: `domains` found by `hash` (qnameHash) instead of a UNIQUE index over the name's text.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Raw row ids are the time in ms times this plus a sequence number (see `queries.id`). */
 export const ID_PER_MS = 1000;
@@ -77,12 +78,39 @@ CREATE TABLE IF NOT EXISTS daily_domains (
 ) WITHOUT ROWID;
 `;
 
+/**
+ * Names, found by the writer through `hash` (qnameHash of qname; names with the same hash
+ * are told apart by their text). Schema 3 had UNIQUE (qname): an index entry as long as the
+ * name, put at a random place for every new name; every blocked attempt of the benchmark's
+ * W1 and W3 (random subdomains) is a new name, and that index was the writer's costliest
+ * part (docs/history.md, "Cost"). An 8-byte hash makes an index a third the size, and the
+ * readers never looked names up by text (the search scans for a part of the name).
+ */
+const DOMAINS_TABLE = `CREATE TABLE IF NOT EXISTS domains (id INTEGER PRIMARY KEY, qname TEXT NOT NULL, hash INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS domains_hash ON domains (hash);`;
+
+/**
+ * A 52-bit hash of a name's text (two 32-bit FNV-1a style halves with different primes), an
+ * exact integer in a JS number and in SQLite. Stored: it must never change. Collisions cost
+ * nothing but a second row read (the writer compares the text).
+ */
+export function qnameHash(qname: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < qname.length; i++) {
+    const c = qname.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  return (a >>> 0) * 0x100000 + (b >>> 12);
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verdicts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 -- One row per (address, name) pair seen: a client renamed by DHCP gets a second row.
 CREATE TABLE IF NOT EXISTS clients (id INTEGER PRIMARY KEY, address TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', UNIQUE (address, name));
-CREATE TABLE IF NOT EXISTS domains (id INTEGER PRIMARY KEY, qname TEXT NOT NULL UNIQUE);
+${DOMAINS_TABLE}
 -- Bundles, rule files, groups, node names and upstreams: few distinct texts.
 CREATE TABLE IF NOT EXISTS labels (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
 -- id = time in ms * 1000 + a sequence number: rows are in time order by their key, so a time
@@ -166,6 +194,15 @@ function migrate(db: Db): void {
     // reused by new rows and given back to the file system by retention's incremental vacuum).
     db.exec('DROP INDEX IF EXISTS queries_client');
     db.exec('DROP INDEX IF EXISTS queries_domain');
+    // Schema 4: names found by hash. The table is copied (SQLite cannot drop a UNIQUE
+    // constraint); ids stay, so no other table changes. The view names `domains`: it goes
+    // first and SCHEMA makes it again.
+    if (tableExists(db, 'domains') && !(db.pragma('table_info(domains)') as { name: string }[]).some((c) => c.name === 'hash')) {
+      db.function('qname_hash', { deterministic: true }, (qname: unknown) => qnameHash(String(qname)));
+      db.exec('DROP VIEW IF EXISTS attempts; ALTER TABLE domains RENAME TO domains_v3;');
+      db.exec(DOMAINS_TABLE);
+      db.exec('INSERT INTO domains (id, qname, hash) SELECT id, qname, qname_hash(qname) FROM domains_v3; DROP TABLE domains_v3');
+    }
     // Roll-ups with first and last in ms since 1970 are copied into the relative form.
     const old = (['hourly', 'daily', 'daily_domains'] as const).filter((t) => tableExists(db, t) && !hasRelativeTimes(db, t));
     for (const t of old) db.exec(`ALTER TABLE ${t} RENAME TO ${t}_v2`);

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { keyToText } from '../../wire/names.js';
 import { LONG_NAME, NAME_SLOT, type Batch, type Rows } from './batch.js';
-import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, openWriter, type Db } from './schema.js';
+import { BLOCKED, DAY_MS, HOUR_MS, ID_PER_MS, openWriter, qnameHash, type Db } from './schema.js';
 
 /** Rows deleted per retention transaction: each takes a few ms, so batches are never held up long. */
 export const RETENTION_CHUNK = 2000;
@@ -29,7 +29,7 @@ export class HistoryWriter {
   private readonly clientIds = new Map<string, number>();
   private readonly domainIds = new Map<string, number>();
   private readonly labelIds = new Map<string, number>();
-  private readonly stmt: Record<'client' | 'domain' | 'label' | 'row' | 'lastInMs' | 'rollup' | 'daily' | 'dailyDomain' | 'deleteRows' | 'deleteRollups' | 'deleteDaily' | 'deleteDailyDomains', Statement>;
+  private readonly stmt: Record<'client' | 'findDomain' | 'addDomain' | 'label' | 'row' | 'lastInMs' | 'rollup' | 'daily' | 'dailyDomain' | 'deleteRows' | 'deleteRollups' | 'deleteDaily' | 'deleteDailyDomains', Statement>;
   private readonly writeTx: (batches: Batch[]) => number;
   /** The rows of the batch being written, COLUMNS values each (grows with the largest batch). */
   private readonly values: (number | null)[] = [];
@@ -42,7 +42,9 @@ export class HistoryWriter {
     const db = this.db;
     this.stmt = {
       client: db.prepare('INSERT INTO clients (address, name) VALUES (?, ?) ON CONFLICT DO UPDATE SET name = excluded.name RETURNING id'),
-      domain: db.prepare('INSERT INTO domains (qname) VALUES (?) ON CONFLICT DO UPDATE SET qname = excluded.qname RETURNING id'),
+      // Looked up, then inserted when new: cheaper than one upsert with RETURNING (docs/history.md, "Cost").
+      findDomain: db.prepare('SELECT id FROM domains WHERE hash = ? AND qname = ?').pluck(),
+      addDomain: db.prepare('INSERT INTO domains (qname, hash) VALUES (?, ?)'),
       label: db.prepare('INSERT INTO labels (text) VALUES (?) ON CONFLICT DO UPDATE SET text = excluded.text RETURNING id'),
       row: db.prepare('INSERT INTO queries (id, client, domain, qtype, verdict, grp, bundle, rule_file, rule_line, node, rcode, upstream, latency_ms, count, span) ' +
         'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
@@ -257,7 +259,9 @@ export class HistoryWriter {
     let id = this.domainIds.get(qnameKey);
     if (id === undefined) {
       if (this.domainIds.size >= DOMAIN_CACHE) this.domainIds.clear();
-      id = (this.stmt.domain.get(keyToText(qnameKey)) as { id: number }).id;
+      const qname = keyToText(qnameKey);
+      const hash = qnameHash(qname);
+      id = (this.stmt.findDomain.get(hash, qname) as number | undefined) ?? Number(this.stmt.addDomain.run(qname, hash).lastInsertRowid);
       this.domainIds.set(qnameKey, id);
     }
     return id;
