@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS daily_domains (
  * are told apart by their text). Schema 3 had UNIQUE (qname): an index entry as long as the
  * name, put at a random place for every new name; every blocked attempt of the benchmark's
  * W1 and W3 (random subdomains) is a new name, and that index was the writer's costliest
- * part (docs/history.md, "Cost"). An 8-byte hash makes an index a third the size, and the
+ * part (docs/history.md, "The writer with names that are all new"). An 8-byte hash makes an index a third the size, and the
  * readers never looked names up by text (the search scans for a part of the name).
  */
 const DOMAINS_TABLE = `CREATE TABLE IF NOT EXISTS domains (id INTEGER PRIMARY KEY, qname TEXT NOT NULL, hash INTEGER NOT NULL);

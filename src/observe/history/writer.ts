@@ -42,7 +42,7 @@ export class HistoryWriter {
     const db = this.db;
     this.stmt = {
       client: db.prepare('INSERT INTO clients (address, name) VALUES (?, ?) ON CONFLICT DO UPDATE SET name = excluded.name RETURNING id'),
-      // Looked up, then inserted when new: cheaper than one upsert with RETURNING (docs/history.md, "Cost").
+      // Looked up by hash and text, inserted when new (schema.ts, DOMAINS_TABLE: no UNIQUE index over the text).
       findDomain: db.prepare('SELECT id FROM domains WHERE hash = ? AND qname = ?').pluck(),
       addDomain: db.prepare('INSERT INTO domains (qname, hash) VALUES (?, ?)'),
       label: db.prepare('INSERT INTO labels (text) VALUES (?) ON CONFLICT DO UPDATE SET text = excluded.text RETURNING id'),
