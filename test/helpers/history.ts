@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Outcome, QueryEvent } from '../../src/observe/event.js';
+import { DB_FILE, openReader } from '../../src/observe/history/schema.js';
 import { loadBlocklists } from '../../src/stages/policy/load.js';
 import { ruleOf, type RuleRef, type RuleSet } from '../../src/stages/policy/ruleset.js';
 import { parseQuery, Query } from '../../src/wire/query.js';
@@ -67,4 +68,14 @@ export async function eventSource(lists = LISTS): Promise<EventSource> {
       return e;
     },
   };
+}
+
+/** The rows of `sql` over the history database in `dir`, opened read-only for the one query. */
+export function readRows<T>(dir: string, sql: string): T[] {
+  const db = openReader(join(dir, DB_FILE));
+  try {
+    return db.prepare(sql).all() as T[];
+  } finally {
+    db.close();
+  }
 }

@@ -10,7 +10,7 @@ import { History } from '../../src/observe/history/history.js';
 import { report } from '../../src/observe/history/report.js';
 import { DB_FILE, openReader, qnameHash, SCHEMA_VERSION } from '../../src/observe/history/schema.js';
 import { searchAttempts } from '../../src/observe/history/search.js';
-import { eventSource } from '../helpers/history.js';
+import { eventSource, readRows } from '../helpers/history.js';
 
 const src = await eventSource();
 // 2026-11-03 14:20 UTC.
@@ -30,14 +30,6 @@ async function attempts(dir: string, names: string[], from = T0): Promise<void> 
   await h.close();
 }
 
-function query<T>(dir: string, sql: string): T[] {
-  const db = openReader(join(dir, DB_FILE));
-  try {
-    return db.prepare(sql).all() as T[];
-  } finally {
-    db.close();
-  }
-}
 
 function byDomain(dir: string): Record<string, number> {
   const db = openReader(join(dir, DB_FILE));
@@ -59,11 +51,11 @@ t.test('a name is stored once, with its hash, and found again after a restart', 
   const dir = stateDir(t);
   await attempts(dir, ['web.whatsapp.com', 'telegram.org', 'web.whatsapp.com']);
   await attempts(dir, ['telegram.org', 'www.icq.com'], T0 + 10_000);
-  const rows = query<{ qname: string; hash: number }>(dir, 'SELECT qname, hash FROM domains ORDER BY id');
+  const rows = readRows<{ qname: string; hash: number }>(dir, 'SELECT qname, hash FROM domains ORDER BY id');
   t.same(rows.map((r) => r.qname), ['web.whatsapp.com', 'telegram.org', 'www.icq.com'], 'one row per name, across two writers');
   for (const r of rows) t.equal(r.hash, qnameHash(r.qname), `${r.qname}: its hash`);
   t.same(byDomain(dir), { 'web.whatsapp.com': 2, 'telegram.org': 2, 'www.icq.com': 1 });
-  t.same(query(dir, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'domains' ORDER BY name"), [{ name: 'domains_hash' }],
+  t.same(readRows(dir, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'domains' ORDER BY name"), [{ name: 'domains_hash' }],
     'one index, over the hash; no UNIQUE index over the text');
 });
 
@@ -76,7 +68,7 @@ t.test('two names with the same hash are two names', async (t) => {
   db.close();
   await attempts(dir, ['web.whatsapp.com', 'web.whatsapp.com'], T0 + 10_000);
   await attempts(dir, ['web.whatsapp.com'], T0 + 20_000);
-  t.same(query(dir, 'SELECT qname FROM domains WHERE hash = ' + qnameHash('web.whatsapp.com') + ' ORDER BY id'),
+  t.same(readRows(dir, 'SELECT qname FROM domains WHERE hash = ' + qnameHash('web.whatsapp.com') + ' ORDER BY id'),
     [{ qname: 'decoy.example' }, { qname: 'web.whatsapp.com' }], 'its own row next to the other, once');
   t.same(byDomain(dir), { 'telegram.org': 1, 'web.whatsapp.com': 3 }, 'the attempts go to the name asked, none to the other');
 });
@@ -90,18 +82,18 @@ t.test('a schema 3 database is read as it is, then migrated by the writer with i
     'INSERT INTO d3 SELECT id, qname FROM domains; DROP TABLE domains; ALTER TABLE d3 RENAME TO domains;' +
     "UPDATE meta SET value = '3' WHERE key = 'schema'");
   db.close();
-  const before = query<{ id: number; qname: string }>(dir, 'SELECT id, qname FROM domains ORDER BY id');
+  const before = readRows<{ id: number; qname: string }>(dir, 'SELECT id, qname FROM domains ORDER BY id');
   t.same(byDomain(dir), { 'web.whatsapp.com': 1, 'telegram.org': 1, 'www.icq.com': 1 }, 'reported before the migration');
   const reader = openReader(join(dir, DB_FILE));
   t.same(searchAttempts(reader, { ...RANGE, limit: 50, name: 'icq' }).rows.map((r) => r.qname), ['www.icq.com'], 'searched before the migration');
   reader.close();
 
   await attempts(dir, ['telegram.org', 't.me', 'web.whatsapp.com'], T0 + 10_000);
-  t.same(query(dir, "SELECT value FROM meta WHERE key = 'schema'"), [{ value: String(SCHEMA_VERSION) }]);
-  const after = query<{ id: number; qname: string; hash: number }>(dir, 'SELECT id, qname, hash FROM domains ORDER BY id');
+  t.same(readRows(dir, "SELECT value FROM meta WHERE key = 'schema'"), [{ value: String(SCHEMA_VERSION) }]);
+  const after = readRows<{ id: number; qname: string; hash: number }>(dir, 'SELECT id, qname, hash FROM domains ORDER BY id');
   t.same(after.slice(0, 3).map(({ id, qname }) => ({ id, qname })), before, 'the old names keep their ids');
   t.same(after.map((r) => r.qname), ['web.whatsapp.com', 'telegram.org', 'www.icq.com', 't.me'], 'old names found again, one new row');
   for (const r of after) t.equal(r.hash, qnameHash(r.qname), `${r.qname}: its hash`);
   t.same(byDomain(dir), { 'web.whatsapp.com': 2, 'telegram.org': 2, 'www.icq.com': 1, 't.me': 1 }, 'old and new attempts on the same names');
-  t.equal(query<{ n: number }>(dir, 'SELECT count(*) AS n FROM attempts')[0]!.n, 6, 'the view is back');
+  t.equal(readRows<{ n: number }>(dir, 'SELECT count(*) AS n FROM attempts')[0]!.n, 6, 'the view is back');
 });

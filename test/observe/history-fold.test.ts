@@ -11,7 +11,7 @@ import { History } from '../../src/observe/history/history.js';
 import { report, REPORT_BY } from '../../src/observe/history/report.js';
 import { DB_FILE, openReader, SCHEMA_VERSION } from '../../src/observe/history/schema.js';
 import { searchAttempts } from '../../src/observe/history/search.js';
-import { eventSource } from '../helpers/history.js';
+import { eventSource, readRows } from '../helpers/history.js';
 
 const HOUR = 3_600_000;
 const src = await eventSource();
@@ -42,19 +42,11 @@ async function retries(dir: string, at = T0): Promise<void> {
   await h.close();
 }
 
-function rows<T>(dir: string, sql: string): T[] {
-  const db = openReader(join(dir, DB_FILE));
-  try {
-    return db.prepare(sql).all() as T[];
-  } finally {
-    db.close();
-  }
-}
 
 t.test('identical attempts in one second are one row with their count; the others are not folded', async (t) => {
   const dir = stateDir(t);
   await retries(dir);
-  const raw = rows<{ ms: number; client: string; qname: string; qtype: number; count: number; span: number }>(dir,
+  const raw = readRows<{ ms: number; client: string; qname: string; qtype: number; count: number; span: number }>(dir,
     'SELECT q.id / 1000 AS ms, c.address AS client, d.qname, q.qtype, q.count, q.span FROM queries q ' +
     'JOIN clients c ON c.id = q.client JOIN domains d ON d.id = q.domain ORDER BY q.id');
   t.same(raw.map((r) => [new Date(r.ms).toISOString(), r.client, r.qname, r.qtype, r.count, r.span]), [
@@ -65,7 +57,7 @@ t.test('identical attempts in one second are one row with their count; the other
     ['2026-11-03T14:20:00.800Z', '192.168.1.23', 'telegram.org', 1, 1, 0],
     ['2026-11-03T14:20:01.000Z', '192.168.1.23', 'web.whatsapp.com', 1, 7, 600],
   ], 'first time, count and span (ms to the last) of each row');
-  t.same(rows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM queries'), [{ n: 6, c: 61 }], '61 attempts in 6 rows');
+  t.same(readRows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM queries'), [{ n: 6, c: 61 }], '61 attempts in 6 rows');
 });
 
 t.test('attempts of two clients interleaved in one second fold per client; a new second starts new rows', async (t) => {
@@ -78,7 +70,7 @@ t.test('attempts of two clients interleaved in one second fold per client; a new
   h.answered(src.event('192.168.1.40', 'web.whatsapp.com', 1, T0 + 300));
   h.answered(src.event('192.168.1.23', 'web.whatsapp.com', 1, T0 + 1100));
   await h.close();
-  const raw = rows<{ ms: number; client: string; qtype: number; count: number; span: number }>(dir,
+  const raw = readRows<{ ms: number; client: string; qtype: number; count: number; span: number }>(dir,
     'SELECT q.id / 1000 AS ms, c.address AS client, q.qtype, q.count, q.span FROM queries q JOIN clients c ON c.id = q.client ORDER BY q.id');
   t.same(raw.map((r) => [r.ms - T0, r.client, r.qtype, r.count, r.span]), [
     [100, '192.168.1.23', 1, 3, 40],
@@ -136,9 +128,9 @@ t.test('a database written by an older server (no count column) is read, then mi
   t.same(searchAttempts(reader, { ...raw, limit: 50 }).rows.map((r) => r.count), [1, 1, 1, 1], 'search: count 1 each');
   reader.close();
   await retries(dir, T0 + 2000);
-  t.same(rows(dir, "SELECT value FROM meta WHERE key = 'schema'"), [{ value: String(SCHEMA_VERSION) }], 'the current schema after the writer opened it');
-  t.same(rows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM queries'), [{ n: 4 + 6, c: 4 + 61 }], 'old rows count 1, new rows fold');
-  t.same(rows(dir, 'SELECT sum(count) AS c FROM attempts'), [{ c: 65 }], 'the view has the count again');
+  t.same(readRows(dir, "SELECT value FROM meta WHERE key = 'schema'"), [{ value: String(SCHEMA_VERSION) }], 'the current schema after the writer opened it');
+  t.same(readRows(dir, 'SELECT count(*) AS n, sum(count) AS c FROM queries'), [{ n: 4 + 6, c: 4 + 61 }], 'old rows count 1, new rows fold');
+  t.same(readRows(dir, 'SELECT sum(count) AS c FROM attempts'), [{ c: 65 }], 'the view has the count again');
   const db = openReader(join(dir, DB_FILE));
   t.teardown(() => db.close());
   t.equal(report(db, { since: T0 - 60_000, until: T0 + 60_000, by: 'client' }).rows.reduce((a, r) => a + r.count, 0), 65, 'old and new rows add up');

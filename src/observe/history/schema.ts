@@ -197,7 +197,7 @@ function migrate(db: Db): void {
     // Schema 4: names found by hash. The table is copied (SQLite cannot drop a UNIQUE
     // constraint); ids stay, so no other table changes. The view names `domains`: it goes
     // first and SCHEMA makes it again.
-    if (tableExists(db, 'domains') && !(db.pragma('table_info(domains)') as { name: string }[]).some((c) => c.name === 'hash')) {
+    if (tableExists(db, 'domains') && !hasColumn(db, 'domains', 'hash')) {
       db.function('qname_hash', { deterministic: true }, (qname: unknown) => qnameHash(String(qname)));
       db.exec('DROP VIEW IF EXISTS attempts; ALTER TABLE domains RENAME TO domains_v3;');
       db.exec(DOMAINS_TABLE);
@@ -221,8 +221,12 @@ function tableExists(db: Db, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
+function hasColumn(db: Db, table: string, column: string): boolean {
+  return (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === column);
+}
+
 function hasRelativeTimes(db: Db, table: 'hourly' | 'daily' | 'daily_domains'): boolean {
-  return (db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === 'span');
+  return hasColumn(db, table, 'span');
 }
 
 /**
@@ -240,7 +244,7 @@ export function rollupTimes(db: Db, table: 'hourly' | 'daily' | 'daily_domains')
  * on a database last written by an older server sees one row per attempt without them.
  */
 export function hasFoldedRows(db: Db): boolean {
-  return (db.pragma('table_info(queries)') as { name: string }[]).some((c) => c.name === 'count');
+  return hasColumn(db, 'queries', 'count');
 }
 
 /** SQL for the attempts a raw row stands for, and the ms of its last one (see `queries.count`). */
