@@ -58,6 +58,13 @@ export interface UpstreamSocketsAddon {
   /** Connects (when `host` is given) and sends: 0, -(1000 + errno) for a failed connect, -(2000 + errno) for a failed send. */
   upConnectSend(handle: UpstreamSetHandle, fd: number, host: string | null, port: number, msg: Buffer | null): number;
   upCloseSocket(handle: UpstreamSetHandle, fd: number): void;
+  /**
+   * Readies a socket whose queries are done for the next one, without closing it: its
+   * association and its port are released (the next connect picks a new random port) and
+   * whatever is queued on it is thrown away. 0, or a negated errno: then close it. Absent in
+   * addons built before it.
+   */
+  upRecycle?(handle: UpstreamSetHandle, fd: number): number;
   /** Stops watching; the sockets are closed by the caller first. */
   upClose(handle: UpstreamSetHandle): void;
 }

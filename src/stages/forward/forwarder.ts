@@ -150,6 +150,8 @@ export class Forwarder {
       [[own, udp.counters.openedOnDemand]]);
     sink.add('sinkhole_upstream_udp_sockets_opened_total', 'counter', 'UDP sockets opened toward the upstreams (each on a random port).',
       [[own, udp.counters.socketsOpened]]);
+    sink.add('sinkhole_upstream_udp_sockets_recycled_total', 'counter', 'Upstream UDP sockets made ready for another query on a new random port instead of closed (the batched-UDP addon).',
+      [[own, udp.counters.socketsRecycled]]);
     sink.add('sinkhole_upstream_udp_shared_total', 'counter', 'Upstream queries that shared an open socket because of the socket cap.',
       [[own, udp.counters.shared]]);
   }

@@ -83,6 +83,8 @@ export interface UdpUpstreamCounters {
   socketsOpened: number;
   shared: number;
   openedOnDemand: number;
+  /** Addon sockets made ready for another query (on a new random port) instead of closed and opened again. */
+  socketsRecycled: number;
 }
 
 interface Port {
@@ -171,7 +173,7 @@ export class UdpUpstreamClient {
   private limitedAt = 0;
   private lastErrorAt = 0;
   private unreportedErrors = 0;
-  readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0, openedOnDemand: 0 };
+  readonly counters: UdpUpstreamCounters = { socketsOpened: 0, shared: 0, openedOnDemand: 0, socketsRecycled: 0 };
   private readonly nativeAddon: UpstreamSocketsAddon | null;
   private nativeSet: NativeSet | null = null;
   /** Whose sockets: the batched-UDP addon's, or node:dgram's (SINKHOLE_BATCH_UDP=off, or no addon). */
@@ -430,12 +432,23 @@ export class UdpUpstreamClient {
     }
   }
 
-  /** Closes `port` and frees its slot, wherever it is (in use, spare, or failed at bind). */
+  /**
+   * Closes `port` and frees its slot, wherever it is (in use, spare, or failed at bind). An
+   * addon socket that was in use goes back to the spares instead while there is room: the
+   * addon releases its port and empties it (upRecycle), and its next query leaves from a new
+   * random port, as from a new socket, for a connect and a read instead of a close, a socket
+   * and an epoll_ctl (docs/performance.md, "2026-12-03, 14:00"). It comes back as a new Port
+   * object, so that an answer already read for the old one (receiveNative) is not taken as
+   * the new one's.
+   */
   private discard(port: Port): void {
     if (this.slots[port.slot] !== port) return;
     this.retire(port);
-    this.slots[port.slot] = null;
-    this.freeSlots.push(port.slot);
+    const recycle = port.at >= 0 && this.recycleNative(port);
+    if (!recycle) {
+      this.slots[port.slot] = null;
+      this.freeSlots.push(port.slot);
+    }
     if (port.at >= 0) {
       const list = this.open[port.family];
       const last = list.pop()!;
@@ -449,12 +462,27 @@ export class UdpUpstreamClient {
       const at = spares.indexOf(port);
       if (at >= 0) spares.splice(at, 1);
     }
-    if (port.socket !== null) port.socket.close();
+    if (recycle) {
+      const spare: Port = { socket: null, fd: port.fd, connected: false, slot: port.slot, family: port.family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
+      port.fd = -1;
+      this.slots[spare.slot] = spare;
+      this.byFd[spare.fd] = spare;
+      this.spares[spare.family].push(spare);
+      this.counters.socketsRecycled++;
+    } else if (port.socket !== null) port.socket.close();
     else if (port.fd >= 0) {
       this.byFd[port.fd] = undefined;
       this.nativeSet!.addon.upCloseSocket(this.nativeSet!.handle, port.fd);
       port.fd = -1;
     }
+  }
+
+  /** Whether `port` (an addon socket in use) was made ready for another query: see discard. */
+  private recycleNative(port: Port): boolean {
+    if (port.socket !== null || port.fd < 0 || port.failed || this.closed) return false;
+    if (this.spares[port.family].length >= this.spareMax) return false;
+    const { addon, handle } = this.nativeSet!;
+    return addon.upRecycle !== undefined && addon.upRecycle(handle, port.fd) === 0;
   }
 
   /** One query less on `port`; with none left (and not live for more) its socket is closed and the slot freed. */
