@@ -728,6 +728,11 @@ typedef struct upstream_set {
   struct upstream_set *next;
 } upstream_set;
 
+// Whether fd is a socket the set holds for JS (opened by upSocket, not closed since).
+static int up_holds(const upstream_set *u, int32_t fd) {
+  return fd >= 0 && fd < u->peers_cap && u->peers[fd].open;
+}
+
 static void up_deliver(upstream_set *u, unsigned count, size_t used) {
   if (count == 0) return;
   napi_handle_scope scope;
@@ -764,7 +769,7 @@ static void up_on_poll(uv_poll_t *handle, int status, int events) {
   size_t used = 0;
   for (int i = 0; i < n && !u->closing; i++) {
     int fd = ev[i].data.fd;
-    if (fd < 0 || fd >= u->peers_cap || !u->peers[fd].open) continue;
+    if (!up_holds(u, fd)) continue;
     // One datagram per socket and wake-up when it carries one query (the default: a fresh
     // socket per query; a second read would only find nothing), up to UP_READS_PER_SOCKET
     // when more are unanswered; level-triggered, so what is left comes next turn.
@@ -935,7 +940,7 @@ static napi_value js_up_connect_send(napi_env env, napi_callback_info info) {
   char host[64];
   size_t host_len = 0;
   napi_get_value_int32(env, argv[1], &fd);
-  if (fd < 0 || fd >= u->peers_cap || !u->peers[fd].open) return int_result(env, -(1000 + EBADF));
+  if (!up_holds(u, fd)) return int_result(env, -(1000 + EBADF));
   if (argc > 3 && napi_get_value_string_latin1(env, argv[2], host, sizeof host, &host_len) == napi_ok &&
       napi_get_value_uint32(env, argv[3], &port) == napi_ok) {
     struct sockaddr_storage to;
@@ -957,16 +962,24 @@ static napi_value js_up_connect_send(napi_env env, napi_callback_info info) {
   return int_result(env, 0);
 }
 
-// upCloseSocket(handle, fd): closing the descriptor takes it out of the epoll set too.
-static napi_value js_up_close_socket(napi_env env, napi_callback_info info) {
+// The arguments (handle, fd) of upCloseSocket and upRecycle: the set (NULL with a JS error
+// thrown), and the fd in *fd (-1 when it is not a number).
+static upstream_set *up_fd_args(napi_env env, napi_callback_info info, int32_t *fd) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   upstream_set *u = up_unwrap(env, argv[0]);
+  *fd = -1;
+  if (u != NULL && napi_get_value_int32(env, argv[1], fd) != napi_ok) *fd = -1;
+  return u;
+}
+
+// upCloseSocket(handle, fd): closing the descriptor takes it out of the epoll set too.
+static napi_value js_up_close_socket(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  upstream_set *u = up_fd_args(env, info, &fd);
   if (u == NULL) return NULL;
-  int32_t fd = -1;
-  napi_get_value_int32(env, argv[1], &fd);
-  if (fd >= 0 && fd < u->peers_cap && u->peers[fd].open) {
+  if (up_holds(u, fd)) {
     u->peers[fd].open = 0;
     u->peers[fd].len = 0;
     u->peers[fd].addr.ss_family = AF_UNSPEC;
@@ -988,14 +1001,10 @@ static napi_value js_up_close_socket(napi_env env, napi_callback_info info) {
 // it. Per query this replaces socket, epoll_ctl and close (the file, inode and memcg work of
 // a new descriptor: a fifth of W4's CPU) with this connect and one read that finds nothing.
 static napi_value js_up_recycle(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  upstream_set *u = up_unwrap(env, argv[0]);
+  int32_t fd;
+  upstream_set *u = up_fd_args(env, info, &fd);
   if (u == NULL) return NULL;
-  int32_t fd = -1;
-  napi_get_value_int32(env, argv[1], &fd);
-  if (u->closing || fd < 0 || fd >= u->peers_cap || !u->peers[fd].open) return int_result(env, -EBADF);
+  if (u->closing || !up_holds(u, fd)) return int_result(env, -EBADF);
   struct sockaddr unspec;
   memset(&unspec, 0, sizeof unspec);
   unspec.sa_family = AF_UNSPEC;

@@ -110,6 +110,14 @@ interface Port {
 }
 
 /**
+ * A spare, not yet in use: a node:dgram socket (connected as soon as a query takes it) or an
+ * addon socket (`fd`; its connect goes with the first send).
+ */
+function newPort(socket: Socket | null, fd: number, slot: number, family: 4 | 6): Port {
+  return { socket, fd, connected: socket !== null, slot, family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
+}
+
+/**
  * Who waits for a try (`sendTry`): told of its answer, or its failure, once, and of its
  * retransmission time. One object per query (the forwarder's Attempt), its tries told apart by
  * `tag`, instead of two closures per try: fewer objects made on every forwarded query.
@@ -224,7 +232,7 @@ export class UdpUpstreamClient {
     const slot = this.freeSlots.pop()!;
     if (this.nativeAddon !== null) return this.openNative(family, slot);
     const socket = createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
-    const port: Port = { socket, fd: -1, connected: true, slot, family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
+    const port = newPort(socket, -1, slot, family);
     socket.on('message', (msg, rinfo) => this.receive(slot, msg, rinfo.address, rinfo.port));
     socket.on('error', (err) => this.socketError(port, err));
     this.slots[slot] = port;
@@ -245,7 +253,7 @@ export class UdpUpstreamClient {
       this.nativeSet = { addon, handle: opened.handle, meta: new Int32Array(opened.meta) };
     }
     const fd = this.nativeSet.addon.upSocket(this.nativeSet.handle, family);
-    const port: Port = { socket: null, fd, connected: false, slot, family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
+    const port = newPort(null, fd, slot, family);
     this.slots[slot] = port;
     this.counters.socketsOpened++;
     if (fd < 0) {
@@ -467,7 +475,7 @@ export class UdpUpstreamClient {
       if (at >= 0) spares.splice(at, 1);
     }
     if (recycle) {
-      const spare: Port = { socket: null, fd: port.fd, connected: false, slot: port.slot, family: port.family, pending: 0, at: -1, upstream: null, failed: false, uses: 0, usedSince: 0, live: -1 };
+      const spare = newPort(null, port.fd, port.slot, port.family);
       port.fd = -1;
       this.slots[spare.slot] = spare;
       this.byFd[spare.fd] = spare;
