@@ -58,13 +58,12 @@ t.test('upRecycle: a new random port for the next query; what was queued on the 
 
   const delivered: { fd: number; len: number; text: string }[] = [];
   const set = up.upOpen((count, payloads) => {
-    const meta = new Int32Array(opened.meta);
+    const meta = new Int32Array(set.meta);
     for (let i = 0; i < count; i++) {
       const [fd, len, offset] = [meta[i * 3]!, meta[i * 3 + 1]!, meta[i * 3 + 2]!];
       delivered.push({ fd, len, text: len > 0 ? payloads.subarray(offset, offset + len).toString() : '' });
     }
   });
-  const opened = set;
   t.teardown(() => up.upClose(set.handle));
 
   const fd = up.upSocket(set.handle, 4);
