@@ -241,9 +241,16 @@ t.test('DoH over HTTP/2: 1,000 queries on one session, beyond the listener\'s 25
   const https = new HttpsUpstream(parseUpstream(`https://127.0.0.1:${s.httpsPort}/dns-query#dns.test`) as EncryptedUpstream, { ca: [readFileSync(certs.ca)] });
   t.teardown(() => https.close());
   const names = Array.from({ length: 1000 }, (_, i) => `s${i}.example`);
-  const answers = await Promise.all(names.map((name) => new Promise<Buffer | null>((resolve) => {
-    https.exchange(buildQuery(name, T.A), { qnameKey: mustKey(name), qtype: T.A, qclass: 1 }, Date.now() + 20_000, (answer) => resolve(answer));
+  const failures: string[] = [];
+  const answers = await Promise.all(names.map((name, i) => new Promise<Buffer | null>((resolve) => {
+    https.exchange(buildQuery(name, T.A), { qnameKey: mustKey(name), qtype: T.A, qclass: 1 }, Date.now() + 20_000, (answer, why) => {
+      if (answer === null) failures.push(`#${i}: ${why}`);
+      resolve(answer);
+    });
   })));
-  t.equal(answers.filter((a, i) => a !== null && decode(a).question?.name === names[i] && decode(a).answers[0]?.text === '192.0.2.80').length, 1000, 'every query answered with its own answer');
+  const own = answers.filter((a, i) => a !== null && decode(a).question?.name === names[i] && decode(a).answers[0]?.text === '192.0.2.80').length;
+  // Which ones failed and how (no answer, or the server's own rcode), so that a failure says where to look.
+  for (const [i, a] of answers.entries()) if (a !== null && decode(a).answers[0]?.text !== '192.0.2.80') failures.push(`#${i}: rcode ${decode(a).rcode}`);
+  t.equal(own, 1000, 'every query answered with its own answer', { failures: failures.slice(0, 20) });
   t.equal(https.handshakes, 1, 'on one HTTP/2 session');
 });
