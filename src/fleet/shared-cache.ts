@@ -1,12 +1,13 @@
 // Cache sharing. The answer store stays the in-memory LRU that queries read; answers put
-// into it are also queued and, every `flushMs`, off the query path, published once on a
-// channel (the running nodes put them into their own memory) and stored in Redis as a few
-// segments, not one key per answer: Redis is read only by a node warming an empty cache at
-// start, so a key per answer bought nothing and cost a command per answer (310 of the 327
-// commands per 1,000 queries, and most of fleet mode's cost on the DNS thread). A segment
-// holds the answers of one flush whose lifetimes fall in the same power of two, and lives as
-// long as the longest of them: an entry outlives its own lifetime in Redis by less than that
-// factor, and warming drops it by its own. Redis is never asked while a query waits.
+// into it are also queued and, every `flushMs`, off the query path, stored in Redis as a few
+// segments, not one key per answer, and each segment is published on a channel as it is (the
+// running nodes put its answers into their own memory). Redis is read only by a node warming
+// an empty cache at start, so a key per answer bought nothing and cost a command per answer
+// (310 of the 327 commands per 1,000 queries, and most of fleet mode's cost on the DNS
+// thread). A segment holds the answers of one flush whose lifetimes fall in the same power of
+// two, and lives as long as the longest of them: an entry outlives its own lifetime in Redis
+// by less than that factor, and warming drops it by its own. Redis is never asked while a
+// query waits.
 import { AnswerCache } from '../stages/cache/answer-cache.js';
 import type { PackedAnswer } from '../wire/packed-answer.js';
 import { CHANNELS, KEYS } from './keys.js';
@@ -113,22 +114,29 @@ export class WriteThroughCache extends AnswerCache {
     const answers = this.answers.splice(0, n);
     const ttls = this.ttls.splice(0, n);
     const writes: Promise<unknown>[] = [];
+    const publishes: Promise<unknown>[] = [];
     const sizes: number[] = [];
     const writtenAt = Date.now();
+    // Each segment is encoded once, stored and published as it is: a flush is usually one or
+    // two lifetime classes, and encoding the whole queue a second time for the channel cost as
+    // much as the segments.
     for (const [life, idx] of lifetimeClasses(ttls)) {
       const segment = encodeBatch(this.node, idx.map((i) => keys[i]!), idx.map((i) => answers[i]!), idx.map((i) => ttls[i]!));
       writes.push(link.send(['SET', KEYS.cacheSegment(writtenAt, this.node, this.segmentSeq++), segment, 'EX', String(life)]));
+      publishes.push(link.send(['PUBLISH', CHANNELS.cache, segment]));
       sizes.push(idx.length);
     }
-    writes.push(link.send(['PUBLISH', CHANNELS.cache, encodeBatch(this.node, keys, answers, ttls)]));
-    const results = await Promise.allSettled(writes);
+    const results = await Promise.allSettled([...writes, ...publishes]);
     for (let i = 0; i < sizes.length; i++) if (results[i]!.status === 'fulfilled') this.written += sizes[i]!;
   }
 
   /** Another node's batch: into memory (not written back). Only well-formed data is taken. */
   private receive(message: Buffer): void {
+    // The channel brings back this node's own batches too: told apart by the name alone,
+    // before an answer is copied (every flush of a busy node would otherwise be decoded twice).
+    if (isFrom(message, this.node)) return;
     const batch = decodeBatch(message);
-    if (batch === null || batch.node === this.node) return;
+    if (batch === null) return;
     this.onBatch?.(message);
     if (!this.keepInMemory) return;
     for (const e of batch.entries) {
@@ -288,6 +296,12 @@ export function encodeBatch(node: string, keys: string[], answers: PackedAnswer[
     off += answers[i]!.copy(out, off);
   }
   return out;
+}
+
+/** Whether a batch was written by `node` (its name, the batch's first field), without decoding the rest. */
+export function isFrom(b: Buffer, node: string): boolean {
+  const n = b[0];
+  return n !== undefined && n === Buffer.byteLength(node) && 1 + n <= b.length && b.toString('utf8', 1, 1 + n) === node;
 }
 
 export function decodeBatch(b: Buffer): { node: string; entries: { key: string; answer: Buffer; ttl: number }[] } | null {

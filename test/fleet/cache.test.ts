@@ -9,7 +9,7 @@ import { T } from '../helpers/dns.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { KEYS } from '../../src/fleet/keys.js';
 import { RedisLink } from '../../src/fleet/link.js';
-import { decodeBatch, encodeBatch, WriteThroughCache } from '../../src/fleet/shared-cache.js';
+import { decodeBatch, encodeBatch, isFrom, WriteThroughCache } from '../../src/fleet/shared-cache.js';
 import type { Logger } from '../../src/observe/log.js';
 import { packAnswer } from '../../src/wire/packed-answer.js';
 import { inspectResponse } from '../../src/wire/response.js';
@@ -89,6 +89,13 @@ t.test('segments: one per lifetime class and flush; warming takes the newest ans
   const writer = new WriteThroughCache(100);
   await writer.share(link, 3_600_000, 'w');
   t.teardown(() => writer.close());
+  // Another node on the channel: it takes in what the segments hold (each is published as it is stored).
+  const otherLink = new RedisLink({ url: redis.url, passwordFile: null, ca: null, maxBackoffMs: 200 }, quiet);
+  t.teardown(() => otherLink.close());
+  t.ok(await otherLink.start(3000), 'the other node connected');
+  const other = new WriteThroughCache(100);
+  await other.share(otherLink, 3_600_000, 'o');
+  t.teardown(() => other.close());
   for (let i = 0; i < 20; i++) writer.put(`long${i}.example|1`, packed(`long${i}.example`, '192.0.2.9'), 300);
   for (let i = 0; i < 20; i++) writer.put(`short${i}.example|1`, packed(`short${i}.example`, '192.0.2.9'), 20);
   await writer.flush();
@@ -97,6 +104,9 @@ t.test('segments: one per lifetime class and flush; warming takes the newest ans
   const lives = keys.map((k) => Number(redis.cli('TTL', k))).sort((a, b) => a - b);
   t.ok(lives[0]! > 15 && lives[0]! <= 20 && lives[1]! > 295 && lives[1]! <= 300, `each lives as long as its longest answer (${lives.join(', ')} s)`);
   t.equal(writer.written, 40, 'all 40 counted as written');
+  t.ok(await within(2000, async () => other.received === 40) >= 0, `the other node took in all 40 from the channel (${other.received})`);
+  t.ok(other.get('long3.example|1') !== undefined && other.get('short7.example|1') !== undefined, 'from both segments');
+  t.equal(writer.received, 0, 'the writer does not take its own batches back');
   await link.send(['DEL', ...keys]);
 
   // Warming: an older and a newer segment both hold "same"; the newer answer wins; an answer
@@ -127,4 +137,7 @@ t.test('cache batches: what is encoded is decoded; a damaged message is refused'
   t.same(back?.entries.map((e) => [e.key, e.answer.length, e.ttl]), [['k\x00\x01', 10, 30], ['other', 70_000, 86400]]);
   t.equal(decodeBatch(msg.subarray(0, msg.length - 1)), null, 'a truncated batch is refused');
   t.equal(decodeBatch(Buffer.from([9, 1, 2])), null, 'a batch shorter than its name is refused');
+  t.ok(isFrom(msg, 'node-1'), 'its writer is read from the name alone');
+  t.notOk(isFrom(msg, 'node-2') || isFrom(msg, 'node-') || isFrom(msg, 'node-10'), 'another name, a prefix or a longer name is not its writer');
+  t.notOk(isFrom(Buffer.from([9, 1, 2]), '\x01\x02') || isFrom(Buffer.alloc(0), ''), 'nor a damaged or empty message');
 });
