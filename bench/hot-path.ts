@@ -103,7 +103,10 @@ async function main(): Promise<void> {
         // HOT_PATH_NODE_FLAGS: more node/V8 flags for the server (e.g. --single-threaded-gc).
         prof.push(...(process.env.HOT_PATH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''));
         // HOT_PATH_CORES: the server's taskset cores (default 0; e.g. 0-1 to see it unpinned on this machine).
-        const server = startSinkhole(process.env.HOT_PATH_CORES ?? 0, ['--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${upstreamPort}`,
+        // HOT_PATH_UPSTREAM: the server's upstream arguments instead of nsd's address (e.g. a DoH
+        // peer of your own that forwards to nsd on --port-base: "--upstream https://... --upstream-ca FILE").
+        const upstreamArgs = process.env.HOT_PATH_UPSTREAM?.split(' ').filter((a) => a !== '') ?? ['--upstream', `127.0.0.1:${upstreamPort}`];
+        const server = startSinkhole(process.env.HOT_PATH_CORES ?? 0, ['--listen', `127.0.0.1:${port}`, ...upstreamArgs,
           '--blocklists', lists.sinkholeDir, ...(o.serve.includes('--cache-size') ? [] : ['--cache-size', '10000']), '--state-dir', join(dir, 'state'), ...o.serve],
           // HOT_PATH_LOG: where the server's output goes (e.g. to read --trace-gc after the run); default in the run's temporary folder.
           process.env.HOT_PATH_LOG?.replaceAll('{w}', w).replaceAll('{r}', String(round)) ?? join(dir, 'sinkhole.log'), prof);
