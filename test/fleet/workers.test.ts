@@ -61,7 +61,9 @@ t.test('a replica with --workers 2: one Redis link, both workers follow the poli
   let out = '';
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
-  t.ok(await within(15_000, async () => out.includes('"all workers ready"'), 50) >= 0, 'both workers are ready');
+  // Starting a process and two workers under the whole suite's load once took more than 15 s:
+  // readiness is not what this test measures. Its output says why when it is not ready.
+  t.ok(await within(30_000, async () => out.includes('"all workers ready"'), 50) >= 0, 'both workers are ready', { output: out.slice(-2000) });
   const admin = `http://127.0.0.1:${adminPort}`;
 
   t.equal(clients() - withPrimary, withPrimary - 1, 'the replica holds as many Redis connections as one single-process node (one link, in its primary process)');
@@ -153,8 +155,8 @@ t.test('a node started with --workers warms every worker\'s cache from the fleet
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const warmed = await within(15_000, async () => /the workers' caches warmed with 20 answers from the fleet/.test(out), 50);
-  t.ok(warmed >= 0, 'the primary process read the 20 answers and handed them on');
+  const warmed = await within(30_000, async () => /the workers' caches warmed with 20 answers from the fleet/.test(out), 50);
+  t.ok(warmed >= 0, 'the primary process read the 20 answers and handed them on', { output: out.slice(-2000) });
   // Each name asked 12 times: the queries are spread over both workers; none reaches the upstream.
   const before = upstreamQueries;
   const answered = await within(3000, async () => {
@@ -206,7 +208,9 @@ t.test('a primary with --workers 2 publishes what its workers load: appends, pau
   let out = '';
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
-  t.ok(await within(15_000, async () => out.includes('"all workers ready"'), 50) >= 0, 'both workers are ready');
+  // Starting a process and two workers under the whole suite's load once took more than 15 s:
+  // readiness is not what this test measures. Its output says why when it is not ready.
+  t.ok(await within(30_000, async () => out.includes('"all workers ready"'), 50) >= 0, 'both workers are ready', { output: out.slice(-2000) });
   const replicaAdmin = await freePort();
   const replica = await startNode({ upstream: upstream.address, redis: redis.url, name: 'r', role: 'replica', dir: tempDir('own'), stateDir: tempDir('sr'),
     args: ['--admin', `127.0.0.1:${replicaAdmin}`] });
