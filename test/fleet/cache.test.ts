@@ -81,21 +81,21 @@ t.test('segments: one per lifetime class and flush; warming takes the newest ans
   if (!needRedis(t)) return;
   const redis = await startRedis(t);
   const quiet = { warn: () => undefined, info: () => undefined, error: () => undefined } as unknown as Logger;
-  const link = new RedisLink({ url: redis.url, passwordFile: null, ca: null, maxBackoffMs: 200 }, quiet);
-  t.teardown(() => link.close());
-  t.ok(await link.start(3000), 'connected');
+  /** A node's link to this Redis and its shared cache (flushed only when the test says). */
+  const node = async (name: string): Promise<{ link: RedisLink; cache: WriteThroughCache }> => {
+    const link = new RedisLink({ url: redis.url, passwordFile: null, ca: null, maxBackoffMs: 200 }, quiet);
+    t.teardown(() => link.close());
+    t.ok(await link.start(3000), `node ${name} connected`);
+    const cache = new WriteThroughCache(100);
+    await cache.share(link, 3_600_000, name);
+    t.teardown(() => cache.close());
+    return { link, cache };
+  };
 
   // Writing: 40 answers with lifetimes 300 and 20 in one flush are two keys, not 40.
-  const writer = new WriteThroughCache(100);
-  await writer.share(link, 3_600_000, 'w');
-  t.teardown(() => writer.close());
+  const { link, cache: writer } = await node('w');
   // Another node on the channel: it takes in what the segments hold (each is published as it is stored).
-  const otherLink = new RedisLink({ url: redis.url, passwordFile: null, ca: null, maxBackoffMs: 200 }, quiet);
-  t.teardown(() => otherLink.close());
-  t.ok(await otherLink.start(3000), 'the other node connected');
-  const other = new WriteThroughCache(100);
-  await other.share(otherLink, 3_600_000, 'o');
-  t.teardown(() => other.close());
+  const { cache: other } = await node('o');
   for (let i = 0; i < 20; i++) writer.put(`long${i}.example|1`, packed(`long${i}.example`, '192.0.2.9'), 300);
   for (let i = 0; i < 20; i++) writer.put(`short${i}.example|1`, packed(`short${i}.example`, '192.0.2.9'), 20);
   await writer.flush();
