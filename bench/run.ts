@@ -424,6 +424,10 @@ async function main(): Promise<void> {
       say(`| ${r.effectMs.map((ms) => fmt(ms)).join(', ')} ms | ${r.reloadMs.map((ms) => fmt(ms)).join(', ')} ms | ${fmt(r.sent)} | ${r.lost} | ` +
         `${fmt(r.p99Ms, 2)} ms | ${fmt(r.worstMs, 2)} ms | ${r.rssBeforeMb} MB | ${r.rssPeakMb} MB |`);
       say();
+      // What the machine and the load generator give without a reload: a tail here is not the reload's.
+      say(`The same load between the reloads: ${fmt(r.outside.sent)} queries, ${r.outside.lost} lost, p99 ${fmt(r.outside.p99Ms, 2)} ms, ` +
+        `worst ${fmt(r.outside.worstMs, 2)} ms.`);
+      say();
     }
     const sections: Record<Section, (b: Bench) => Promise<void>> = {
       groups: groupsSection, history: historySection, fleet: fleetSection, encrypted: encryptedSection, workers: workersSection,
